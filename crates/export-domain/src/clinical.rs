@@ -1,0 +1,247 @@
+//! The clinical records exports are made from: users, therapist–patient relationships, therapy
+//! sessions with their transcripts and extracted notes, goals, assessments, diagnoses and
+//! treatment plans.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::vocabulary::{
+    GoalStatus, RelationshipType, RiskSeverity, Role, SessionStatus, Speaker, StrategyStatus,
+};
+
+/// A person with an account: a therapist, a patient or an administrator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub role: Role,
+    pub date_of_birth: Option<NaiveDate>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl User {
+    /// First and last name, as printed in a document header.
+    pub fn full_name(&self) -> String {
+        match (self.first_name.is_empty(), self.last_name.is_empty()) {
+            (false, false) => format!("{} {}", self.first_name, self.last_name),
+            (false, true) => self.first_name.clone(),
+            _ => self.last_name.clone(),
+        }
+    }
+}
+
+/// A therapist's care of a patient. A therapist may export a patient only while an active
+/// relationship exists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TherapistPatient {
+    pub id: Uuid,
+    pub therapist_id: Uuid,
+    pub patient_id: Uuid,
+    pub relationship_type: RelationshipType,
+    pub is_active: bool,
+    pub started_on: NaiveDate,
+}
+
+/// One recorded therapy session and what was extracted from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TherapySession {
+    pub id: Uuid,
+    pub patient_id: Uuid,
+    pub therapist_id: Uuid,
+    pub session_date: DateTime<Utc>,
+    pub duration_seconds: i32,
+    pub status: SessionStatus,
+    pub transcript_text: Option<String>,
+    #[serde(default)]
+    pub transcript_segments: Vec<TranscriptSegment>,
+    pub therapist_summary: Option<String>,
+    pub patient_summary: Option<String>,
+    pub extracted_notes: Option<ExtractedNotes>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stretch of the transcript spoken by one person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranscriptSegment {
+    pub speaker: Speaker,
+    pub start_seconds: f64,
+    pub end_seconds: f64,
+    pub text: String,
+}
+
+/// The structured notes extracted from a session. Every field may be empty: the clinical note
+/// auto-fill reports what is missing rather than refusing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExtractedNotes {
+    pub topic_summary: String,
+    pub key_topics: Vec<String>,
+    pub session_mood: String,
+    pub mood_trajectory: String,
+    pub emotional_themes: Vec<String>,
+    pub triggers: Vec<String>,
+    pub strategies: Vec<Strategy>,
+    pub action_items: Vec<ActionItem>,
+    pub risk_flags: Vec<RiskFlag>,
+    pub therapist_notes: String,
+    pub treatment_goals: Vec<String>,
+    pub follow_up_topics: Vec<String>,
+    pub significant_quotes: Vec<String>,
+    pub unresolved_concerns: Vec<String>,
+}
+
+/// A coping strategy or technique that came up in a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Strategy {
+    pub name: String,
+    #[serde(default)]
+    pub category: String,
+    pub status: StrategyStatus,
+    #[serde(default)]
+    pub context: String,
+}
+
+/// Something the patient agreed to do before the next session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionItem {
+    pub task: String,
+    #[serde(default)]
+    pub category: String,
+    #[serde(default)]
+    pub details: String,
+}
+
+/// A risk noticed in a session, with the evidence for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RiskFlag {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub severity: RiskSeverity,
+    #[serde(default)]
+    pub evidence: String,
+}
+
+/// A treatment goal with where the patient started and where they are now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Goal {
+    pub id: Uuid,
+    pub patient_id: Uuid,
+    pub therapist_id: Uuid,
+    pub description: String,
+    pub baseline: String,
+    pub current: String,
+    pub progress_percentage: i32,
+    pub status: GoalStatus,
+    pub target_date: Option<NaiveDate>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One administration of a standard instrument such as PHQ-9 or GAD-7.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assessment {
+    pub id: Uuid,
+    pub patient_id: Uuid,
+    pub instrument: String,
+    pub score: i32,
+    pub administered_on: NaiveDate,
+    pub notes: Option<String>,
+}
+
+impl Assessment {
+    /// The published severity band of the score, for the instruments the engine knows.
+    pub fn severity(&self) -> Option<&'static str> {
+        let bands: &[(i32, &str)] = match self.instrument.as_str() {
+            "PHQ-9" => &[
+                (4, "minimal"),
+                (9, "mild"),
+                (14, "moderate"),
+                (19, "moderately severe"),
+                (27, "severe"),
+            ],
+            "GAD-7" => &[
+                (4, "minimal"),
+                (9, "mild"),
+                (14, "moderate"),
+                (21, "severe"),
+            ],
+            _ => return None,
+        };
+        if self.score < 0 {
+            return None;
+        }
+        bands
+            .iter()
+            .find(|(top, _)| self.score <= *top)
+            .map(|(_, band)| *band)
+    }
+}
+
+/// A diagnosis with its ICD-10 code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Diagnosis {
+    pub id: Uuid,
+    pub patient_id: Uuid,
+    pub icd10_code: String,
+    pub description: String,
+    pub is_primary: bool,
+    pub diagnosed_on: NaiveDate,
+}
+
+/// How a patient is being treated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TreatmentPlan {
+    pub id: Uuid,
+    pub patient_id: Uuid,
+    pub therapist_id: Uuid,
+    pub modality: String,
+    pub frequency: String,
+    pub prognosis: String,
+    pub summary: String,
+    pub start_date: NaiveDate,
+    pub review_date: Option<NaiveDate>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_bands_follow_the_published_cut_offs() {
+        let at = |instrument: &str, score| Assessment {
+            id: Uuid::nil(),
+            patient_id: Uuid::nil(),
+            instrument: instrument.into(),
+            score,
+            administered_on: NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
+            notes: None,
+        };
+        let cases = [
+            ("PHQ-9", 0, Some("minimal")),
+            ("PHQ-9", 10, Some("moderate")),
+            ("PHQ-9", 20, Some("severe")),
+            ("PHQ-9", 28, None),
+            ("GAD-7", 9, Some("mild")),
+            ("GAD-7", 15, Some("severe")),
+            ("BDI-II", 15, None),
+        ];
+        for (instrument, score, expected) in cases {
+            assert_eq!(
+                at(instrument, score).severity(),
+                expected,
+                "{instrument} {score}"
+            );
+        }
+    }
+
+    #[test]
+    fn partial_extracted_notes_parse_with_empty_fields() {
+        let notes: ExtractedNotes =
+            serde_json::from_str(r#"{"key_topics": ["sleep"], "session_mood": "low"}"#).unwrap();
+        assert_eq!(notes.key_topics, ["sleep"]);
+        assert!(notes.strategies.is_empty());
+        assert_eq!(notes.therapist_notes, "");
+    }
+}

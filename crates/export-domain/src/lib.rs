@@ -1,0 +1,34 @@
+//! Plain types of the export engine: the clinical records it reads, the vocabulary of exports
+//! (types, formats, job states, audit actions, schedules), the persisted export records, and the
+//! validated request types with the rules of the seed platform.
+//!
+//! Architecture invariant: this crate does no IO. No database, no files, no network and no clock:
+//! every timestamp comes from the caller.
+
+mod audit;
+mod clinical;
+mod records;
+mod request;
+mod vocabulary;
+
+pub use audit::{GENESIS_HASH, chain_hash};
+pub use clinical::{
+    ActionItem, Assessment, Diagnosis, ExtractedNotes, Goal, RiskFlag, Strategy, TherapistPatient,
+    TherapySession, TranscriptSegment, TreatmentPlan, User,
+};
+pub use records::{
+    AuditEntry, ExportJob, ExportTemplate, NewAuditEntry, ScheduleConfig, ScheduledReport,
+    to_storage_precision,
+};
+pub use request::{
+    DatasetInput, DatasetRequest, DateRange, DateRangeInput, FieldError, FullRecordInput,
+    FullRecordRequest, ProgressReportInput, ProgressReportRequest, ScheduleConfigInput,
+    ScheduledReportInput, ScheduledReportRequest, SessionNoteOptions, SessionNotesInput,
+    SessionNotesRequest, TemplateInput, TemplateRequest, TreatmentSummaryInput,
+    TreatmentSummaryRequest, ValidationErrors,
+};
+pub use vocabulary::{
+    AuditAction, AuditOutcome, DeliveryMethod, ExportFormat, ExportType, GoalStatus, JobStatus,
+    NoteLayout, RelationshipType, RiskSeverity, Role, ScheduleType, SessionStatus, Speaker,
+    StrategyStatus, SummaryPurpose, UnknownVariant,
+};

@@ -1,0 +1,868 @@
+//! Export, template and schedule requests as clients send them (`…Input`, loosely typed so every
+//! problem can be reported at once) and as the engine accepts them (`…Request`, typed and checked).
+//!
+//! `validate` returns every problem found, each with the field it concerns, never just the first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::records::ScheduleConfig;
+use crate::vocabulary::{
+    DeliveryMethod, ExportFormat, ExportType, NoteLayout, ScheduleType, SummaryPurpose,
+    UnknownVariant,
+};
+
+/// The most sessions one session-notes export may name.
+pub const MAX_SESSION_IDS: usize = 1000;
+/// The longest template name, in characters.
+pub const MAX_TEMPLATE_NAME_CHARS: usize = 100;
+/// The longest template description, in characters.
+pub const MAX_TEMPLATE_DESCRIPTION_CHARS: usize = 2000;
+/// The largest template source, in bytes.
+pub const MAX_TEMPLATE_BYTES: usize = 256 * 1024;
+/// The most email recipients of one scheduled report.
+pub const MAX_EMAIL_RECIPIENTS: usize = 20;
+
+/// One problem with a request: the field (a path such as `session_ids[2]` or
+/// `schedule_config.time`) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Every problem found in a request; never empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub struct ValidationErrors {
+    pub errors: Vec<FieldError>,
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.errors.iter().map(ToString::to_string).collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// Collects problems while the typed request is built.
+#[derive(Default)]
+struct Problems(Vec<FieldError>);
+
+impl Problems {
+    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    fn finish<T>(self, value: Option<T>) -> Result<T, ValidationErrors> {
+        match value {
+            Some(value) if self.0.is_empty() => Ok(value),
+            _ => Err(ValidationErrors { errors: self.0 }),
+        }
+    }
+
+    fn required<'a>(&mut self, field: &str, text: &'a str) -> Option<&'a str> {
+        let text = text.trim();
+        if text.is_empty() {
+            self.add(field, "is required");
+            return None;
+        }
+        Some(text)
+    }
+
+    fn uuid(&mut self, field: &str, text: &str) -> Option<Uuid> {
+        let text = self.required(field, text)?;
+        match Uuid::parse_str(text) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                self.add(field, format!("{text:?} is not a valid UUID"));
+                None
+            }
+        }
+    }
+
+    fn optional_uuid(&mut self, field: &str, text: Option<&str>) -> Result<Option<Uuid>, ()> {
+        match text {
+            None => Ok(None),
+            Some(text) => self.uuid(field, text).map(Some).ok_or(()),
+        }
+    }
+
+    fn date(&mut self, field: &str, text: &str) -> Option<NaiveDate> {
+        let text = self.required(field, text)?;
+        match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+            Ok(date) => Some(date),
+            Err(_) => {
+                self.add(
+                    field,
+                    format!("{text:?} is not a valid date; expected YYYY-MM-DD"),
+                );
+                None
+            }
+        }
+    }
+
+    fn word<T: FromStr<Err = UnknownVariant>>(&mut self, field: &str, text: &str) -> Option<T> {
+        let text = self.required(field, text)?;
+        match text.parse() {
+            Ok(value) => Some(value),
+            Err(err) => {
+                self.add(field, err.to_string());
+                None
+            }
+        }
+    }
+
+    fn format_for(&mut self, export_type: ExportType, text: &str) -> Option<ExportFormat> {
+        let format: ExportFormat = self.word("format", text)?;
+        if !export_type.allows(format) {
+            let allowed: Vec<&str> = export_type.formats().iter().map(|f| f.as_str()).collect();
+            self.add(
+                "format",
+                format!(
+                    "{export_type} exports cannot be {format}; expected one of {}",
+                    allowed.join(", ")
+                ),
+            );
+            return None;
+        }
+        Some(format)
+    }
+
+    fn date_range(&mut self, prefix: &str, start: &str, end: &str) -> Option<DateRange> {
+        let start_field = format!(
+            "{prefix}start{}",
+            if prefix.is_empty() { "_date" } else { "" }
+        );
+        let end_field = format!(
+            "{prefix}end{}",
+            if prefix.is_empty() { "_date" } else { "" }
+        );
+        let start = self.date(&start_field, start);
+        let end = self.date(&end_field, end);
+        let (start, end) = (start?, end?);
+        if start > end {
+            self.add(start_field, format!("{start} is after {end_field} {end}"));
+            return None;
+        }
+        Some(DateRange { start, end })
+    }
+
+    /// Every section of `export_type`, on unless the client turned it off.
+    fn sections(
+        &mut self,
+        export_type: ExportType,
+        given: &BTreeMap<String, bool>,
+    ) -> BTreeMap<String, bool> {
+        let known = export_type.section_keys();
+        for key in given.keys() {
+            if !known.contains(&key.as_str()) {
+                self.add(
+                    format!("include_sections.{key}"),
+                    format!(
+                        "unknown section for {export_type}; expected one of {}",
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
+        known
+            .iter()
+            .map(|&key| (key.to_owned(), given.get(key).copied().unwrap_or(true)))
+            .collect()
+    }
+}
+
+/// An inclusive range of calendar dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DateRange {
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+}
+
+impl DateRange {
+    /// Whether `date` falls in the range.
+    pub fn contains(&self, date: NaiveDate) -> bool {
+        self.start <= date && date <= self.end
+    }
+}
+
+/// What a session-notes export includes besides the notes themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionNoteOptions {
+    pub include_transcript: bool,
+    pub include_ai_notes: bool,
+    pub include_action_items: bool,
+}
+
+impl SessionNoteOptions {
+    const KEYS: [&'static str; 3] = [
+        "include_transcript",
+        "include_ai_notes",
+        "include_action_items",
+    ];
+}
+
+impl Default for SessionNoteOptions {
+    /// The transcript is left out unless asked for: it is the most sensitive part of a session.
+    fn default() -> Self {
+        SessionNoteOptions {
+            include_transcript: false,
+            include_ai_notes: true,
+            include_action_items: true,
+        }
+    }
+}
+
+/// A session-notes export as a client sends it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionNotesInput {
+    pub session_ids: Vec<String>,
+    pub format: String,
+    pub template_id: Option<String>,
+    pub options: BTreeMap<String, bool>,
+    pub note_layout: Option<String>,
+}
+
+/// A checked session-notes export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionNotesRequest {
+    pub session_ids: Vec<Uuid>,
+    pub format: ExportFormat,
+    pub template_id: Option<Uuid>,
+    pub options: SessionNoteOptions,
+    pub note_layout: Option<NoteLayout>,
+}
+
+impl SessionNotesInput {
+    pub fn validate(&self) -> Result<SessionNotesRequest, ValidationErrors> {
+        let mut problems = Problems::default();
+        let mut session_ids = Vec::with_capacity(self.session_ids.len());
+        let mut seen: HashMap<Uuid, usize> = HashMap::new();
+        if self.session_ids.is_empty() {
+            problems.add("session_ids", "at least one session id is required");
+        } else if self.session_ids.len() > MAX_SESSION_IDS {
+            problems.add(
+                "session_ids",
+                format!(
+                    "at most {MAX_SESSION_IDS} session ids are allowed in one export (got {})",
+                    self.session_ids.len()
+                ),
+            );
+        } else {
+            for (index, text) in self.session_ids.iter().enumerate() {
+                let field = format!("session_ids[{index}]");
+                if let Some(id) = problems.uuid(&field, text) {
+                    match seen.get(&id) {
+                        Some(first) => {
+                            problems.add(field, format!("duplicates session_ids[{first}]"))
+                        }
+                        None => {
+                            seen.insert(id, index);
+                            session_ids.push(id);
+                        }
+                    }
+                }
+            }
+        }
+        let format = problems.format_for(ExportType::SessionNotes, &self.format);
+        let template_id = problems.optional_uuid("template_id", self.template_id.as_deref());
+        let mut options = SessionNoteOptions::default();
+        for (key, &on) in &self.options {
+            match key.as_str() {
+                "include_transcript" => options.include_transcript = on,
+                "include_ai_notes" => options.include_ai_notes = on,
+                "include_action_items" => options.include_action_items = on,
+                _ => problems.add(
+                    format!("options.{key}"),
+                    format!(
+                        "unknown option; expected one of {}",
+                        SessionNoteOptions::KEYS.join(", ")
+                    ),
+                ),
+            }
+        }
+        let note_layout = match &self.note_layout {
+            None => Ok(None),
+            Some(text) => problems.word("note_layout", text).map(Some).ok_or(()),
+        };
+        let request = match (format, template_id, note_layout) {
+            (Some(format), Ok(template_id), Ok(note_layout)) => Some(SessionNotesRequest {
+                session_ids,
+                format,
+                template_id,
+                options,
+                note_layout,
+            }),
+            _ => None,
+        };
+        problems.finish(request)
+    }
+}
+
+/// A progress-report export as a client sends it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProgressReportInput {
+    pub patient_id: String,
+    pub start_date: String,
+    pub end_date: String,
+    pub format: String,
+    pub template_id: Option<String>,
+    pub include_sections: BTreeMap<String, bool>,
+}
+
+/// A checked progress-report export: one patient over a date range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProgressReportRequest {
+    pub patient_id: Uuid,
+    pub period: DateRange,
+    pub format: ExportFormat,
+    pub template_id: Option<Uuid>,
+    pub include_sections: BTreeMap<String, bool>,
+}
+
+impl ProgressReportInput {
+    pub fn validate(&self) -> Result<ProgressReportRequest, ValidationErrors> {
+        let mut problems = Problems::default();
+        let patient_id = problems.uuid("patient_id", &self.patient_id);
+        let period = problems.date_range("", &self.start_date, &self.end_date);
+        let format = problems.format_for(ExportType::ProgressReport, &self.format);
+        let template_id = problems.optional_uuid("template_id", self.template_id.as_deref());
+        let include_sections =
+            problems.sections(ExportType::ProgressReport, &self.include_sections);
+        let request = match (patient_id, period, format, template_id) {
+            (Some(patient_id), Some(period), Some(format), Ok(template_id)) => {
+                Some(ProgressReportRequest {
+                    patient_id,
+                    period,
+                    format,
+                    template_id,
+                    include_sections,
+                })
+            }
+            _ => None,
+        };
+        problems.finish(request)
+    }
+}
+
+/// A treatment-summary export as a client sends it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TreatmentSummaryInput {
+    pub patient_id: String,
+    pub format: String,
+    pub purpose: String,
+    pub template_id: Option<String>,
+    pub include_sections: BTreeMap<String, bool>,
+}
+
+/// A checked treatment-summary export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TreatmentSummaryRequest {
+    pub patient_id: Uuid,
+    pub format: ExportFormat,
+    pub purpose: SummaryPurpose,
+    pub template_id: Option<Uuid>,
+    pub include_sections: BTreeMap<String, bool>,
+}
+
+impl TreatmentSummaryInput {
+    pub fn validate(&self) -> Result<TreatmentSummaryRequest, ValidationErrors> {
+        let mut problems = Problems::default();
+        let patient_id = problems.uuid("patient_id", &self.patient_id);
+        let format = problems.format_for(ExportType::TreatmentSummary, &self.format);
+        let purpose = problems.word("purpose", &self.purpose);
+        let template_id = problems.optional_uuid("template_id", self.template_id.as_deref());
+        let include_sections =
+            problems.sections(ExportType::TreatmentSummary, &self.include_sections);
+        let request = match (patient_id, format, purpose, template_id) {
+            (Some(patient_id), Some(format), Some(purpose), Ok(template_id)) => {
+                Some(TreatmentSummaryRequest {
+                    patient_id,
+                    format,
+                    purpose,
+                    template_id,
+                    include_sections,
+                })
+            }
+            _ => None,
+        };
+        problems.finish(request)
+    }
+}
+
+/// An optional date range as a client sends it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DateRangeInput {
+    pub start: String,
+    pub end: String,
+}
+
+/// A full-record export as a client sends it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FullRecordInput {
+    pub patient_id: String,
+    pub format: String,
+    pub include_sections: BTreeMap<String, bool>,
+    pub date_range: Option<DateRangeInput>,
+}
+
+/// A checked full-record export: everything about one patient, optionally in a date range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FullRecordRequest {
+    pub patient_id: Uuid,
+    pub format: ExportFormat,
+    pub include_sections: BTreeMap<String, bool>,
+    pub date_range: Option<DateRange>,
+}
+
+impl FullRecordInput {
+    pub fn validate(&self) -> Result<FullRecordRequest, ValidationErrors> {
+        let mut problems = Problems::default();
+        let patient_id = problems.uuid("patient_id", &self.patient_id);
+        let format = problems.format_for(ExportType::FullRecord, &self.format);
+        let include_sections = problems.sections(ExportType::FullRecord, &self.include_sections);
+        let date_range = match &self.date_range {
+            None => Ok(None),
+            Some(range) => problems
+                .date_range("date_range.", &range.start, &range.end)
+                .map(Some)
+                .ok_or(()),
+        };
+        let request = match (patient_id, format, date_range) {
+            (Some(patient_id), Some(format), Ok(date_range)) => Some(FullRecordRequest {
+                patient_id,
+                format,
+                include_sections,
+                date_range,
+            }),
+            _ => None,
+        };
+        problems.finish(request)
+    }
+}
+
+/// A tabular export of a named dataset as a client sends it; the dataset name comes from the path.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatasetInput {
+    pub format: String,
+    /// Filters the dataset itself checks (it knows its columns).
+    pub filters: BTreeMap<String, serde_json::Value>,
+}
+
+/// A checked dataset export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetRequest {
+    pub dataset: String,
+    pub format: ExportFormat,
+    pub filters: BTreeMap<String, serde_json::Value>,
+}
+
+impl DatasetInput {
+    pub fn validate(&self, dataset: &str) -> Result<DatasetRequest, ValidationErrors> {
+        let mut problems = Problems::default();
+        let name_ok = !dataset.is_empty()
+            && dataset.len() <= 64
+            && dataset
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !name_ok {
+            problems.add("dataset", "must be 1 to 64 characters of a-z, 0-9 and _");
+        }
+        let format = problems.format_for(ExportType::Dataset, &self.format);
+        let request = format.filter(|_| name_ok).map(|format| DatasetRequest {
+            dataset: dataset.to_owned(),
+            format,
+            filters: self.filters.clone(),
+        });
+        problems.finish(request)
+    }
+}
+
+/// A document template as a client sends it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TemplateInput {
+    pub name: String,
+    pub description: Option<String>,
+    pub export_type: String,
+    pub format: String,
+    pub template_content: String,
+    pub include_sections: BTreeMap<String, bool>,
+}
+
+/// A checked template. Whether its source is a valid template is the renderer's to say.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateRequest {
+    pub name: String,
+    pub description: Option<String>,
+    pub export_type: ExportType,
+    pub format: ExportFormat,
+    pub template_content: String,
+    pub include_sections: BTreeMap<String, bool>,
+}
+
+impl TemplateInput {
+    pub fn validate(&self) -> Result<TemplateRequest, ValidationErrors> {
+        let mut problems = Problems::default();
+        let name = self.name.trim();
+        let name_chars = name.chars().count();
+        if name_chars == 0 {
+            problems.add("name", "is required");
+        } else if name_chars > MAX_TEMPLATE_NAME_CHARS {
+            problems.add(
+                "name",
+                format!("must be at most {MAX_TEMPLATE_NAME_CHARS} characters (got {name_chars})"),
+            );
+        }
+        let description = self
+            .description
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty());
+        if let Some(chars) = description.map(|d| d.chars().count()) {
+            if chars > MAX_TEMPLATE_DESCRIPTION_CHARS {
+                problems.add(
+                    "description",
+                    format!(
+                        "must be at most {MAX_TEMPLATE_DESCRIPTION_CHARS} characters (got {chars})"
+                    ),
+                );
+            }
+        }
+        let export_type: Option<ExportType> = problems.word("export_type", &self.export_type);
+        let export_type = export_type.filter(|&t| {
+            let documentable = t != ExportType::Dataset;
+            if !documentable {
+                problems.add("export_type", "datasets are tables and take no template");
+            }
+            documentable
+        });
+        let format = export_type.and_then(|t| problems.format_for(t, &self.format));
+        let format = format.filter(|f| {
+            if !f.is_document() {
+                problems.add(
+                    "format",
+                    format!(
+                        "templates lay out documents; {f} is made from the data, use pdf or docx"
+                    ),
+                );
+            }
+            f.is_document()
+        });
+        if self.template_content.trim().is_empty() {
+            problems.add("template_content", "is required");
+        } else if self.template_content.len() > MAX_TEMPLATE_BYTES {
+            problems.add(
+                "template_content",
+                format!(
+                    "must be at most {MAX_TEMPLATE_BYTES} bytes (got {})",
+                    self.template_content.len()
+                ),
+            );
+        }
+        let include_sections = export_type
+            .map(|t| problems.sections(t, &self.include_sections))
+            .unwrap_or_default();
+        let request = match (export_type, format) {
+            (Some(export_type), Some(format)) => Some(TemplateRequest {
+                name: name.to_owned(),
+                description: description.map(str::to_owned),
+                export_type,
+                format,
+                template_content: self.template_content.clone(),
+                include_sections,
+            }),
+            _ => None,
+        };
+        problems.finish(request)
+    }
+}
+
+/// When a scheduled report runs, as a client sends it. `hour` is the seed platform's older
+/// spelling of `time` and means HH:00.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleConfigInput {
+    pub time: Option<String>,
+    pub hour: Option<i64>,
+    pub day_of_week: Option<i64>,
+    pub day_of_month: Option<i64>,
+    pub cron: Option<String>,
+}
+
+/// A scheduled report as a client sends it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduledReportInput {
+    pub template_id: String,
+    pub patient_id: Option<String>,
+    pub schedule_type: String,
+    pub schedule_config: ScheduleConfigInput,
+    pub timezone: Option<String>,
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    pub delivery_method: String,
+    pub email_recipients: Vec<String>,
+    pub attach_file: bool,
+}
+
+/// A checked scheduled report. Whether the time zone exists and the cron expression parses is
+/// the scheduler's to say; this checks their shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduledReportRequest {
+    pub template_id: Uuid,
+    pub patient_id: Option<Uuid>,
+    pub schedule_type: ScheduleType,
+    pub schedule_config: ScheduleConfig,
+    pub timezone: String,
+    pub parameters: serde_json::Value,
+    pub delivery_method: DeliveryMethod,
+    pub email_recipients: Vec<String>,
+    pub attach_file: bool,
+}
+
+impl ScheduledReportInput {
+    pub fn validate(&self) -> Result<ScheduledReportRequest, ValidationErrors> {
+        let mut problems = Problems::default();
+        let template_id = problems.uuid("template_id", &self.template_id);
+        let patient_id = problems.optional_uuid("patient_id", self.patient_id.as_deref());
+        let schedule_type = problems.word("schedule_type", &self.schedule_type);
+        let schedule_config =
+            schedule_type.and_then(|t| check_schedule(&mut problems, t, &self.schedule_config));
+        let timezone = self.timezone.as_deref().map(str::trim).unwrap_or("UTC");
+        let timezone_ok = !timezone.is_empty()
+            && timezone.len() <= 64
+            && timezone
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b));
+        if !timezone_ok {
+            problems.add(
+                "timezone",
+                format!("{timezone:?} is not an IANA time zone name"),
+            );
+        }
+        let delivery_method = problems.word("delivery_method", &self.delivery_method);
+        match delivery_method {
+            Some(DeliveryMethod::Email) => check_recipients(&mut problems, &self.email_recipients),
+            Some(DeliveryMethod::Storage) => {
+                if !self.email_recipients.is_empty() {
+                    problems.add(
+                        "email_recipients",
+                        "is only used with delivery_method email",
+                    );
+                }
+                if self.attach_file {
+                    problems.add("attach_file", "is only used with delivery_method email");
+                }
+            }
+            None => {}
+        }
+        let request = match (
+            template_id,
+            patient_id,
+            schedule_type,
+            schedule_config,
+            delivery_method,
+        ) {
+            (
+                Some(template_id),
+                Ok(patient_id),
+                Some(schedule_type),
+                Some(schedule_config),
+                Some(delivery_method),
+            ) if timezone_ok => Some(ScheduledReportRequest {
+                template_id,
+                patient_id,
+                schedule_type,
+                schedule_config,
+                timezone: timezone.to_owned(),
+                parameters: serde_json::Value::Object(self.parameters.clone()),
+                delivery_method,
+                email_recipients: self
+                    .email_recipients
+                    .iter()
+                    .map(|r| r.trim().to_owned())
+                    .collect(),
+                attach_file: self.attach_file,
+            }),
+            _ => None,
+        };
+        problems.finish(request)
+    }
+}
+
+fn check_schedule(
+    problems: &mut Problems,
+    schedule_type: ScheduleType,
+    input: &ScheduleConfigInput,
+) -> Option<ScheduleConfig> {
+    let before = problems.0.len();
+    let mut config = ScheduleConfig::default();
+    if schedule_type == ScheduleType::Cron {
+        match input.cron.as_deref().map(str::trim) {
+            None | Some("") => {
+                problems.add("schedule_config.cron", "is required for cron schedules")
+            }
+            Some(cron) => {
+                let fields = cron.split_whitespace().count();
+                if fields != 5 {
+                    problems.add(
+                        "schedule_config.cron",
+                        format!("must have 5 fields (minute hour day month weekday), got {fields}"),
+                    );
+                }
+                config.cron = Some(cron.to_owned());
+            }
+        }
+        for (field, given) in [
+            ("time", input.time.is_some() || input.hour.is_some()),
+            ("day_of_week", input.day_of_week.is_some()),
+            ("day_of_month", input.day_of_month.is_some()),
+        ] {
+            if given {
+                problems.add(
+                    format!("schedule_config.{field}"),
+                    "is not used by cron schedules",
+                );
+            }
+        }
+    } else {
+        config.time = check_time(problems, input);
+        if input.cron.is_some() {
+            problems.add("schedule_config.cron", "is only used by cron schedules");
+        }
+        match (schedule_type, input.day_of_week) {
+            (ScheduleType::Weekly, None) => problems.add(
+                "schedule_config.day_of_week",
+                "is required for weekly schedules",
+            ),
+            (ScheduleType::Weekly, Some(day @ 0..=6)) => config.day_of_week = Some(day as u8),
+            (ScheduleType::Weekly, Some(day)) => problems.add(
+                "schedule_config.day_of_week",
+                format!("must be 0 (Monday) to 6 (Sunday), got {day}"),
+            ),
+            (_, Some(_)) => problems.add(
+                "schedule_config.day_of_week",
+                format!("is not used by {schedule_type} schedules"),
+            ),
+            (_, None) => {}
+        }
+        match (schedule_type, input.day_of_month) {
+            (ScheduleType::Monthly, None) => problems.add(
+                "schedule_config.day_of_month",
+                "is required for monthly schedules",
+            ),
+            (ScheduleType::Monthly, Some(day @ 1..=31)) => config.day_of_month = Some(day as u8),
+            (ScheduleType::Monthly, Some(day)) => problems.add(
+                "schedule_config.day_of_month",
+                format!("must be 1 to 31, got {day}"),
+            ),
+            (_, Some(_)) => problems.add(
+                "schedule_config.day_of_month",
+                format!("is not used by {schedule_type} schedules"),
+            ),
+            (_, None) => {}
+        }
+    }
+    (problems.0.len() == before).then_some(config)
+}
+
+fn check_time(problems: &mut Problems, input: &ScheduleConfigInput) -> Option<String> {
+    match (&input.time, input.hour) {
+        (Some(_), Some(_)) => {
+            problems.add("schedule_config.hour", "give time or hour, not both");
+            None
+        }
+        (None, None) => {
+            problems.add("schedule_config.time", "is required (HH:MM, local time)");
+            None
+        }
+        (None, Some(hour @ 0..=23)) => Some(format!("{hour:02}:00")),
+        (None, Some(hour)) => {
+            problems.add(
+                "schedule_config.hour",
+                format!("must be 0 to 23, got {hour}"),
+            );
+            None
+        }
+        (Some(time), None) => {
+            let parsed = time.split_once(':').and_then(|(h, m)| {
+                let two_digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
+                if !two_digits(h) || !two_digits(m) {
+                    return None;
+                }
+                let (h, m) = (h.parse::<u32>().ok()?, m.parse::<u32>().ok()?);
+                (h < 24 && m < 60).then(|| format!("{h:02}:{m:02}"))
+            });
+            if parsed.is_none() {
+                problems.add(
+                    "schedule_config.time",
+                    format!("{time:?} is not a time of day; expected HH:MM from 00:00 to 23:59"),
+                );
+            }
+            parsed
+        }
+    }
+}
+
+fn check_recipients(problems: &mut Problems, recipients: &[String]) {
+    if recipients.is_empty() {
+        problems.add(
+            "email_recipients",
+            "at least one recipient is required for email delivery",
+        );
+        return;
+    }
+    if recipients.len() > MAX_EMAIL_RECIPIENTS {
+        problems.add(
+            "email_recipients",
+            format!(
+                "at most {MAX_EMAIL_RECIPIENTS} recipients are allowed (got {})",
+                recipients.len()
+            ),
+        );
+        return;
+    }
+    for (index, address) in recipients.iter().enumerate() {
+        if !looks_like_email(address.trim()) {
+            problems.add(
+                format!("email_recipients[{index}]"),
+                "is not an email address",
+            );
+        }
+    }
+}
+
+/// A deliberately plain check: one `@`, something before it, a dotted domain after it, no spaces
+/// or control characters, and no more than 254 bytes. The mail server has the last word.
+fn looks_like_email(address: &str) -> bool {
+    let Some((local, domain)) = address.split_once('@') else {
+        return false;
+    };
+    address.len() <= 254
+        && !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !address.chars().any(|c| c.is_whitespace() || c.is_control())
+}

@@ -1,0 +1,1 @@
+//! Persistence (filled below).
