@@ -204,6 +204,19 @@ pub struct TreatmentPlan {
     pub review_date: Option<NaiveDate>,
 }
 
+/// A whole practice's clinical records, as the demo fixtures hold them and as an import brings
+/// them in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Practice {
+    pub users: Vec<User>,
+    pub therapist_patients: Vec<TherapistPatient>,
+    pub therapy_sessions: Vec<TherapySession>,
+    pub goals: Vec<Goal>,
+    pub assessments: Vec<Assessment>,
+    pub diagnoses: Vec<Diagnosis>,
+    pub treatment_plans: Vec<TreatmentPlan>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,8 +13,8 @@ mod vocabulary;
 
 pub use audit::{GENESIS_HASH, chain_hash};
 pub use clinical::{
-    ActionItem, Assessment, Diagnosis, ExtractedNotes, Goal, RiskFlag, Strategy, TherapistPatient,
-    TherapySession, TranscriptSegment, TreatmentPlan, User,
+    ActionItem, Assessment, Diagnosis, ExtractedNotes, Goal, Practice, RiskFlag, Strategy,
+    TherapistPatient, TherapySession, TranscriptSegment, TreatmentPlan, User,
 };
 pub use records::{
     AuditEntry, ExportJob, ExportTemplate, NewAuditEntry, ScheduleConfig, ScheduledReport,

@@ -1,0 +1,155 @@
+//! Repository of the audit trail: entries are appended to a hash chain and never updated or
+//! deleted through this module.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use export_domain::{AuditAction, AuditEntry, GENESIS_HASH, NewAuditEntry, chain_hash};
+use uuid::Uuid;
+
+use crate::convert::{id, json, naive, opt_id, opt_text, to_json, utc, word};
+use crate::schema::export_audit_log;
+use crate::{DbConnection, StoreError};
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = export_audit_log)]
+struct AuditRow {
+    id: String,
+    sequence: i64,
+    export_job_id: Option<String>,
+    user_id: Option<String>,
+    patient_id: Option<String>,
+    action: String,
+    outcome: String,
+    ip_address: Option<String>,
+    user_agent: Option<String>,
+    request_id: Option<String>,
+    metadata: String,
+    created_at: NaiveDateTime,
+    prev_hash: String,
+    entry_hash: String,
+}
+
+impl AuditRow {
+    fn of(entry: &AuditEntry) -> AuditRow {
+        let e = &entry.entry;
+        AuditRow {
+            id: e.id.to_string(),
+            sequence: entry.sequence,
+            export_job_id: opt_text(e.export_job_id),
+            user_id: opt_text(e.user_id),
+            patient_id: opt_text(e.patient_id),
+            action: e.action.as_str().to_owned(),
+            outcome: e.outcome.as_str().to_owned(),
+            ip_address: e.ip_address.clone(),
+            user_agent: e.user_agent.clone(),
+            request_id: e.request_id.clone(),
+            metadata: to_json(&e.metadata),
+            created_at: naive(e.created_at),
+            prev_hash: entry.prev_hash.clone(),
+            entry_hash: entry.entry_hash.clone(),
+        }
+    }
+
+    fn into_entry(self) -> Result<AuditEntry, StoreError> {
+        Ok(AuditEntry {
+            sequence: self.sequence,
+            entry: NewAuditEntry {
+                id: id("export_audit_log.id", &self.id)?,
+                export_job_id: opt_id(
+                    "export_audit_log.export_job_id",
+                    self.export_job_id.as_deref(),
+                )?,
+                user_id: opt_id("export_audit_log.user_id", self.user_id.as_deref())?,
+                patient_id: opt_id("export_audit_log.patient_id", self.patient_id.as_deref())?,
+                action: word("export_audit_log.action", &self.action)?,
+                outcome: word("export_audit_log.outcome", &self.outcome)?,
+                ip_address: self.ip_address,
+                user_agent: self.user_agent,
+                request_id: self.request_id,
+                metadata: json("export_audit_log.metadata", &self.metadata)?,
+                created_at: utc(self.created_at),
+            },
+            prev_hash: self.prev_hash,
+            entry_hash: self.entry_hash,
+        })
+    }
+}
+
+/// Appends `entry` after the last one in the chain and returns it with its place and hashes.
+/// Two appenders racing for the same place: the loser gets [`StoreError::AuditSequenceTaken`]
+/// and its transaction should be retried; nothing forks the chain.
+pub fn append(conn: &mut DbConnection, entry: NewAuditEntry) -> Result<AuditEntry, StoreError> {
+    let last: Option<(i64, String)> = export_audit_log::table
+        .select((export_audit_log::sequence, export_audit_log::entry_hash))
+        .order(export_audit_log::sequence.desc())
+        .first(conn)
+        .optional()?;
+    let (sequence, prev_hash) = match last {
+        Some((sequence, hash)) => (sequence + 1, hash),
+        None => (1, GENESIS_HASH.to_owned()),
+    };
+    let mut entry = entry;
+    entry.created_at = export_domain::to_storage_precision(entry.created_at);
+    let entry_hash = chain_hash(&prev_hash, sequence, &entry);
+    let chained = AuditEntry {
+        sequence,
+        entry,
+        prev_hash,
+        entry_hash,
+    };
+    diesel::insert_into(export_audit_log::table)
+        .values(AuditRow::of(&chained))
+        .execute(conn)
+        .map_err(|err| {
+            StoreError::from_write("export_audit_log", err, |constraint| {
+                constraint
+                    .contains("sequence")
+                    .then_some(StoreError::AuditSequenceTaken)
+            })
+        })?;
+    Ok(chained)
+}
+
+/// Which entries [`list`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub export_job_id: Option<Uuid>,
+    pub user_id: Option<Uuid>,
+    pub patient_id: Option<Uuid>,
+    pub action: Option<AuditAction>,
+    /// Only entries after this place in the chain.
+    pub after_sequence: Option<i64>,
+    /// At most this many; `None` for all.
+    pub limit: Option<i64>,
+}
+
+/// Entries in chain order, filtered as `filter` says.
+pub fn list(conn: &mut DbConnection, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+    let mut query = export_audit_log::table
+        .select(AuditRow::as_select())
+        .into_boxed();
+    if let Some(job_id) = filter.export_job_id {
+        query = query.filter(export_audit_log::export_job_id.eq(job_id.to_string()));
+    }
+    if let Some(user_id) = filter.user_id {
+        query = query.filter(export_audit_log::user_id.eq(user_id.to_string()));
+    }
+    if let Some(patient_id) = filter.patient_id {
+        query = query.filter(export_audit_log::patient_id.eq(patient_id.to_string()));
+    }
+    if let Some(action) = filter.action {
+        query = query.filter(export_audit_log::action.eq(action.as_str()));
+    }
+    if let Some(after) = filter.after_sequence {
+        query = query.filter(export_audit_log::sequence.gt(after));
+    }
+    if let Some(limit) = filter.limit {
+        query = query.limit(limit.max(0));
+    }
+    query
+        .order(export_audit_log::sequence.asc())
+        .load(conn)?
+        .into_iter()
+        .map(AuditRow::into_entry)
+        .collect()
+}

@@ -1,0 +1,181 @@
+//! Connecting: one diesel connection type over SQLite and PostgreSQL, an r2d2 pool of it, the
+//! SQLite settings every connection gets, and the embedded migrations of each backend.
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::StoreError;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+/// How long a SQLite writer waits for another writer before giving up.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+
+/// A connection to either backend; repositories take `&mut DbConnection`.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+impl std::fmt::Debug for DbConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DbConnection::Postgres(_) => "DbConnection::Postgres",
+            DbConnection::Sqlite(_) => "DbConnection::Sqlite",
+        })
+    }
+}
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names: `postgres://` or `postgresql://` for PostgreSQL;
+    /// `sqlite://PATH`, `file:PATH` or a plain path for SQLite.
+    pub fn of_url(url: &str) -> Result<(Backend, String), StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok((Backend::Postgres, url.to_owned()));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .or_else(|| url.strip_prefix("file:"))
+            .unwrap_or(url);
+        if path.is_empty() || path.contains("://") {
+            return Err(StoreError::UnsupportedUrl);
+        }
+        Ok((Backend::Sqlite, path.to_owned()))
+    }
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    pub connection_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 8,
+            connection_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Applies the SQLite settings to every new connection: foreign keys enforced, write-ahead
+/// logging so readers do not block the writer, and a busy timeout instead of instant failure.
+#[derive(Debug)]
+struct SqliteSettings;
+
+impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqliteSettings {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
+        if let DbConnection::Sqlite(conn) = conn {
+            conn.batch_execute(&format!(
+                "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};
+                 PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = NORMAL;
+                 PRAGMA foreign_keys = ON;"
+            ))
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+/// A pool of connections to one database, migrated.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool<ConnectionManager<DbConnection>>,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the database at `url` with default pool settings and applies pending migrations.
+    /// A SQLite file (and its folder) is created if missing.
+    pub fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, &StoreOptions::default())
+    }
+
+    /// Opens the database at `url` and applies pending migrations.
+    pub fn open_with(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
+        let (backend, target) = Backend::of_url(url)?;
+        if backend == Backend::Sqlite {
+            if let Some(folder) = std::path::Path::new(&target).parent() {
+                if !folder.as_os_str().is_empty() {
+                    std::fs::create_dir_all(folder).map_err(|err| {
+                        StoreError::Setup(format!("cannot create the database folder: {err}"))
+                    })?;
+                }
+            }
+        }
+        let manager = ConnectionManager::<DbConnection>::new(match backend {
+            Backend::Postgres => target,
+            // MultiConnection picks SQLite for anything that is not a postgres URL.
+            Backend::Sqlite => target,
+        });
+        let pool = Pool::builder()
+            .max_size(options.max_connections)
+            .connection_timeout(options.connection_timeout)
+            .connection_customizer(Box::new(SqliteSettings))
+            .build(manager)
+            .map_err(|err| StoreError::Setup(err.to_string()))?;
+        let store = Store { pool, backend };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The backend this store talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies the migrations not yet applied and returns their versions (none when up to date).
+    pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.connection()?;
+        let migrations = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        let applied = conn
+            .run_pending_migrations(migrations)
+            .map_err(|err| StoreError::Migration(err.to_string()))?;
+        Ok(applied.iter().map(ToString::to_string).collect())
+    }
+
+    /// A pooled connection, for reads and single statements.
+    pub fn connection(
+        &self,
+    ) -> Result<PooledConnection<ConnectionManager<DbConnection>>, StoreError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs `work` in one transaction: all of its writes commit together, or none do.
+    pub fn transaction<T>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut pooled = self.connection()?;
+        let conn: &mut DbConnection = &mut pooled;
+        conn.transaction(work)
+    }
+}

@@ -1,0 +1,254 @@
+//! Repository of export jobs: insert, read, list a user's history newest first, save, delete, and
+//! find the completed jobs past their expiry.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use export_domain::{ExportJob, JobStatus};
+use uuid::Uuid;
+
+use crate::convert::{id, json, naive, opt_id, opt_text, to_json, utc, word};
+use crate::schema::export_jobs;
+use crate::{DbConnection, StoreError};
+
+#[derive(Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = export_jobs, treat_none_as_null = true)]
+struct JobRow {
+    id: String,
+    user_id: String,
+    patient_id: Option<String>,
+    template_id: Option<String>,
+    export_type: String,
+    format: String,
+    status: String,
+    parameters: String,
+    idempotency_key: Option<String>,
+    file_key: Option<String>,
+    file_size_bytes: Option<i64>,
+    sha256: Option<String>,
+    row_count: Option<i64>,
+    error_message: Option<String>,
+    progress_percent: i32,
+    attempts: i32,
+    max_attempts: i32,
+    lease_owner: Option<String>,
+    lease_expires_at: Option<NaiveDateTime>,
+    run_after: NaiveDateTime,
+    started_at: Option<NaiveDateTime>,
+    completed_at: Option<NaiveDateTime>,
+    expires_at: Option<NaiveDateTime>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+impl JobRow {
+    fn of(job: &ExportJob) -> JobRow {
+        JobRow {
+            id: job.id.to_string(),
+            user_id: job.user_id.to_string(),
+            patient_id: opt_text(job.patient_id),
+            template_id: opt_text(job.template_id),
+            export_type: job.export_type.as_str().to_owned(),
+            format: job.format.as_str().to_owned(),
+            status: job.status.as_str().to_owned(),
+            parameters: to_json(&job.parameters),
+            idempotency_key: job.idempotency_key.clone(),
+            file_key: job.file_key.clone(),
+            file_size_bytes: job.file_size_bytes,
+            sha256: job.sha256.clone(),
+            row_count: job.row_count,
+            error_message: job.error_message.clone(),
+            progress_percent: job.progress_percent,
+            attempts: job.attempts,
+            max_attempts: job.max_attempts,
+            lease_owner: job.lease_owner.clone(),
+            lease_expires_at: job.lease_expires_at.map(naive),
+            run_after: naive(job.run_after),
+            started_at: job.started_at.map(naive),
+            completed_at: job.completed_at.map(naive),
+            expires_at: job.expires_at.map(naive),
+            created_at: naive(job.created_at),
+            updated_at: naive(job.updated_at),
+        }
+    }
+
+    fn into_job(self) -> Result<ExportJob, StoreError> {
+        Ok(ExportJob {
+            id: id("export_jobs.id", &self.id)?,
+            user_id: id("export_jobs.user_id", &self.user_id)?,
+            patient_id: opt_id("export_jobs.patient_id", self.patient_id.as_deref())?,
+            template_id: opt_id("export_jobs.template_id", self.template_id.as_deref())?,
+            export_type: word("export_jobs.export_type", &self.export_type)?,
+            format: word("export_jobs.format", &self.format)?,
+            status: word("export_jobs.status", &self.status)?,
+            parameters: json("export_jobs.parameters", &self.parameters)?,
+            idempotency_key: self.idempotency_key,
+            file_key: self.file_key,
+            file_size_bytes: self.file_size_bytes,
+            sha256: self.sha256,
+            row_count: self.row_count,
+            error_message: self.error_message,
+            progress_percent: self.progress_percent,
+            attempts: self.attempts,
+            max_attempts: self.max_attempts,
+            lease_owner: self.lease_owner,
+            lease_expires_at: self.lease_expires_at.map(utc),
+            run_after: utc(self.run_after),
+            started_at: self.started_at.map(utc),
+            completed_at: self.completed_at.map(utc),
+            expires_at: self.expires_at.map(utc),
+            created_at: utc(self.created_at),
+            updated_at: utc(self.updated_at),
+        })
+    }
+}
+
+fn write_error(err: diesel::result::Error) -> StoreError {
+    StoreError::from_write("export_jobs", err, |constraint| {
+        constraint
+            .contains("idempotency")
+            .then_some(StoreError::IdempotencyKeyTaken)
+    })
+}
+
+/// Which jobs [`list_jobs`] returns.
+#[derive(Debug, Clone)]
+pub struct JobFilter {
+    pub user_id: Uuid,
+    pub status: Option<JobStatus>,
+    pub patient_id: Option<Uuid>,
+    /// At most this many (the seed platform's default is 100).
+    pub limit: i64,
+    /// Only jobs older than this one in the newest-first order: the `(created_at, id)` of the last
+    /// job of the previous page.
+    pub before: Option<(DateTime<Utc>, Uuid)>,
+}
+
+impl JobFilter {
+    /// The newest 100 jobs of a user.
+    pub fn of_user(user_id: Uuid) -> JobFilter {
+        JobFilter {
+            user_id,
+            status: None,
+            patient_id: None,
+            limit: 100,
+            before: None,
+        }
+    }
+}
+
+/// Adds a job; an idempotency key the user already used is [`StoreError::IdempotencyKeyTaken`].
+pub fn insert_job(conn: &mut DbConnection, job: &ExportJob) -> Result<(), StoreError> {
+    diesel::insert_into(export_jobs::table)
+        .values(JobRow::of(job))
+        .execute(conn)
+        .map_err(write_error)?;
+    Ok(())
+}
+
+/// The job with this id, if any.
+pub fn get_job(conn: &mut DbConnection, job_id: Uuid) -> Result<Option<ExportJob>, StoreError> {
+    export_jobs::table
+        .find(job_id.to_string())
+        .select(JobRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(JobRow::into_job)
+        .transpose()
+}
+
+/// The job a user submitted with this idempotency key, if any.
+pub fn find_by_idempotency_key(
+    conn: &mut DbConnection,
+    user_id: Uuid,
+    key: &str,
+) -> Result<Option<ExportJob>, StoreError> {
+    export_jobs::table
+        .filter(export_jobs::user_id.eq(user_id.to_string()))
+        .filter(export_jobs::idempotency_key.eq(key))
+        .select(JobRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(JobRow::into_job)
+        .transpose()
+}
+
+/// A user's jobs, newest first, filtered and paged as `filter` says.
+pub fn list_jobs(
+    conn: &mut DbConnection,
+    filter: &JobFilter,
+) -> Result<Vec<ExportJob>, StoreError> {
+    let mut query = export_jobs::table
+        .filter(export_jobs::user_id.eq(filter.user_id.to_string()))
+        .select(JobRow::as_select())
+        .into_boxed();
+    if let Some(status) = filter.status {
+        query = query.filter(export_jobs::status.eq(status.as_str()));
+    }
+    if let Some(patient_id) = filter.patient_id {
+        query = query.filter(export_jobs::patient_id.eq(patient_id.to_string()));
+    }
+    if let Some((created_at, job_id)) = filter.before {
+        let created_at = naive(created_at);
+        query = query.filter(
+            export_jobs::created_at
+                .lt(created_at)
+                .or(export_jobs::created_at
+                    .eq(created_at)
+                    .and(export_jobs::id.lt(job_id.to_string()))),
+        );
+    }
+    query
+        .order((export_jobs::created_at.desc(), export_jobs::id.desc()))
+        .limit(filter.limit.max(0))
+        .load(conn)?
+        .into_iter()
+        .map(JobRow::into_job)
+        .collect()
+}
+
+/// Saves every field of an existing job; false when there is no such job.
+pub fn update_job(conn: &mut DbConnection, job: &ExportJob) -> Result<bool, StoreError> {
+    let changed = diesel::update(export_jobs::table.find(job.id.to_string()))
+        .set(JobRow::of(job))
+        .execute(conn)
+        .map_err(write_error)?;
+    Ok(changed == 1)
+}
+
+/// Deletes a job row; false when there was none. Its audit entries stay.
+pub fn delete_job(conn: &mut DbConnection, job_id: Uuid) -> Result<bool, StoreError> {
+    let deleted = diesel::delete(export_jobs::table.find(job_id.to_string())).execute(conn)?;
+    Ok(deleted == 1)
+}
+
+/// Completed jobs whose expiry is at or before `now`, oldest expiry first.
+pub fn list_expired(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<ExportJob>, StoreError> {
+    export_jobs::table
+        .filter(export_jobs::status.eq(JobStatus::Completed.as_str()))
+        .filter(export_jobs::expires_at.le(naive(now)))
+        .select(JobRow::as_select())
+        .order((export_jobs::expires_at.asc(), export_jobs::id.asc()))
+        .limit(limit.max(0))
+        .load(conn)?
+        .into_iter()
+        .map(JobRow::into_job)
+        .collect()
+}
+
+/// How many jobs are in each status, in status order.
+pub fn count_jobs_by_status(conn: &mut DbConnection) -> Result<Vec<(JobStatus, i64)>, StoreError> {
+    let rows: Vec<(String, i64)> = export_jobs::table
+        .group_by(export_jobs::status)
+        .select((export_jobs::status, diesel::dsl::count_star()))
+        .load(conn)?;
+    let mut counts = rows
+        .into_iter()
+        .map(|(status, n)| Ok((word("export_jobs.status", &status)?, n)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    counts.sort();
+    Ok(counts)
+}

@@ -1,0 +1,137 @@
+//! Throwaway databases for tests of this crate and the crates above it: a SQLite file in a
+//! temporary folder, or a fresh PostgreSQL database created on the server named by
+//! `EXPORT_TEST_POSTGRES_URL` and dropped afterwards. Enabled by the `testing` feature.
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+
+use crate::{Store, StoreError};
+
+/// The environment variable that names the PostgreSQL server for tests, e.g.
+/// `postgres://postgres@127.0.0.1:5432/test`.
+pub const POSTGRES_URL_VAR: &str = "EXPORT_TEST_POSTGRES_URL";
+
+/// A migrated database that disappears when dropped.
+#[derive(Debug)]
+pub struct TestDatabase {
+    pub store: Store,
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+#[derive(Debug)]
+enum Cleanup {
+    Folder(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    /// A new SQLite database file in its own temporary folder.
+    pub fn sqlite() -> TestDatabase {
+        let folder = tempfile::tempdir().expect("a temporary folder");
+        let url = folder.path().join("export.db").display().to_string();
+        let store = Store::open(&url).expect("open and migrate a SQLite test database");
+        TestDatabase {
+            store,
+            url,
+            cleanup: Cleanup::Folder(folder),
+        }
+    }
+
+    /// A new PostgreSQL database, or `None` (saying so on stderr) when
+    /// `EXPORT_TEST_POSTGRES_URL` is not set.
+    pub fn postgres(test: &str) -> Option<TestDatabase> {
+        let Ok(admin_url) = std::env::var(POSTGRES_URL_VAR) else {
+            eprintln!("SKIPPED {test}: PostgreSQL test, set {POSTGRES_URL_VAR} to run it");
+            return None;
+        };
+        let name = format!("export_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::establish(&admin_url)
+            .unwrap_or_else(|err| panic!("{POSTGRES_URL_VAR} is set but unreachable: {err}"));
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create a test database");
+        let url = database_url(&admin_url, &name);
+        let store = Store::open(&url).expect("open and migrate a PostgreSQL test database");
+        Some(TestDatabase {
+            store,
+            url,
+            cleanup: Cleanup::Postgres { admin_url, name },
+        })
+    }
+
+    /// Opens a second store on the same database (as another process would).
+    pub fn reopen(&self) -> Result<Store, StoreError> {
+        Store::open(&self.url)
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
+            if let Ok(mut admin) = PgConnection::establish(admin_url) {
+                let _ =
+                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+/// `url` with its database name replaced by `name`.
+fn database_url(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{server}/{name}?{query}"),
+        None => format!("{server}/{name}"),
+    }
+}
+
+/// Declares two tests for each named check (a `fn(&TestDatabase)` in scope): `name::sqlite`
+/// always runs; `name::postgres` runs when `EXPORT_TEST_POSTGRES_URL` is set and says it was
+/// skipped otherwise.
+#[macro_export]
+macro_rules! test_on_both_backends {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(&$crate::testing::TestDatabase::sqlite());
+            }
+
+            #[test]
+            fn postgres() {
+                let test = concat!(module_path!(), "::postgres");
+                if let Some(db) = $crate::testing::TestDatabase::postgres(test) {
+                    super::$name(&db);
+                }
+            }
+        }
+    )+};
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_url_swaps_only_the_name() {
+        assert_eq!(
+            super::database_url("postgres://postgres@127.0.0.1:5432/test", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            super::database_url("postgres://u:p@h/test?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+        assert_eq!(
+            super::database_url("postgres://h:5432", "x"),
+            "postgres://h:5432/x"
+        );
+    }
+}
