@@ -1,2 +1,142 @@
-//! cli
-fn main() {}
+//! `export-cli`: one-shot commands over an export database: apply migrations, seed the demo
+//! practice from `fixtures/`, and list what a database holds.
+
+#![allow(clippy::print_stdout)] // printing results is this binary's job
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use export_domain::Role;
+use export_store::{Store, clinical, seed};
+
+/// The database used when neither `--database` nor `EXPORT_DATABASE_URL` names one.
+const DEFAULT_DATABASE: &str = "data/export.db";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "export-cli",
+    version,
+    about = "One-shot commands of the clinical export engine"
+)]
+struct Cli {
+    /// Database URL: a SQLite file path (or sqlite://PATH), or postgres://…
+    #[arg(long, global = true, env = "EXPORT_DATABASE_URL", default_value = DEFAULT_DATABASE)]
+    database: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create the database if needed and apply pending migrations.
+    Migrate,
+    /// Load a practice (the demo fixtures by default) into the database; rows already there are
+    /// left alone, so seeding twice duplicates nothing.
+    Seed {
+        /// Folder with users.json, therapist_patients.json, therapy_sessions.json, goals.json,
+        /// assessments.json, diagnoses.json and treatment_plans.json.
+        #[arg(long, default_value = "fixtures")]
+        fixtures: PathBuf,
+    },
+    /// Print how many rows each table holds and who the therapists and patients are.
+    List,
+    /// Migrate, seed the demo practice and list it: the first thing to run on a new machine.
+    Demo {
+        #[arg(long, default_value = "fixtures")]
+        fixtures: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Migrate => migrate(&cli.database),
+        Command::Seed { fixtures } => seed_practice(&cli.database, &fixtures),
+        Command::List => list(&cli.database),
+        Command::Demo { fixtures } => {
+            migrate(&cli.database)?;
+            seed_practice(&cli.database, &fixtures)?;
+            list(&cli.database)
+        }
+    }
+}
+
+fn open(database: &str) -> anyhow::Result<Store> {
+    Store::open(database).with_context(|| format!("cannot open the database at {database}"))
+}
+
+fn migrate(database: &str) -> anyhow::Result<()> {
+    // Opening applies whatever migrations are pending.
+    let store = open(database)?;
+    let applied = store.applied_migrations()?;
+    println!(
+        "database {database} ({:?}) is migrated: {} migrations, the latest {}",
+        store.backend(),
+        applied.len(),
+        applied.last().map_or("none", String::as_str)
+    );
+    Ok(())
+}
+
+fn seed_practice(database: &str, fixtures: &std::path::Path) -> anyhow::Result<()> {
+    let store = open(database)?;
+    let practice = seed::load_practice(fixtures)
+        .with_context(|| format!("cannot load the practice in {}", fixtures.display()))?;
+    let report = store.transaction(|conn| seed::seed_practice(conn, &practice))?;
+    println!("seeded {database} from {}:", fixtures.display());
+    for table in seed::PRACTICE_FILES {
+        println!(
+            "  {table:<20} {:>5} inserted {:>5} already present",
+            report.inserted.get(table).copied().unwrap_or(0),
+            report.already_present.get(table).copied().unwrap_or(0)
+        );
+    }
+    Ok(())
+}
+
+fn list(database: &str) -> anyhow::Result<()> {
+    let store = open(database)?;
+    let mut conn = store.connection()?;
+    println!("rows in {database}:");
+    for (table, count) in seed::count_clinical_rows(&mut conn)? {
+        println!("  {table:<20} {count:>5}");
+    }
+    println!("sessions by status:");
+    for (status, count) in clinical::count_sessions_by_status(&mut conn)? {
+        println!("  {status:<20} {count:>5}");
+    }
+    let therapists = clinical::list_users(&mut conn, Some(Role::Therapist))?;
+    let patients = clinical::list_users(&mut conn, Some(Role::Patient))?;
+    println!("therapists and their patients (ids for export requests):");
+    for therapist in &therapists {
+        println!(
+            "  {}  {} <{}>",
+            therapist.id,
+            therapist.full_name(),
+            therapist.email
+        );
+        for link in clinical::list_relationships(&mut conn, therapist.id, true)? {
+            let name = patients
+                .iter()
+                .find(|p| p.id == link.patient_id)
+                .map(|p| p.full_name())
+                .unwrap_or_default();
+            let state = if link.is_active { "active" } else { "inactive" };
+            println!(
+                "    {}  {name} ({}, {state})",
+                link.patient_id, link.relationship_type
+            );
+        }
+    }
+    for admin in clinical::list_users(&mut conn, Some(Role::Admin))? {
+        println!(
+            "admin: {}  {} <{}>",
+            admin.id,
+            admin.full_name(),
+            admin.email
+        );
+    }
+    Ok(())
+}

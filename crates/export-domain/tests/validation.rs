@@ -286,9 +286,7 @@ fn scheduled_reports() {
     );
     check(
         "scheduled",
-        &format!(
-            r#"{{"template_id":"x","patient_id":"y","schedule_type":"daily","schedule_config":{{"time":"08:00"}},"delivery_method":"email","email_recipients":["ok@example.org","not an address"]}}"#
-        ),
+        r#"{"template_id":"x","patient_id":"y","schedule_type":"daily","schedule_config":{"time":"08:00"},"delivery_method":"email","email_recipients":["ok@example.org","not an address"]}"#,
         &[
             "template_id: \"x\" is not a valid UUID",
             "patient_id: \"y\" is not a valid UUID",

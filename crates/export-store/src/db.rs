@@ -74,17 +74,17 @@ impl Default for StoreOptions {
     }
 }
 
-/// Applies the SQLite settings to every new connection: foreign keys enforced, write-ahead
-/// logging so readers do not block the writer, and a busy timeout instead of instant failure.
+/// Applies the SQLite settings to every new connection: foreign keys enforced and a busy timeout
+/// instead of instant failure.
 #[derive(Debug)]
 struct SqliteSettings;
 
 impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqliteSettings {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
         if let DbConnection::Sqlite(conn) = conn {
+            // The WAL journal mode is a property of the file, set once in `Store::open_with`.
             conn.batch_execute(&format!(
                 "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};
-                 PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = NORMAL;
                  PRAGMA foreign_keys = ON;"
             ))
@@ -127,14 +127,19 @@ impl Store {
                     })?;
                 }
             }
+            // Write-ahead logging, so readers never block the writer. It is stored in the file,
+            // and switching it needs the only connection, so it happens before the pool exists.
+            let mut conn = SqliteConnection::establish(&target)?;
+            conn.batch_execute(&format!(
+                "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL;"
+            ))
+            .map_err(|err| StoreError::Setup(format!("cannot switch SQLite to WAL: {err}")))?;
         }
-        let manager = ConnectionManager::<DbConnection>::new(match backend {
-            Backend::Postgres => target,
-            // MultiConnection picks SQLite for anything that is not a postgres URL.
-            Backend::Sqlite => target,
-        });
+        // The MultiConnection picks PostgreSQL for postgres URLs and SQLite for anything else.
+        let manager = ConnectionManager::<DbConnection>::new(target);
         let pool = Pool::builder()
             .max_size(options.max_connections)
+            .min_idle(Some(1))
             .connection_timeout(options.connection_timeout)
             .connection_customizer(Box::new(SqliteSettings))
             .build(manager)
@@ -160,6 +165,19 @@ impl Store {
             .run_pending_migrations(migrations)
             .map_err(|err| StoreError::Migration(err.to_string()))?;
         Ok(applied.iter().map(ToString::to_string).collect())
+    }
+
+    /// The versions of every migration applied to the database, oldest first.
+    pub fn applied_migrations(&self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.connection()?;
+        let mut versions: Vec<String> = conn
+            .applied_migrations()
+            .map_err(|err| StoreError::Migration(err.to_string()))?
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        versions.sort();
+        Ok(versions)
     }
 
     /// A pooled connection, for reads and single statements.

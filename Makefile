@@ -1,0 +1,11 @@
+# One-line targets; the logic lives in scripts/ and in the code.
+.PHONY: run demo test test-fast lint deny setup fixtures
+
+run: demo
+demo:      ; cargo run --release -p export-cli -- demo
+test:      ; scripts/test
+test-fast: ; cargo test --workspace
+lint:      ; cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings
+deny:      ; scripts/deny
+setup:     ; scripts/setup-machine
+fixtures:  ; python3 fixtures/generate.py

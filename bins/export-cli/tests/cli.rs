@@ -1,0 +1,112 @@
+//! The real `export-cli` binary against a real SQLite file: `demo` migrates, seeds and lists;
+//! running it again adds nothing; a bad database URL is a clear error, not a panic.
+
+use std::process::{Command, Output};
+
+fn export_cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_export-cli"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .env("RUST_LOG", "warn")
+        .env_remove("EXPORT_DATABASE_URL")
+        .args(args)
+        .output()
+        .expect("export-cli runs")
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn line_with<'a>(text: &'a str, start: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.trim_start().starts_with(start))
+        .unwrap_or_else(|| panic!("no line starting with {start:?} in:\n{text}"))
+}
+
+#[test]
+fn demo_seeds_once_and_lists_the_practice() {
+    let folder = tempfile::tempdir().unwrap();
+    let database = folder.path().join("nested/export.db");
+    let database = database.to_str().unwrap();
+
+    let first = stdout(&export_cli(&["--database", database, "demo"]));
+    assert!(
+        first.contains("is migrated: 2 migrations, the latest 20261121000002"),
+        "{first}"
+    );
+    let seeded = line_with(&first, "therapy_sessions");
+    assert_eq!(
+        seeded.split_whitespace().collect::<Vec<_>>(),
+        [
+            "therapy_sessions",
+            "305",
+            "inserted",
+            "0",
+            "already",
+            "present"
+        ]
+    );
+    assert_eq!(
+        line_with(&first, "processed").split_whitespace().nth(1),
+        Some("300")
+    );
+    assert!(first.contains("(primary, active)"), "{first}");
+    assert!(first.contains("(primary, inactive)"), "{first}");
+    assert!(first.contains("(secondary, active)"), "{first}");
+
+    let second = stdout(&export_cli(&["--database", database, "seed"]));
+    let again = line_with(&second, "therapy_sessions");
+    assert_eq!(
+        again.split_whitespace().collect::<Vec<_>>(),
+        [
+            "therapy_sessions",
+            "0",
+            "inserted",
+            "305",
+            "already",
+            "present"
+        ]
+    );
+
+    let listed = stdout(&export_cli(&[
+        "--database",
+        &format!("sqlite://{database}"),
+        "list",
+    ]));
+    assert_eq!(
+        line_with(&listed, "therapy_sessions")
+            .split_whitespace()
+            .nth(1),
+        Some("305")
+    );
+}
+
+#[test]
+fn unsupported_database_url_is_a_clear_error() {
+    let output = export_cli(&["--database", "mysql://localhost/x", "migrate"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unsupported database url"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn missing_fixtures_name_the_file() {
+    let folder = tempfile::tempdir().unwrap();
+    let database = folder.path().join("export.db");
+    let output = export_cli(&[
+        "--database",
+        database.to_str().unwrap(),
+        "seed",
+        "--fixtures",
+        folder.path().to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("users.json"), "{stderr}");
+}
