@@ -1,5 +1,19 @@
-//! Renderers of the export engine: the `Document` model, Tera templates and the pdf, docx, html,
-//! csv, json and xlsx writers behind one `Renderer` trait.
+//! Renderers of the export engine: the `Document` model that every laid-out format consumes, the
+//! tabular row model that data formats stream, and one renderer per format behind the `Renderer`
+//! trait.
 //!
-//! Empty for now: the renderer issue fills it. Like `export-domain`, this crate will do no IO of
-//! its own: no database, no clock, no network; a renderer writes to the `std::io::Write` it is given.
+//! Architecture invariant: this crate does no IO of its own: no database, no clock, no network.
+//! Inputs come in as values (the caller passes `generated_at`); output goes to the
+//! `std::io::Write` the caller gives.
+
+mod document;
+mod error;
+mod renderer;
+mod table;
+
+pub use document::{
+    Block, Color, Document, DocumentMeta, Notice, NoticeKind, PageSize, Run, Table,
+};
+pub use error::RenderError;
+pub use renderer::{RenderOutcome, Renderer};
+pub use table::{Cell, Column, ColumnKind, RowBuffer, RowSource};

@@ -1,0 +1,196 @@
+//! The `Document` model: what a laid-out export (PDF, DOCX, HTML preview) contains, independent of
+//! any format. Templates produce it; document renderers consume it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Paper size of a laid-out document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageSize {
+    /// US Letter, 8.5 × 11 in: the seed platform's default.
+    #[default]
+    Letter,
+    A4,
+}
+
+impl PageSize {
+    /// Width and height in millimetres.
+    pub const fn size_mm(self) -> (f64, f64) {
+        match self {
+            PageSize::Letter => (215.9, 279.4),
+            PageSize::A4 => (210.0, 297.0),
+        }
+    }
+}
+
+/// Facts about a document as a whole; renderers write them as document metadata and in the
+/// header and footer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentMeta {
+    pub title: String,
+    /// Who prepared it (the therapist), as printed and as the file's author property.
+    pub author: String,
+    pub subject: Option<String>,
+    /// When it was generated; printed in the footer as "Generated on … at …".
+    pub generated_at: DateTime<Utc>,
+    pub page_size: PageSize,
+}
+
+/// A laid-out document: metadata and a sequence of blocks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    pub meta: DocumentMeta,
+    pub blocks: Vec<Block>,
+}
+
+/// An sRGB colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Color {
+    pub r: u8,
+    pub g: u8,
+    pub b: u8,
+}
+
+impl Color {
+    pub const RED: Color = Color {
+        r: 0xC0,
+        g: 0x00,
+        b: 0x00,
+    };
+    pub const GREY: Color = Color {
+        r: 0x59,
+        g: 0x59,
+        b: 0x59,
+    };
+
+    /// `RRGGBB` in upper-case hex, as DOCX and HTML want it.
+    pub fn hex(self) -> String {
+        format!("{:02X}{:02X}{:02X}", self.r, self.g, self.b)
+    }
+}
+
+/// A stretch of text in one style.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Run {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bold: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub italic: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<Color>,
+}
+
+impl Run {
+    /// Plain text.
+    pub fn plain(text: impl Into<String>) -> Run {
+        Run {
+            text: text.into(),
+            ..Run::default()
+        }
+    }
+
+    /// Bold text.
+    pub fn bold(text: impl Into<String>) -> Run {
+        Run {
+            text: text.into(),
+            bold: true,
+            ..Run::default()
+        }
+    }
+}
+
+/// What kind of notice a banner is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// The red, bold, centred "CONFIDENTIAL - PROTECTED HEALTH INFORMATION" banner.
+    Confidential,
+    /// A caution the reader must see, such as a risk flag.
+    Warning,
+    /// A neutral remark.
+    Info,
+}
+
+/// A banner set apart from the text around it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    pub kind: NoticeKind,
+    pub text: String,
+}
+
+/// A table with one header row, repeated on every page it spans.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Table {
+    pub header: Vec<Vec<Run>>,
+    pub rows: Vec<Vec<Vec<Run>>>,
+}
+
+/// One block of a document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "block", rename_all = "snake_case")]
+pub enum Block {
+    /// A heading of level 1 (document title), 2 (section) or 3 (subsection).
+    Heading {
+        level: u8,
+        runs: Vec<Run>,
+    },
+    Paragraph {
+        runs: Vec<Run>,
+    },
+    Table {
+        table: Table,
+    },
+    /// A bulleted or numbered list; each item is a paragraph of runs.
+    List {
+        ordered: bool,
+        items: Vec<Vec<Run>>,
+    },
+    /// A titled group of blocks that is kept together where the format allows.
+    Section {
+        class: Option<String>,
+        blocks: Vec<Block>,
+    },
+    Notice {
+        notice: Notice,
+    },
+    /// A horizontal rule.
+    Rule,
+    PageBreak,
+}
+
+impl Document {
+    /// Every piece of text in reading order, one block or cell per line: what a reader extracting
+    /// the text should find.
+    pub fn plain_text(&self) -> String {
+        fn runs(out: &mut String, runs: &[Run]) {
+            for run in runs {
+                out.push_str(&run.text);
+            }
+            out.push('\n');
+        }
+        fn blocks(out: &mut String, list: &[Block]) {
+            for block in list {
+                match block {
+                    Block::Heading { runs: r, .. } | Block::Paragraph { runs: r } => runs(out, r),
+                    Block::Table { table } => {
+                        for cell in table.header.iter().chain(table.rows.iter().flatten()) {
+                            runs(out, cell);
+                        }
+                    }
+                    Block::List { items, .. } => items.iter().for_each(|item| runs(out, item)),
+                    Block::Section { blocks: inner, .. } => blocks(out, inner),
+                    Block::Notice { notice } => {
+                        out.push_str(&notice.text);
+                        out.push('\n');
+                    }
+                    Block::Rule | Block::PageBreak => {}
+                }
+            }
+        }
+        let mut out = String::new();
+        blocks(&mut out, &self.blocks);
+        out
+    }
+}

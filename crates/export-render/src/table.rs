@@ -1,0 +1,185 @@
+//! The tabular row model: columns with a kind, and rows streamed one at a time through a reused
+//! `RowBuffer`, so a million-row export allocates nothing per row.
+
+use std::ops::Range;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::RenderError;
+
+/// What a column holds; typed formats (XLSX, JSON) keep the type, text formats print it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Text,
+    Integer,
+    Float,
+    Bool,
+    Date,
+    DateTime,
+}
+
+/// A column of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub kind: ColumnKind,
+}
+
+impl Column {
+    pub fn new(name: impl Into<String>, kind: ColumnKind) -> Column {
+        Column {
+            name: name.into(),
+            kind,
+        }
+    }
+}
+
+/// One cell of the current row, borrowing its text from the row buffer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell<'a> {
+    Null,
+    Text(&'a str),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+    Date(NaiveDate),
+    DateTime(DateTime<Utc>),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Null,
+    Text(u32, u32),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+    Date(NaiveDate),
+    DateTime(DateTime<Utc>),
+}
+
+/// The current row: cells whose text lives in one shared string, cleared and refilled for every
+/// row without giving its memory back.
+#[derive(Debug, Default)]
+pub struct RowBuffer {
+    text: String,
+    slots: Vec<Slot>,
+}
+
+impl RowBuffer {
+    pub fn new() -> RowBuffer {
+        RowBuffer::default()
+    }
+
+    /// Empties the row, keeping its capacity.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.slots.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    pub fn push_null(&mut self) {
+        self.slots.push(Slot::Null);
+    }
+
+    pub fn push_text(&mut self, text: &str) {
+        self.push_text_with(|buffer| buffer.push_str(text));
+    }
+
+    /// Appends a text cell written straight into the row's buffer by `write`.
+    pub fn push_text_with(&mut self, write: impl FnOnce(&mut String)) {
+        let start = self.text.len();
+        write(&mut self.text);
+        self.slots
+            .push(Slot::Text(start as u32, self.text.len() as u32));
+    }
+
+    pub fn push_integer(&mut self, value: i64) {
+        self.slots.push(Slot::Integer(value));
+    }
+
+    pub fn push_float(&mut self, value: f64) {
+        self.slots.push(Slot::Float(value));
+    }
+
+    pub fn push_bool(&mut self, value: bool) {
+        self.slots.push(Slot::Bool(value));
+    }
+
+    pub fn push_date(&mut self, value: NaiveDate) {
+        self.slots.push(Slot::Date(value));
+    }
+
+    pub fn push_datetime(&mut self, value: DateTime<Utc>) {
+        self.slots.push(Slot::DateTime(value));
+    }
+
+    /// The cell at `index`; `Null` past the end.
+    pub fn cell(&self, index: usize) -> Cell<'_> {
+        match self.slots.get(index) {
+            None | Some(Slot::Null) => Cell::Null,
+            Some(&Slot::Text(start, end)) => Cell::Text(
+                &self.text[Range {
+                    start: start as usize,
+                    end: end as usize,
+                }],
+            ),
+            Some(&Slot::Integer(v)) => Cell::Integer(v),
+            Some(&Slot::Float(v)) => Cell::Float(v),
+            Some(&Slot::Bool(v)) => Cell::Bool(v),
+            Some(&Slot::Date(v)) => Cell::Date(v),
+            Some(&Slot::DateTime(v)) => Cell::DateTime(v),
+        }
+    }
+
+    /// The cells in order.
+    pub fn cells(&self) -> impl Iterator<Item = Cell<'_>> + '_ {
+        (0..self.slots.len()).map(|i| self.cell(i))
+    }
+}
+
+/// A table streamed row by row.
+pub trait RowSource {
+    /// The columns, fixed for the whole table.
+    fn columns(&self) -> &[Column];
+
+    /// Fills `row` (already cleared) with the next row; false when there are no more rows.
+    fn next_row(&mut self, row: &mut RowBuffer) -> Result<bool, RenderError>;
+
+    /// How many rows the source will yield, when it knows; renderers with row limits use it to
+    /// refuse before starting.
+    fn row_count_hint(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Drives `source` to the end, checking each row has one cell per column and calling `visit`.
+pub(crate) fn for_each_row(
+    source: &mut dyn RowSource,
+    mut visit: impl FnMut(u64, &RowBuffer) -> Result<(), RenderError>,
+) -> Result<u64, RenderError> {
+    let expected = source.columns().len();
+    let mut row = RowBuffer::new();
+    let mut index = 0u64;
+    loop {
+        row.clear();
+        if !source.next_row(&mut row)? {
+            return Ok(index);
+        }
+        if row.len() != expected {
+            return Err(RenderError::RowShape {
+                row: index,
+                got: row.len(),
+                expected,
+            });
+        }
+        visit(index, &row)?;
+        index += 1;
+    }
+}
