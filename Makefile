@@ -1,5 +1,5 @@
 # One-line targets; the logic lives in scripts/ and in the code.
-.PHONY: run demo test test-fast lint deny setup fixtures
+.PHONY: run demo test test-fast lint deny setup fixtures bench
 
 run: demo
 demo:      ; cargo run --release -p export-cli -- demo
@@ -9,3 +9,4 @@ lint:      ; cargo fmt --all -- --check && cargo clippy --workspace --all-target
 deny:      ; scripts/deny
 setup:     ; scripts/setup-machine
 fixtures:  ; python3 fixtures/generate.py
+bench:      ; scripts/bench

@@ -5,9 +5,11 @@
 
 use std::path::PathBuf;
 
+mod bench;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use export_domain::Role;
+use export_domain::{ExportFormat, Role};
 use export_store::{Store, clinical, seed};
 
 /// The database used when neither `--database` nor `EXPORT_DATABASE_URL` names one.
@@ -46,6 +48,16 @@ enum Command {
         #[arg(long, default_value = "fixtures")]
         fixtures: PathBuf,
     },
+    /// Render the synthetic benchmark rows (../shared/bench-dataset.md) and print one JSON line:
+    /// format, rows, seconds, rows per second, bytes, peak memory.
+    Bench {
+        #[arg(long)]
+        format: ExportFormat,
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,6 +71,10 @@ fn main() -> anyhow::Result<()> {
             migrate(&cli.database)?;
             seed_practice(&cli.database, &fixtures)?;
             list(&cli.database)
+        }
+        Command::Bench { format, rows, out } => {
+            println!("{}", bench::bench_rows(format, rows, &out)?);
+            Ok(())
         }
     }
 }

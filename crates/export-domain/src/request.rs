@@ -539,15 +539,13 @@ impl TemplateInput {
             .as_deref()
             .map(str::trim)
             .filter(|d| !d.is_empty());
-        if let Some(chars) = description.map(|d| d.chars().count()) {
-            if chars > MAX_TEMPLATE_DESCRIPTION_CHARS {
-                problems.add(
-                    "description",
-                    format!(
-                        "must be at most {MAX_TEMPLATE_DESCRIPTION_CHARS} characters (got {chars})"
-                    ),
-                );
-            }
+        if let Some(chars) = description.map(|d| d.chars().count())
+            && chars > MAX_TEMPLATE_DESCRIPTION_CHARS
+        {
+            problems.add(
+                "description",
+                format!("must be at most {MAX_TEMPLATE_DESCRIPTION_CHARS} characters (got {chars})"),
+            );
         }
         let export_type: Option<ExportType> = problems.word("export_type", &self.export_type);
         let export_type = export_type.filter(|&t| {

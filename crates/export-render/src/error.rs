@@ -13,7 +13,7 @@ pub enum RenderError {
         what: &'static str,
     },
     #[error(
-        "{rows} rows is more than a {format} export can hold ({limit} at most); export CSV or XLSX instead"
+        "{rows} rows are more than one {format} export can hold ({limit} at most); use csv for larger tables"
     )]
     TooManyRows {
         format: &'static str,

@@ -1,0 +1,309 @@
+//! The tabular renderers read back by real readers: CSV through the `csv` crate, JSON through
+//! serde_json, XLSX through calamine. Formula-looking text comes back as text everywhere.
+
+use std::io::Cursor;
+
+use calamine::{Data, Reader, Xlsx};
+use chrono::{NaiveDate, TimeZone, Utc};
+use export_render::{
+    Column, ColumnKind, CsvRenderer, JsonRenderer, RenderError, Renderer, RowBuffer, RowSource,
+    XlsxRenderer,
+};
+
+#[derive(Debug, Clone)]
+enum Value {
+    Null,
+    Text(&'static str),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Date(NaiveDate),
+}
+
+/// A table held in memory, streamed like any other source.
+struct Rows {
+    columns: Vec<Column>,
+    rows: Vec<Vec<Value>>,
+    next: usize,
+    hint: Option<u64>,
+}
+
+impl RowSource for Rows {
+    fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    fn next_row(&mut self, row: &mut RowBuffer) -> Result<bool, RenderError> {
+        let Some(values) = self.rows.get(self.next) else {
+            return Ok(false);
+        };
+        self.next += 1;
+        for value in values {
+            match value {
+                Value::Null => row.push_null(),
+                Value::Text(t) => row.push_text(t),
+                Value::Int(v) => row.push_integer(*v),
+                Value::Float(v) => row.push_float(*v),
+                Value::Bool(v) => row.push_bool(*v),
+                Value::Date(d) => row.push_date(*d),
+            }
+        }
+        Ok(true)
+    }
+
+    fn row_count_hint(&self) -> Option<u64> {
+        self.hint
+    }
+}
+
+fn sample() -> Rows {
+    let columns = vec![
+        Column::new("id", ColumnKind::Integer),
+        Column::new("patient", ColumnKind::Text),
+        Column::new("note", ColumnKind::Text),
+        Column::new("score", ColumnKind::Float),
+        Column::new("done", ColumnKind::Bool),
+        Column::new("on", ColumnKind::Date),
+    ];
+    let day = |d| NaiveDate::from_ymd_opt(2025, 3, d).unwrap();
+    let rows = vec![
+        vec![
+            Value::Int(1),
+            Value::Text("Łukasz Wójcik"),
+            Value::Text("said \"fine\", then left\nearly"),
+            Value::Float(3.5),
+            Value::Bool(true),
+            Value::Date(day(1)),
+        ],
+        vec![
+            Value::Int(2),
+            Value::Text("נועה כהן"),
+            Value::Text("=SUM(A1) is what my boss calls me"),
+            Value::Float(0.0),
+            Value::Bool(false),
+            Value::Date(day(2)),
+        ],
+        vec![
+            Value::Int(-3),
+            Value::Text("美玲 王"),
+            Value::Text("+1 more"),
+            Value::Null,
+            Value::Bool(true),
+            Value::Null,
+        ],
+        vec![
+            Value::Int(4),
+            Value::Text("@handle"),
+            Value::Text("-2 points\tand a tab"),
+            Value::Float(99.9),
+            Value::Bool(false),
+            Value::Date(day(4)),
+        ],
+    ];
+    Rows {
+        columns,
+        rows,
+        next: 0,
+        hint: None,
+    }
+}
+
+fn render(renderer: &dyn Renderer, mut rows: Rows) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    let outcome = renderer.render_rows(&mut rows, &mut out).unwrap();
+    assert_eq!(outcome.rows, 4);
+    out.into_inner()
+}
+
+#[test]
+fn csv_reads_back_with_formulas_neutralised() {
+    let bytes = render(&CsvRenderer::default(), sample());
+    let mut reader = csv::Reader::from_reader(bytes.as_slice());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        ["id", "patient", "note", "score", "done", "on"]
+    );
+    let records: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    assert_eq!(
+        records[0],
+        [
+            "1",
+            "Łukasz Wójcik",
+            "said \"fine\", then left\nearly",
+            "3.5",
+            "true",
+            "2025-03-01"
+        ]
+    );
+    assert_eq!(
+        records[1],
+        [
+            "2",
+            "נועה כהן",
+            "'=SUM(A1) is what my boss calls me",
+            "0.0",
+            "false",
+            "2025-03-02"
+        ]
+    );
+    assert_eq!(records[2], ["-3", "美玲 王", "'+1 more", "", "true", ""]);
+    assert_eq!(
+        records[3],
+        [
+            "4",
+            "'@handle",
+            "'-2 points\tand a tab",
+            "99.9",
+            "false",
+            "2025-03-04"
+        ]
+    );
+    // Numbers are never prefixed, even negative ones.
+    assert!(String::from_utf8(bytes).unwrap().contains("\n-3,"));
+}
+
+#[test]
+fn csv_without_neutralising_keeps_exact_text() {
+    let bytes = render(
+        &CsvRenderer {
+            neutralise_formulas: false,
+        },
+        sample(),
+    );
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(
+        text.contains("\n2,נועה כהן,=SUM(A1) is what my boss calls me,0.0,"),
+        "{text}"
+    );
+}
+
+#[test]
+fn json_reads_back_typed() {
+    let bytes = render(&JsonRenderer, sample());
+    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let rows = value.as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(
+        rows[0],
+        serde_json::json!({"id": 1, "patient": "Łukasz Wójcik", "note": "said \"fine\", then left\nearly", "score": 3.5, "done": true, "on": "2025-03-01"})
+    );
+    assert_eq!(rows[1]["note"], "=SUM(A1) is what my boss calls me");
+    assert_eq!(rows[2]["score"], serde_json::Value::Null);
+    assert_eq!(rows[3]["note"], "-2 points\tand a tab");
+    let keys: Vec<&String> = rows[0].as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 6);
+}
+
+#[test]
+fn json_of_no_rows_is_an_empty_array() {
+    let rows = Rows {
+        rows: vec![],
+        ..sample()
+    };
+    let mut out = Cursor::new(Vec::new());
+    JsonRenderer.render_rows(&mut { rows }, &mut out).unwrap();
+    assert_eq!(out.into_inner(), b"[]");
+}
+
+#[test]
+fn xlsx_reads_back_typed_with_header() {
+    let bytes = render(
+        &XlsxRenderer {
+            sheet_name: "Sessions".into(),
+        },
+        sample(),
+    );
+    let mut workbook: Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(bytes)).unwrap();
+    assert_eq!(workbook.sheet_names(), ["Sessions"]);
+    let range = workbook.worksheet_range("Sessions").unwrap();
+    assert_eq!(range.get_size(), (5, 6));
+    let header: Vec<String> = (0..6)
+        .map(|c| range.get((0, c)).unwrap().to_string())
+        .collect();
+    assert_eq!(header, ["id", "patient", "note", "score", "done", "on"]);
+    assert_eq!(range.get((1, 0)), Some(&Data::Float(1.0)));
+    assert_eq!(
+        range.get((1, 1)),
+        Some(&Data::String("Łukasz Wójcik".into()))
+    );
+    assert_eq!(range.get((1, 3)), Some(&Data::Float(3.5)));
+    assert_eq!(range.get((1, 4)), Some(&Data::Bool(true)));
+    assert!(
+        matches!(range.get((1, 5)), Some(Data::DateTime(_))),
+        "{:?}",
+        range.get((1, 5))
+    );
+    // A formula-looking text is a plain string cell, not a formula.
+    assert_eq!(
+        range.get((2, 2)),
+        Some(&Data::String("=SUM(A1) is what my boss calls me".into()))
+    );
+    assert_eq!(range.get((3, 3)), Some(&Data::Empty));
+    assert_eq!(range.get((4, 1)), Some(&Data::String("@handle".into())));
+}
+
+#[test]
+fn a_row_with_the_wrong_number_of_cells_is_refused() {
+    let mut rows = sample();
+    rows.rows[2].pop();
+    let mut out = Cursor::new(Vec::new());
+    let err = CsvRenderer::default()
+        .render_rows(&mut rows, &mut out)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "row 2 has 5 cells but the table has 6 columns"
+    );
+}
+
+#[test]
+fn xlsx_refuses_more_rows_than_a_sheet_holds_before_writing() {
+    let rows = Rows {
+        hint: Some(2_000_000),
+        ..sample()
+    };
+    let mut out = Cursor::new(Vec::new());
+    let err = XlsxRenderer::default()
+        .render_rows(&mut { rows }, &mut out)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RenderError::TooManyRows {
+                rows: 2_000_000,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "2000000 rows are more than one xlsx export can hold (1048575 at most); use csv for larger tables"
+    );
+    assert!(out.into_inner().is_empty());
+}
+
+#[test]
+fn renderers_say_what_they_cannot_make() {
+    let document = export_render::Document {
+        meta: export_render::DocumentMeta {
+            title: "t".into(),
+            author: "a".into(),
+            subject: None,
+            generated_at: Utc.with_ymd_and_hms(2025, 1, 15, 14, 30, 0).unwrap(),
+            page_size: export_render::PageSize::Letter,
+        },
+        blocks: vec![],
+    };
+    let mut out = Cursor::new(Vec::new());
+    let err = CsvRenderer::default()
+        .render_document(&document, &mut out)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "csv cannot be made from a laid-out document"
+    );
+}
