@@ -544,7 +544,9 @@ impl TemplateInput {
         {
             problems.add(
                 "description",
-                format!("must be at most {MAX_TEMPLATE_DESCRIPTION_CHARS} characters (got {chars})"),
+                format!(
+                    "must be at most {MAX_TEMPLATE_DESCRIPTION_CHARS} characters (got {chars})"
+                ),
             );
         }
         let export_type: Option<ExportType> = problems.word("export_type", &self.export_type);

@@ -10,6 +10,7 @@ mod csv;
 mod document;
 mod error;
 mod json;
+mod notes;
 mod renderer;
 mod table;
 mod text;
@@ -21,6 +22,7 @@ pub use document::{
 };
 pub use error::RenderError;
 pub use json::JsonRenderer;
+pub use notes::{FieldValue, FilledNote, NoteField, NoteSection, fill_note};
 pub use renderer::{Output, RenderOutcome, Renderer};
 pub use table::{Cell, Column, ColumnKind, RowBuffer, RowSource};
 pub use text::{cell_text, write_cell_text};
