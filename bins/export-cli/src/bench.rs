@@ -96,7 +96,7 @@ impl RowSource for BenchRows {
                 ": discussed coping strategies, reviewed homework and agreed next steps.",
             );
         });
-        row.push_bool(i % 2 == 0);
+        row.push_bool(i.is_multiple_of(2));
         row.push_float(((i * 5) % 2000) as f64 / 4.0);
         Ok(true)
     }

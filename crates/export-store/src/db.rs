@@ -120,12 +120,12 @@ impl Store {
     pub fn open_with(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
         let (backend, target) = Backend::of_url(url)?;
         if backend == Backend::Sqlite {
-            if let Some(folder) = std::path::Path::new(&target).parent() {
-                if !folder.as_os_str().is_empty() {
-                    std::fs::create_dir_all(folder).map_err(|err| {
-                        StoreError::Setup(format!("cannot create the database folder: {err}"))
-                    })?;
-                }
+            if let Some(folder) = std::path::Path::new(&target).parent()
+                && !folder.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(folder).map_err(|err| {
+                    StoreError::Setup(format!("cannot create the database folder: {err}"))
+                })?;
             }
             // Write-ahead logging, so readers never block the writer. It is stored in the file,
             // and switching it needs the only connection, so it happens before the pool exists.
