@@ -6,24 +6,36 @@
 //! Inputs come in as values (the caller passes `generated_at`); output goes to the
 //! `std::io::Write` the caller gives.
 
+mod context;
 mod csv;
 mod document;
 mod error;
+mod html;
 mod json;
+mod markup;
 mod notes;
 mod renderer;
 mod table;
+mod templates;
 mod text;
 mod xlsx;
 
+pub use context::{
+    AssessmentLine, DiagnosisLine, DocumentHeader, FullRecordContext, GoalLine,
+    ProgressReportContext, SessionLine, SessionNoteContext, SessionNotesContext,
+    TreatmentSummaryContext, print_date, print_date_time,
+};
 pub use csv::{CsvRenderer, looks_like_formula};
 pub use document::{
     Block, Color, Document, DocumentMeta, Notice, NoticeKind, PageSize, Run, Table,
 };
 pub use error::RenderError;
+pub use html::{escape_html, render_html_preview};
 pub use json::JsonRenderer;
+pub use markup::{ALLOWED_TAGS, MarkupError, decode_entities, parse_markup};
 pub use notes::{FieldValue, FilledNote, NoteField, NoteSection, fill_note};
 pub use renderer::{Output, RenderOutcome, Renderer};
 pub use table::{Cell, Column, ColumnKind, RowBuffer, RowSource};
+pub use templates::{TemplateEngine, TemplateError, built_in_template, samples};
 pub use text::{cell_text, write_cell_text};
 pub use xlsx::{MAX_XLSX_ROWS, XlsxRenderer};

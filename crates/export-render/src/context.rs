@@ -1,0 +1,149 @@
+//! What the document templates see: one context type per export type, with every value already
+//! formatted for print ("January 15, 2025"). The same contexts are what a JSON export of a
+//! document holds, so a JSON export and a PDF of the same request say the same things.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+use crate::FilledNote;
+
+/// "January 15, 2025".
+pub fn print_date(date: NaiveDate) -> String {
+    date.format("%B %-d, %Y").to_string()
+}
+
+/// "January 15, 2025 at 02:30 PM" (UTC).
+pub fn print_date_time(at: DateTime<Utc>) -> String {
+    at.format("%B %-d, %Y at %I:%M %p").to_string()
+}
+
+/// The header block every document starts with.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DocumentHeader {
+    pub title: String,
+    pub patient_name: String,
+    pub patient_date_of_birth: Option<String>,
+    /// "January 1, 2025 to March 31, 2025", when the document covers a period.
+    pub period: Option<String>,
+    pub prepared_by: String,
+    pub generated_on: String,
+}
+
+/// A goal row of a report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GoalLine {
+    pub description: String,
+    pub baseline: String,
+    pub current: String,
+    pub progress_percentage: i32,
+    pub status: String,
+}
+
+/// One administration of an instrument.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AssessmentLine {
+    pub instrument: String,
+    pub date: String,
+    pub score: i32,
+    pub severity: Option<String>,
+}
+
+/// A session as reports list it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionLine {
+    pub number: usize,
+    pub date: String,
+    pub duration_minutes: i64,
+    pub mood: String,
+    pub topics: Vec<String>,
+    pub summary: String,
+}
+
+/// The context of a progress report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProgressReportContext {
+    pub header: DocumentHeader,
+    /// Which sections to show; every key of the export type is present.
+    pub sections: BTreeMap<String, bool>,
+    pub goals: Vec<GoalLine>,
+    pub assessments: Vec<AssessmentLine>,
+    pub session_count: usize,
+    pub avg_duration_minutes: f64,
+    pub key_topics: Vec<String>,
+    pub sessions: Vec<SessionLine>,
+    pub observations: Vec<String>,
+    pub recommendations: Vec<String>,
+}
+
+/// A diagnosis line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiagnosisLine {
+    pub icd10_code: String,
+    pub description: String,
+    pub is_primary: bool,
+    pub since: String,
+}
+
+/// The context of a treatment summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TreatmentSummaryContext {
+    pub header: DocumentHeader,
+    pub purpose: String,
+    pub sections: BTreeMap<String, bool>,
+    pub diagnoses: Vec<DiagnosisLine>,
+    pub modality: String,
+    pub frequency: String,
+    pub plan_summary: String,
+    pub interventions: Vec<String>,
+    pub session_count: usize,
+    pub avg_duration_minutes: f64,
+    pub first_session: Option<String>,
+    pub last_session: Option<String>,
+    pub goals: Vec<GoalLine>,
+    pub observations: Vec<String>,
+    pub prognosis: String,
+}
+
+/// A session with its notes, as session-notes exports print it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionNoteContext {
+    pub date: String,
+    pub duration_minutes: i64,
+    pub therapist_summary: Option<String>,
+    pub mood: String,
+    pub key_topics: Vec<String>,
+    pub strategies: Vec<String>,
+    pub action_items: Vec<String>,
+    pub risk_flags: Vec<String>,
+    pub transcript: Option<String>,
+    /// The session laid out as a clinical note, when a layout was asked for.
+    pub note: Option<FilledNote>,
+}
+
+/// The context of a session-notes export.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionNotesContext {
+    pub header: DocumentHeader,
+    pub include_ai_notes: bool,
+    pub include_action_items: bool,
+    pub include_transcript: bool,
+    pub sessions: Vec<SessionNoteContext>,
+}
+
+/// The context of a full record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FullRecordContext {
+    pub header: DocumentHeader,
+    pub sections: BTreeMap<String, bool>,
+    pub demographics: BTreeMap<String, String>,
+    pub treatment_plans: Vec<String>,
+    pub diagnoses: Vec<DiagnosisLine>,
+    pub goals: Vec<GoalLine>,
+    pub sessions: Vec<SessionLine>,
+    pub assessments: Vec<AssessmentLine>,
+    /// "date: event" lines in date order.
+    pub timeline: Vec<String>,
+    pub attachments: Vec<String>,
+}

@@ -1,0 +1,383 @@
+//! Templates, data-driven: every built-in template with the section combinations that matter,
+//! a table of bad custom templates with the exact error each must produce, escaping of user data,
+//! and golden HTML previews (regenerate with `UPDATE_GOLDEN=1 cargo test -p export-render`).
+
+use std::path::PathBuf;
+
+use chrono::{TimeZone, Utc};
+use export_domain::ExportType;
+use export_render::{
+    Block, Document, DocumentMeta, NoticeKind, PageSize, TemplateEngine, parse_markup,
+    render_html_preview, samples,
+};
+
+fn meta(title: &str) -> DocumentMeta {
+    DocumentMeta {
+        title: title.into(),
+        author: "Sample Therapist".into(),
+        subject: None,
+        generated_at: Utc.with_ymd_and_hms(2025, 4, 1, 14, 30, 0).unwrap(),
+        page_size: PageSize::Letter,
+    }
+}
+
+/// The section headings (h2) of a document, in order.
+fn section_headings(document: &Document) -> Vec<String> {
+    fn walk(blocks: &[Block], out: &mut Vec<String>) {
+        for block in blocks {
+            match block {
+                Block::Heading { level: 2, runs } => {
+                    out.push(runs.iter().map(|r| r.text.as_str()).collect())
+                }
+                Block::Section { blocks, .. } => walk(blocks, out),
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&document.blocks, &mut out);
+    out
+}
+
+fn render(engine: &TemplateEngine, export_type: ExportType, off: &[&str]) -> Document {
+    macro_rules! with_sections {
+        ($context:expr, $name:literal) => {{
+            let mut context = $context;
+            for key in off {
+                *context.sections.get_mut(*key).expect("a known section") = false;
+            }
+            engine
+                .render_document($name, &context, meta($name))
+                .unwrap()
+        }};
+    }
+    match export_type {
+        ExportType::ProgressReport => {
+            with_sections!(samples::progress_report(), "progress_report.html")
+        }
+        ExportType::TreatmentSummary => {
+            with_sections!(samples::treatment_summary(), "treatment_summary.html")
+        }
+        ExportType::FullRecord => with_sections!(samples::full_record(), "full_record.html"),
+        ExportType::SessionNotes => engine
+            .render_document(
+                "session_notes.html",
+                &samples::session_notes(),
+                meta("notes"),
+            )
+            .unwrap(),
+        ExportType::Dataset => unreachable!(),
+    }
+}
+
+#[test]
+fn built_in_templates_show_exactly_the_sections_asked_for() {
+    let engine = TemplateEngine::new();
+    let all_progress = [
+        "Patient Information",
+        "Treatment Goals",
+        "Goal Progress",
+        "Assessments",
+        "Session Summary",
+        "Clinical Observations",
+        "Recommendations",
+    ];
+    let all_summary = [
+        "Patient Information",
+        "Diagnosis",
+        "Treatment Plan",
+        "Interventions Used",
+        "Session Statistics",
+        "Progress",
+        "Clinical Observations",
+        "Prognosis",
+    ];
+    let all_record = [
+        "Demographics",
+        "Diagnoses",
+        "Treatment Plans",
+        "Goals",
+        "Sessions",
+        "Assessments",
+        "Timeline",
+        "Attachments",
+    ];
+    let cases: &[(ExportType, &[&str], Vec<&str>)] = &[
+        (ExportType::ProgressReport, &[], all_progress.to_vec()),
+        (
+            ExportType::ProgressReport,
+            &["assessments"],
+            all_progress
+                .iter()
+                .copied()
+                .filter(|h| *h != "Assessments")
+                .collect(),
+        ),
+        (
+            ExportType::ProgressReport,
+            &["patient_info", "recommendations", "goal_progress"],
+            vec![
+                "Treatment Goals",
+                "Assessments",
+                "Session Summary",
+                "Clinical Observations",
+            ],
+        ),
+        (
+            ExportType::ProgressReport,
+            &[
+                "patient_info",
+                "treatment_goals",
+                "goal_progress",
+                "assessments",
+                "session_summary",
+                "clinical_observations",
+                "recommendations",
+            ],
+            vec![],
+        ),
+        (ExportType::TreatmentSummary, &[], all_summary.to_vec()),
+        (
+            ExportType::TreatmentSummary,
+            &["diagnosis", "prognosis"],
+            vec![
+                "Patient Information",
+                "Treatment Plan",
+                "Interventions Used",
+                "Session Statistics",
+                "Progress",
+                "Clinical Observations",
+            ],
+        ),
+        (ExportType::FullRecord, &[], all_record.to_vec()),
+        (
+            ExportType::FullRecord,
+            &["sessions", "timeline", "attachments"],
+            vec![
+                "Demographics",
+                "Diagnoses",
+                "Treatment Plans",
+                "Goals",
+                "Assessments",
+            ],
+        ),
+        (
+            ExportType::SessionNotes,
+            &[],
+            vec!["Session of March 3, 2025"],
+        ),
+    ];
+    for (export_type, off, expected) in cases {
+        let document = render(&engine, *export_type, off);
+        assert_eq!(
+            section_headings(&document),
+            *expected,
+            "{export_type} without {off:?}"
+        );
+        // Every document opens with the confidentiality notice and the header block.
+        assert!(
+            matches!(&document.blocks[0], Block::Notice { notice } if notice.kind == NoticeKind::Confidential && notice.text == "CONFIDENTIAL - PROTECTED HEALTH INFORMATION")
+        );
+        let text = document.plain_text();
+        for line in ["Patient: Sample Patient", "Prepared by: Sample Therapist"] {
+            assert!(
+                text.contains(line),
+                "{export_type}: {line} missing in\n{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn tables_keep_their_header_row_and_cells() {
+    let document = render(&TemplateEngine::new(), ExportType::ProgressReport, &[]);
+    let tables: Vec<_> = document
+        .blocks
+        .iter()
+        .flat_map(|b| match b {
+            Block::Section { blocks, .. } => blocks.clone(),
+            other => vec![other.clone()],
+        })
+        .filter_map(|b| match b {
+            Block::Table { table } => Some(table),
+            _ => None,
+        })
+        .collect();
+    let cells = |row: &Vec<Vec<export_render::Run>>| {
+        row.iter()
+            .map(|c| c.iter().map(|r| r.text.clone()).collect::<String>())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        cells(&tables[0].header),
+        ["Goal", "Baseline", "Current", "Progress"]
+    );
+    assert_eq!(
+        cells(&tables[0].rows[0]),
+        ["Fewer panic attacks", "4 per week", "1 per week", "75%"]
+    );
+    assert!(tables[0].header[0][0].bold || !tables[0].header.is_empty());
+}
+
+/// Checks `source` as a custom progress-report template: `Ok` or the exact error.
+fn check_custom(source: &str, expected: Result<(), &str>) {
+    let got = TemplateEngine::new()
+        .check_custom(ExportType::ProgressReport, source)
+        .map_err(|e| e.to_string());
+    assert_eq!(
+        got.as_ref().map(|_| ()).map_err(String::as_str),
+        expected,
+        "\n{source}"
+    );
+}
+
+#[test]
+fn bad_custom_templates_are_refused_with_line_and_cause() {
+    check_custom(
+        "<h1>{{ header.title }}</h1>\n<p>{{ header.patient_name }}</p>",
+        Ok(()),
+    );
+    check_custom(
+        "{% extends \"base.html\" %}\n{% block content %}<p>{{ session_count }} sessions</p>{% endblock content %}",
+        Ok(()),
+    );
+    check_custom(
+        "<h1>{{ header.title }}</h1>\n<p>ok</p>\n<script>alert(1)</script>",
+        Err(
+            "line 3: <script> is not allowed in a template; use one of h1, h2, h3, p, strong, b, em, i, span, br, table, thead, tbody, tr, th, td, ul, ol, li, div, hr",
+        ),
+    );
+    check_custom(
+        "<p onclick=\"steal()\">hi</p>",
+        Err("line 1: attribute \"onclick\" on <p> is not allowed; only class is"),
+    );
+    check_custom(
+        "<h2>Goals</h2>\n<p>unclosed paragraph",
+        Err("line 2: <p> is not closed"),
+    );
+    check_custom(
+        "<h1>{{ header.title }}</h1>\n\n<p>{{ patient.nme }}</p>",
+        Err("line 3: Variable `patient.nme` not found in context while rendering 'custom.html'"),
+    );
+    check_custom(
+        "<h1>{{ header.title }}</h1>\n{% if session_count %}\n<p>x</p>",
+        Err("line 2: {% if %} is never closed; add {% endif %}"),
+    );
+    check_custom("<p>{{ header.title </p>", Err(BAD_EXPRESSION));
+    check_custom(
+        "<p>{{ get_env(name=\"DATABASE_URL\") }}</p>",
+        Err("Function call 'get_env' failed: templates cannot read the environment"),
+    );
+    check_custom(
+        "{% for g in goals %}\n<p>{{ g.description }}</p>\n{% endif %}",
+        Err("line 3: {% endif %} does not close the {% for %} opened on line 1"),
+    );
+    check_custom(
+        "<table><tr><td>a</td></tr><p>b</p></table>",
+        Err("line 1: <p> cannot stand directly in a <table>"),
+    );
+}
+
+const BAD_EXPRESSION: &str =
+    "line 1: expected an expression or a string or a concatenation of strings (column 21)";
+
+#[test]
+fn user_data_is_escaped_never_markup() {
+    let mut context = samples::progress_report();
+    context.header.patient_name = "<strong>Eve</strong> & \"Co\" <script>x</script>".into();
+    context.observations = vec!["=SUM(A1) <br> is not a tag".into()];
+    let document = TemplateEngine::new()
+        .render_document("progress_report.html", &context, meta("x"))
+        .unwrap();
+    let text = document.plain_text();
+    assert!(
+        text.contains("Patient: <strong>Eve</strong> & \"Co\" <script>x</script>"),
+        "{text}"
+    );
+    assert!(text.contains("=SUM(A1) <br> is not a tag"), "{text}");
+}
+
+#[test]
+fn markup_entities_and_whitespace_follow_html() {
+    let blocks = parse_markup("<p>  a &amp; b\n   <em>c&#x27;d</em>&nbsp;e<br>f </p>").unwrap();
+    let Block::Paragraph { runs } = &blocks[0] else {
+        panic!("{blocks:?}")
+    };
+    let texts: Vec<(&str, bool)> = runs.iter().map(|r| (r.text.as_str(), r.italic)).collect();
+    assert_eq!(
+        texts,
+        [("a & b ", false), ("c'd", true), ("\u{a0}e\nf", false)]
+    );
+}
+
+fn golden(name: &str, actual: &str) {
+    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "golden", name]
+        .iter()
+        .collect();
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} is missing; run with UPDATE_GOLDEN=1", path.display()));
+    assert_eq!(
+        actual, expected,
+        "{name} differs; if intended, rerun with UPDATE_GOLDEN=1"
+    );
+}
+
+#[test]
+fn html_previews_match_the_golden_files() {
+    let engine = TemplateEngine::new();
+    for (export_type, file) in [
+        (ExportType::ProgressReport, "progress_report.html"),
+        (ExportType::TreatmentSummary, "treatment_summary.html"),
+        (ExportType::SessionNotes, "session_notes.html"),
+        (ExportType::FullRecord, "full_record.html"),
+    ] {
+        golden(
+            file,
+            &render_html_preview(&render(&engine, export_type, &[])),
+        );
+    }
+}
+
+#[test]
+fn session_notes_lay_out_a_filled_note_and_flag_what_is_missing() {
+    let session = export_domain::TherapySession {
+        id: uuid::Uuid::from_u128(1),
+        patient_id: uuid::Uuid::from_u128(2),
+        therapist_id: uuid::Uuid::from_u128(3),
+        session_date: Utc.with_ymd_and_hms(2025, 3, 3, 14, 0, 0).unwrap(),
+        duration_seconds: 3000,
+        status: export_domain::SessionStatus::Processed,
+        transcript_text: None,
+        transcript_segments: vec![],
+        therapist_summary: None,
+        patient_summary: None,
+        extracted_notes: Some(export_domain::ExtractedNotes {
+            session_mood: "hopeful".into(),
+            key_topics: vec!["sleep".into(), "work".into()],
+            ..Default::default()
+        }),
+        created_at: Utc.with_ymd_and_hms(2025, 3, 3, 15, 0, 0).unwrap(),
+    };
+    let mut context = samples::session_notes();
+    context.sessions[0].note = Some(export_render::fill_note(
+        export_domain::NoteLayout::Soap,
+        &session,
+    ));
+    let document = TemplateEngine::new()
+        .render_document("session_notes.html", &context, meta("notes"))
+        .unwrap();
+    let text = document.plain_text();
+    for expected in [
+        "SOAP Note",
+        "Subjective (confidence 0.46)",
+        "Reported mood: hopeful",
+        "Presenting issues: sleep; work",
+        "Patient concerns: [to complete]",
+        "Clinical impression: [to complete]",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing in\n{text}");
+    }
+}
