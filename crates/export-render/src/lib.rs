@@ -8,6 +8,7 @@
 
 mod document;
 mod error;
+mod pdf;
 mod renderer;
 mod table;
 
@@ -15,5 +16,6 @@ pub use document::{
     Block, Color, Document, DocumentMeta, Notice, NoticeKind, PageSize, Run, Table,
 };
 pub use error::RenderError;
+pub use pdf::{FontSet, PdfRenderer};
 pub use renderer::{RenderOutcome, Renderer};
 pub use table::{Cell, Column, ColumnKind, RowBuffer, RowSource};
