@@ -44,9 +44,16 @@ impl Geometry {
         right_aligned: Vec<bool>,
     ) -> Geometry {
         let count = extents.len().max(1);
+        // A column whose longest word is wider than its fair share is broken inside words
+        // rather than squeezing the other columns.
+        let fair = available / count as f32;
         let padded: Vec<(f32, f32)> = extents
             .iter()
-            .map(|(min, natural)| (min + 2.0 * pad + 0.5, natural.max(*min) + 2.0 * pad + 0.5))
+            .map(|(min, natural)| {
+                let min = min + 2.0 * pad + 0.5;
+                let natural = natural + 2.0 * pad + 0.5;
+                (min.min(fair), natural.max(min.min(fair)))
+            })
             .collect();
         let sum_min: f32 = padded.iter().map(|e| e.0).sum();
         let sum_nat: f32 = padded.iter().map(|e| e.1).sum();
@@ -284,7 +291,7 @@ impl TableFlow {
             };
             let rest = total - from;
             let fits = rest <= available;
-            if fits || ((rest > capacity || after_break) && (available >= 1 || after_break)) {
+            if fits || after_break || (rest > capacity && available >= 1) {
                 // All that is left, or (too tall for any page) as much as fits, at least a line.
                 let count = if fits { rest } else { available.max(1) };
                 let top = flow.y;

@@ -215,8 +215,8 @@ mod tests {
 
     #[test]
     fn breaks_at_spaces_and_inside_long_words() {
-        check_break("aa bb cc", 2.5, &["aa", "bb", "cc"]);
-        check_break("aa bb cc", 4.0, &["aa bb", "cc"]);
+        check_break("aa bb cc", 2.0, &["aa", "bb", "cc"]);
+        check_break("aa bb cc", 3.0, &["aa bb", "cc"]);
         check_break("abcdefgh", 2.0, &["abcd", "efgh"]);
         check_break("", 2.0, &[""]);
         check_break("one\ntwo", 20.0, &["one", "two"]);
