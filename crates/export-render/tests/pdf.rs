@@ -451,3 +451,69 @@ fn a4_pages_have_a4_size() {
     let pdf = render(&document);
     assert!(info_field(&pdf, "Page size").starts_with("595.2"));
 }
+
+#[test]
+fn an_empty_document_is_one_numbered_page() {
+    let pdf = render(&Document {
+        meta: meta("Empty"),
+        blocks: Vec::new(),
+    });
+    assert_eq!(pages(&pdf), 1);
+    assert!(text_of(&pdf).contains("Page 1 of 1"));
+}
+
+#[test]
+fn no_rows_is_a_header_only_table() {
+    let mut out = Cursor::new(Vec::new());
+    let outcome = renderer()
+        .render_rows(&mut bench_data::BenchRows::new(0), &mut out)
+        .unwrap();
+    assert_eq!(outcome.rows, 0);
+    let pdf = out.into_inner();
+    assert_eq!(pages(&pdf), 1);
+    let text = text_of(&pdf);
+    assert!(text.contains("duration_minutes"));
+    assert!(text.contains("Page 1 of 1"));
+}
+
+/// Integers that grow wider than the rows the column widths were taken from.
+#[derive(Debug)]
+struct GrowingIntegers {
+    columns: Vec<export_render::Column>,
+    next: i64,
+}
+
+impl export_render::RowSource for GrowingIntegers {
+    fn columns(&self) -> &[export_render::Column] {
+        &self.columns
+    }
+
+    fn next_row(&mut self, row: &mut export_render::RowBuffer) -> Result<bool, RenderError> {
+        if self.next >= 100 {
+            return Ok(false);
+        }
+        row.push_integer(if self.next < 99 { self.next } else { 1_234_567 });
+        row.push_text("x");
+        self.next += 1;
+        Ok(true)
+    }
+}
+
+#[test]
+fn integers_wider_than_the_first_rows_do_not_wrap() {
+    use export_render::{Column, ColumnKind};
+    let mut source = GrowingIntegers {
+        columns: vec![
+            Column::new("n", ColumnKind::Integer),
+            Column::new("label", ColumnKind::Text),
+        ],
+        next: 0,
+    };
+    let mut out = Cursor::new(Vec::new());
+    renderer().render_rows(&mut source, &mut out).unwrap();
+    let text = text_of(&out.into_inner());
+    assert!(
+        text.contains("1234567"),
+        "the number is broken between lines"
+    );
+}

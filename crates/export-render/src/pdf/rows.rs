@@ -42,6 +42,18 @@ pub(crate) fn canonical(cell: Cell<'_>, out: &mut String) {
     }
 }
 
+/// A value as wide as the widest a column of `kind` is expected to hold.
+fn reserve_for(kind: ColumnKind) -> &'static str {
+    match kind {
+        ColumnKind::Text => "",
+        ColumnKind::Integer => "0000000",
+        ColumnKind::Float => "000000.00",
+        ColumnKind::Bool => "false",
+        ColumnKind::Date => "0000-00-00",
+        ColumnKind::DateTime => "0000-00-00T00:00:00Z",
+    }
+}
+
 /// Streams `source` into a tabular PDF and returns the file and the number of rows.
 pub(crate) fn render(
     fonts: &FontSet,
@@ -152,6 +164,15 @@ impl RowsWriter<'_> {
                     rgb: BLACK,
                 };
                 let mut extent = table::extent(book, [header], SIZE, &mut glyphs);
+                // Room for values wider than the first rows' (ids grow), so numbers do not wrap.
+                let reserve = Span {
+                    text: reserve_for(column.kind),
+                    style: Style::Regular,
+                    rgb: BLACK,
+                };
+                let (reserved, _) = table::extent(book, [reserve], SIZE, &mut glyphs);
+                extent.0 = extent.0.max(reserved);
+                extent.1 = extent.1.max(reserved);
                 for row in &self.sample {
                     let span = Span {
                         text: row.get(index).map_or("", String::as_str),
