@@ -1,0 +1,400 @@
+//! Document layout of the PDF renderer: headings, paragraphs, lists, tables, notices, rules and
+//! page breaks of a `Document` flowed onto pages, sections kept together when they fit a page.
+
+use std::ops::Range;
+
+use super::canvas::{Canvas, Info};
+use super::flow::Flow;
+use super::fonts::{FontBook, FontSet, Style};
+use super::table::{self, Geometry, RowLayout, Span, TableFlow};
+use super::text::{self, BLACK, Glyph};
+use super::{FOOTER_SIZE, points};
+use crate::{Block, Document, NoticeKind, Run, Table};
+
+const MARGIN: f32 = 72.0;
+const BODY_SIZE: f32 = 11.0;
+const TABLE_SIZE: f32 = 10.0;
+const CELL_PAD: f32 = 4.0;
+const LIST_INDENT: f32 = 18.0;
+const LINE_FACTOR: f32 = 1.3;
+const RED: [u8; 3] = [0xC0, 0x00, 0x00];
+const AMBER: [u8; 3] = [0x9C, 0x57, 0x00];
+const GREY: [u8; 3] = [0x59, 0x59, 0x59];
+
+/// How a paragraph-like block is set.
+#[derive(Debug, Clone, Copy)]
+struct Setting {
+    size: f32,
+    before: f32,
+    after: f32,
+    indent: f32,
+    centred: bool,
+    /// Keep with the first lines of what follows (headings).
+    keep_next: bool,
+}
+
+impl Setting {
+    const BODY: Setting = Setting {
+        size: BODY_SIZE,
+        before: 0.0,
+        after: 6.0,
+        indent: 0.0,
+        centred: false,
+        keep_next: false,
+    };
+
+    fn heading(level: u8) -> Setting {
+        let (size, before, after) = match level {
+            0 | 1 => (20.0, 6.0, 10.0),
+            2 => (14.0, 12.0, 6.0),
+            _ => (12.0, 8.0, 4.0),
+        };
+        Setting {
+            size,
+            before,
+            after,
+            keep_next: true,
+            ..Setting::BODY
+        }
+    }
+
+    fn line_height(&self) -> f32 {
+        self.size * LINE_FACTOR
+    }
+}
+
+/// Lays `document` out and returns the PDF file.
+pub(crate) fn render(fonts: &FontSet, document: &Document) -> Result<Vec<u8>, crate::RenderError> {
+    let book = FontBook::new(fonts)?;
+    let (width, height) = document.meta.page_size.size_mm();
+    let canvas = Canvas::new(book, points(width), points(height));
+    let mut layout = Layout {
+        flow: Flow::new(canvas, MARGIN, MARGIN, MARGIN),
+        glyphs: Vec::new(),
+        lines: Vec::new(),
+    };
+    layout.blocks(&document.blocks);
+    let meta = &document.meta;
+    let generated = format!(
+        "Generated on {}",
+        meta.generated_at.format("%B %-d, %Y at %I:%M %p")
+    );
+    let info = Info {
+        title: Some(&meta.title),
+        author: Some(&meta.author),
+        subject: meta.subject.as_deref(),
+        created: Some(meta.generated_at),
+    };
+    layout
+        .flow
+        .canvas
+        .finish(Some(&generated), MARGIN, MARGIN / 2.0, FOOTER_SIZE, &info)
+}
+
+struct Layout<'f> {
+    flow: Flow<'f>,
+    glyphs: Vec<Glyph>,
+    lines: Vec<Range<usize>>,
+}
+
+fn rgb(run: &Run, fallback: [u8; 3]) -> [u8; 3] {
+    run.color.map_or(fallback, |c| [c.r, c.g, c.b])
+}
+
+fn spans_of(runs: &[Run], bold: bool) -> impl Iterator<Item = Span<'_>> {
+    runs.iter().map(move |run| Span {
+        text: &run.text,
+        style: Style::of(run.bold || bold, run.italic),
+        rgb: rgb(run, BLACK),
+    })
+}
+
+impl<'f> Layout<'f> {
+    fn book(&mut self) -> &mut FontBook<'f> {
+        &mut self.flow.canvas.book
+    }
+
+    fn blocks(&mut self, blocks: &[Block]) {
+        for block in blocks {
+            self.block(block);
+        }
+    }
+
+    fn block(&mut self, block: &Block) {
+        match block {
+            Block::Heading { level, runs } => {
+                self.paragraph(spans_of(runs, true), None, Setting::heading(*level));
+            }
+            Block::Paragraph { runs } => self.paragraph(spans_of(runs, false), None, Setting::BODY),
+            Block::List { ordered, items } => {
+                for (number, item) in items.iter().enumerate() {
+                    let marker = list_marker(*ordered, number);
+                    let setting = Setting {
+                        indent: LIST_INDENT,
+                        after: 2.0,
+                        ..Setting::BODY
+                    };
+                    self.paragraph(spans_of(item, false), Some(&marker), setting);
+                }
+                self.flow.skip(4.0);
+            }
+            Block::Table { table } => self.table(table),
+            Block::Section { blocks, .. } => {
+                let height = self.measure_blocks(blocks);
+                if height <= self.flow.body_height() {
+                    self.flow.make_room(height);
+                }
+                self.blocks(blocks);
+            }
+            Block::Notice { notice } => {
+                let (style, colour, centred) = match notice.kind {
+                    NoticeKind::Confidential => (Style::Bold, RED, true),
+                    NoticeKind::Warning => (Style::Bold, AMBER, false),
+                    NoticeKind::Info => (Style::Italic, GREY, false),
+                };
+                let span = Span {
+                    text: &notice.text,
+                    style,
+                    rgb: colour,
+                };
+                let setting = Setting {
+                    before: 4.0,
+                    after: 10.0,
+                    centred,
+                    ..Setting::BODY
+                };
+                self.paragraph(std::iter::once(span), None, setting);
+            }
+            Block::Rule => {
+                self.flow.skip(6.0);
+                self.flow.make_room(1.0);
+                let (left, right, y) = (self.flow.left, self.flow.right, self.flow.y);
+                self.flow.canvas.hline(left, right, y, 0.75, 0.5);
+                self.flow.fresh = false;
+                self.flow.skip(6.0);
+            }
+            Block::PageBreak => {
+                if !self.flow.fresh {
+                    self.flow.new_page();
+                }
+            }
+        }
+    }
+
+    /// Shapes spans into `self.glyphs` and breaks them into `self.lines` at `width`.
+    fn set_lines<'s>(&mut self, spans: impl IntoIterator<Item = Span<'s>>, size: f32, width: f32) {
+        let mut glyphs = std::mem::take(&mut self.glyphs);
+        glyphs.clear();
+        for span in spans {
+            text::shape(self.book(), span.text, span.style, span.rgb, &mut glyphs);
+        }
+        self.lines.clear();
+        text::break_lines(&glyphs, size, width.max(1.0), &mut self.lines);
+        self.glyphs = glyphs;
+    }
+
+    fn paragraph<'s>(
+        &mut self,
+        spans: impl IntoIterator<Item = Span<'s>>,
+        marker: Option<&str>,
+        setting: Setting,
+    ) {
+        let width = self.flow.width() - setting.indent;
+        self.set_lines(spans, setting.size, width);
+        let line_height = setting.line_height();
+        self.flow.skip(setting.before);
+        if setting.keep_next {
+            let own = self.lines.len().min(3) as f32 * line_height;
+            self.flow
+                .make_room(own + setting.after + 2.0 * BODY_SIZE * LINE_FACTOR);
+        }
+        let mut marker_glyphs = Vec::new();
+        if let Some(marker) = marker {
+            text::shape(
+                self.book(),
+                marker,
+                Style::Regular,
+                BLACK,
+                &mut marker_glyphs,
+            );
+        }
+        let glyphs = std::mem::take(&mut self.glyphs);
+        let lines = std::mem::take(&mut self.lines);
+        let baseline_drop = setting.size * 0.93 + (line_height - setting.size * 1.16) / 2.0;
+        for (index, range) in lines.iter().enumerate() {
+            self.flow.make_room(line_height);
+            let line = &glyphs[range.clone()];
+            let baseline = self.flow.y - baseline_drop;
+            let left = self.flow.left + setting.indent;
+            let x = if setting.centred {
+                left + (width - text::width(line, setting.size)) / 2.0
+            } else {
+                left
+            };
+            if index == 0 && !marker_glyphs.is_empty() {
+                let marker_x = left - 4.0 - text::width(&marker_glyphs, setting.size);
+                self.flow
+                    .canvas
+                    .text(marker_x, baseline, setting.size, &marker_glyphs);
+            }
+            self.flow.canvas.text(x, baseline, setting.size, line);
+            self.flow.y -= line_height;
+            self.flow.fresh = false;
+        }
+        self.glyphs = glyphs;
+        self.lines = lines;
+        self.flow.skip(setting.after);
+    }
+
+    /// The table's columns and header; `None` for a table with no cells at all.
+    fn table_flow(&mut self, table: &Table) -> Option<TableFlow> {
+        let columns = table
+            .rows
+            .iter()
+            .map(Vec::len)
+            .chain(std::iter::once(table.header.len()))
+            .max()
+            .unwrap_or(0);
+        if columns == 0 {
+            return None;
+        }
+        let mut extents = vec![(0.0f32, 0.0f32); columns];
+        let mut glyphs = Vec::new();
+        // Extents column by column: header cells bold, body cells as styled.
+        for (column, extent) in extents.iter_mut().enumerate() {
+            let cells = table
+                .header
+                .get(column)
+                .map(|cell| (cell, true))
+                .into_iter()
+                .chain(
+                    table
+                        .rows
+                        .iter()
+                        .filter_map(|row| row.get(column).map(|cell| (cell, false))),
+                );
+            for (cell, bold) in cells {
+                let (min, natural) =
+                    table::extent(self.book(), spans_of(cell, bold), TABLE_SIZE, &mut glyphs);
+                extent.0 = extent.0.max(min);
+                extent.1 = extent.1.max(natural);
+            }
+        }
+        let geometry = Geometry::fit(
+            self.flow.left,
+            self.flow.width(),
+            TABLE_SIZE,
+            CELL_PAD,
+            &extents,
+            vec![false; columns],
+        );
+        let mut header = RowLayout::default();
+        if !table.header.is_empty() {
+            for column in 0..columns {
+                let cell = table.header.get(column).map_or(&[][..], Vec::as_slice);
+                header.push_cell(self.book(), &geometry, spans_of(cell, true));
+            }
+        }
+        Some(TableFlow {
+            geometry,
+            header,
+            has_header: !table.header.is_empty(),
+        })
+    }
+
+    fn layout_row(&mut self, flow: &TableFlow, cells: &[Vec<Run>], row: &mut RowLayout) {
+        row.clear();
+        for column in 0..flow.geometry.widths.len() {
+            let cell = cells.get(column).map_or(&[][..], Vec::as_slice);
+            row.push_cell(self.book(), &flow.geometry, spans_of(cell, false));
+        }
+    }
+
+    fn table(&mut self, table: &Table) {
+        let Some(table_flow) = self.table_flow(table) else {
+            return;
+        };
+        let mut row = RowLayout::default();
+        self.flow.skip(2.0);
+        table_flow.start(&mut self.flow);
+        for cells in &table.rows {
+            self.layout_row(&table_flow, cells, &mut row);
+            table_flow.row(&mut self.flow, &row);
+        }
+        self.flow.skip(10.0);
+    }
+
+    /// The height `blocks` take when laid out without page breaks.
+    fn measure_blocks(&mut self, blocks: &[Block]) -> f32 {
+        blocks.iter().map(|block| self.measure(block)).sum()
+    }
+
+    fn measure_paragraph<'s>(
+        &mut self,
+        spans: impl IntoIterator<Item = Span<'s>>,
+        setting: Setting,
+    ) -> f32 {
+        let width = self.flow.width() - setting.indent;
+        self.set_lines(spans, setting.size, width);
+        setting.before + self.lines.len() as f32 * setting.line_height() + setting.after
+    }
+
+    fn measure(&mut self, block: &Block) -> f32 {
+        match block {
+            Block::Heading { level, runs } => {
+                self.measure_paragraph(spans_of(runs, true), Setting::heading(*level))
+            }
+            Block::Paragraph { runs } => {
+                self.measure_paragraph(spans_of(runs, false), Setting::BODY)
+            }
+            Block::List { items, .. } => {
+                let setting = Setting {
+                    indent: LIST_INDENT,
+                    after: 2.0,
+                    ..Setting::BODY
+                };
+                items
+                    .iter()
+                    .map(|item| self.measure_paragraph(spans_of(item, false), setting))
+                    .sum::<f32>()
+                    + 4.0
+            }
+            Block::Table { table } => {
+                let Some(table_flow) = self.table_flow(table) else {
+                    return 0.0;
+                };
+                let mut row = RowLayout::default();
+                let mut height = 12.0 + table_flow.header_height();
+                for cells in &table.rows {
+                    self.layout_row(&table_flow, cells, &mut row);
+                    height += row.height(&table_flow.geometry);
+                }
+                height
+            }
+            Block::Section { blocks, .. } => self.measure_blocks(blocks),
+            Block::Notice { notice } => {
+                let span = Span {
+                    text: &notice.text,
+                    style: Style::Bold,
+                    rgb: RED,
+                };
+                let setting = Setting {
+                    before: 4.0,
+                    after: 10.0,
+                    ..Setting::BODY
+                };
+                self.measure_paragraph(std::iter::once(span), setting)
+            }
+            Block::Rule => 12.0,
+            Block::PageBreak => 0.0,
+        }
+    }
+}
+
+fn list_marker(ordered: bool, index: usize) -> String {
+    if ordered {
+        format!("{}.", index + 1)
+    } else {
+        "\u{2022}".to_owned()
+    }
+}
