@@ -53,8 +53,12 @@ enum Command {
     Bench {
         #[arg(long)]
         format: ExportFormat,
-        #[arg(long, default_value_t = 1_000_000)]
+        /// How many dataset rows to render as a table.
+        #[arg(long, default_value_t = 1_000_000, conflicts_with = "report_sessions")]
         rows: u64,
+        /// Render the progress-report model with this many sessions instead (pdf or docx).
+        #[arg(long)]
+        report_sessions: Option<u64>,
         #[arg(long)]
         out: PathBuf,
     },
@@ -72,8 +76,17 @@ fn main() -> anyhow::Result<()> {
             seed_practice(&cli.database, &fixtures)?;
             list(&cli.database)
         }
-        Command::Bench { format, rows, out } => {
-            println!("{}", bench::bench_rows(format, rows, &out)?);
+        Command::Bench {
+            format,
+            rows,
+            report_sessions,
+            out,
+        } => {
+            let line = match report_sessions {
+                Some(sessions) => bench::bench_report(format, sessions, &out)?,
+                None => bench::bench_rows(format, rows, &out)?,
+            };
+            println!("{line}");
             Ok(())
         }
     }

@@ -108,3 +108,51 @@ fn formats_the_row_bench_does_not_cover_are_refused_clearly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("unknown export format \"xml\""), "{stderr}");
 }
+
+#[test]
+fn pdf_rows_and_the_progress_report_render_through_the_real_renderer() {
+    let (line, file) = bench("pdf", 120);
+    assert_eq!(line["rows"], 120);
+    assert!(file.starts_with(b"%PDF-"));
+
+    let folder = tempfile::tempdir().unwrap();
+    let out = folder.path().join("report.pdf");
+    let output = Command::new(env!("CARGO_BIN_EXE_export-cli"))
+        .args([
+            "bench",
+            "--format",
+            "pdf",
+            "--report-sessions",
+            "12",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(line["sessions"], 12);
+    let text = Command::new("pdftotext")
+        .arg(&out)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) is installed");
+    let text = String::from_utf8_lossy(&text.stdout);
+    for expected in [
+        "CONFIDENTIAL - PROTECTED HEALTH INFORMATION",
+        "Client Progress Report",
+        "Patient 042",
+        "Treatment Goals",
+        "12 sessions, averaging",
+        "Page 1 of",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing in the report's text"
+        );
+    }
+}

@@ -5,8 +5,6 @@
 // A command-line measurement tool: printing its figures is its job.
 #![allow(clippy::print_stdout)]
 
-mod bench_data;
-
 use std::io::Cursor;
 use std::time::Instant;
 
@@ -22,11 +20,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     match what {
         "rows" => {
-            let mut rows = bench_data::BenchRows::new(count);
+            let mut rows = export_render::bench::BenchRows::new(count);
             renderer.render_rows(&mut rows, &mut out)?;
         }
         "report" => {
-            let document = bench_data::progress_report(count);
+            let document = export_render::bench::progress_report(count);
             let built = started.elapsed();
             renderer.render_document(&document, &mut out)?;
             println!(

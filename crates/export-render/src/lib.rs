@@ -6,6 +6,7 @@
 //! Inputs come in as values (the caller passes `generated_at`); output goes to the
 //! `std::io::Write` the caller gives.
 
+pub mod bench;
 mod context;
 mod csv;
 mod document;

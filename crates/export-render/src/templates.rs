@@ -309,7 +309,8 @@ pub mod samples {
 
     use super::*;
 
-    fn sections(export_type: ExportType) -> BTreeMap<String, bool> {
+    /// Every section of `export_type`, on.
+    pub fn all_sections(export_type: ExportType) -> BTreeMap<String, bool> {
         export_type
             .section_keys()
             .iter()
@@ -370,7 +371,7 @@ pub mod samples {
     pub fn progress_report() -> ProgressReportContext {
         ProgressReportContext {
             header: header("Progress Report"),
-            sections: sections(ExportType::ProgressReport),
+            sections: all_sections(ExportType::ProgressReport),
             goals: vec![goal()],
             assessments: vec![assessment()],
             session_count: 1,
@@ -386,7 +387,7 @@ pub mod samples {
         TreatmentSummaryContext {
             header: header("Treatment Summary"),
             purpose: "records".into(),
-            sections: sections(ExportType::TreatmentSummary),
+            sections: all_sections(ExportType::TreatmentSummary),
             diagnoses: vec![diagnosis()],
             modality: "Cognitive Behavioral Therapy".into(),
             frequency: "weekly".into(),
@@ -426,7 +427,7 @@ pub mod samples {
     pub fn full_record() -> FullRecordContext {
         FullRecordContext {
             header: header("Full Clinical Record"),
-            sections: sections(ExportType::FullRecord),
+            sections: all_sections(ExportType::FullRecord),
             demographics: BTreeMap::from([("Email".to_owned(), "patient@example.com".to_owned())]),
             treatment_plans: vec!["Cognitive Behavioral Therapy, weekly".into()],
             diagnoses: vec![diagnosis()],

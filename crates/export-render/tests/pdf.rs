@@ -2,9 +2,6 @@
 //! counts and metadata from `pdfinfo`, and a page rasterised with `pdftoppm` (poppler-utils,
 //! installed by `scripts/install-fonts`).
 
-#[path = "../examples/bench_data/mod.rs"]
-mod bench_data;
-
 use std::io::Cursor;
 use std::path::Path;
 use std::process::Command;
@@ -354,7 +351,7 @@ fn a_table_spanning_pages_repeats_its_header() {
 fn rows_render_as_a_table_of_canonical_text() {
     let mut out = Cursor::new(Vec::new());
     let outcome = renderer()
-        .render_rows(&mut bench_data::BenchRows::new(300), &mut out)
+        .render_rows(&mut export_render::bench::BenchRows::new(300), &mut out)
         .unwrap();
     assert_eq!(outcome.rows, 300);
     let pdf = out.into_inner();
@@ -383,7 +380,7 @@ fn too_many_rows_are_refused_before_writing() {
     let renderer = renderer().with_row_limit(100);
     let mut out = Cursor::new(Vec::new());
     let error = renderer
-        .render_rows(&mut bench_data::BenchRows::new(101), &mut out)
+        .render_rows(&mut export_render::bench::BenchRows::new(101), &mut out)
         .unwrap_err();
     assert!(matches!(
         error,
@@ -398,20 +395,20 @@ fn too_many_rows_are_refused_before_writing() {
     // A source that does not say how many rows it has is stopped when it passes the limit.
     let error = renderer
         .render_rows(
-            &mut bench_data::BenchRows::new(500).without_hint(),
+            &mut export_render::bench::BenchRows::new(500).without_hint(),
             &mut out,
         )
         .unwrap_err();
     assert!(matches!(error, RenderError::TooManyRows { limit: 100, .. }));
     assert!(out.get_ref().is_empty());
 
-    let mut rows = bench_data::BenchRows::new(100);
+    let mut rows = export_render::bench::BenchRows::new(100);
     assert_eq!(renderer.render_rows(&mut rows, &mut out).unwrap().rows, 100);
 }
 
 #[test]
 fn progress_report_keeps_each_session_on_one_page() {
-    let document = bench_data::progress_report(100);
+    let document = export_render::bench::progress_report(100);
     let pdf = render(&document);
     let total = pages(&pdf);
     let mut session_pages = Vec::new();
@@ -466,7 +463,7 @@ fn an_empty_document_is_one_numbered_page() {
 fn no_rows_is_a_header_only_table() {
     let mut out = Cursor::new(Vec::new());
     let outcome = renderer()
-        .render_rows(&mut bench_data::BenchRows::new(0), &mut out)
+        .render_rows(&mut export_render::bench::BenchRows::new(0), &mut out)
         .unwrap();
     assert_eq!(outcome.rows, 0);
     let pdf = out.into_inner();

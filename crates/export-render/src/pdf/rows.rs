@@ -65,10 +65,10 @@ pub(crate) fn render(
         rows,
         limit,
     };
-    if let Some(hint) = source.row_count_hint() {
-        if hint > limit {
-            return Err(too_many(hint));
-        }
+    if let Some(hint) = source.row_count_hint()
+        && hint > limit
+    {
+        return Err(too_many(hint));
     }
     let columns = source.columns().to_vec();
     let book = FontBook::new(fonts)?;

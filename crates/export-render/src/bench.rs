@@ -1,13 +1,12 @@
-//! The benchmark dataset of `shared/bench-dataset.md` as a `RowSource`, and the progress-report
-//! `Document` of its "Progress-report model", shared by the PDF bench example and the PDF tests.
+//! The benchmark dataset of `../shared/bench-dataset.md` as a `RowSource` (generated on the fly,
+//! nothing allocated per row), and the `Document` of its progress-report model: what
+//! `export-cli bench`, the bench examples and the renderer tests all render.
 
-#![allow(dead_code)]
-
-use chrono::{Duration, NaiveDate, TimeZone, Utc};
-use export_render::{
+use crate::{
     Block, Column, ColumnKind, Document, DocumentMeta, Notice, NoticeKind, PageSize, RenderError,
     RowBuffer, RowSource, Run, Table,
 };
+use chrono::{Days, NaiveDate, TimeZone, Utc};
 
 const MOODS: [&str; 3] = ["positive", "neutral", "low"];
 const TOPICS: [&str; 4] = [
@@ -17,10 +16,11 @@ const TOPICS: [&str; 4] = [
     "panic; avoidance",
 ];
 
-/// `rows(n)` of the benchmark dataset.
+/// The benchmark rows: `rows(n)` of the dataset specification, generated on the fly.
 #[derive(Debug)]
 pub struct BenchRows {
     columns: Vec<Column>,
+    dates: Vec<String>,
     next: u64,
     count: u64,
     hint: bool,
@@ -28,6 +28,9 @@ pub struct BenchRows {
 
 impl BenchRows {
     pub fn new(count: u64) -> BenchRows {
+        let dates = (0..365)
+            .map(|d| session_date(d).format("%Y-%m-%d").to_string())
+            .collect();
         let columns = [
             ("id", ColumnKind::Integer),
             ("patient", ColumnKind::Text),
@@ -45,12 +48,15 @@ impl BenchRows {
         .collect();
         BenchRows {
             columns,
+            dates,
             next: 0,
             count,
             hint: true,
         }
     }
+}
 
+impl BenchRows {
     /// The same rows, but the source does not say how many.
     pub fn without_hint(mut self) -> BenchRows {
         self.hint = false;
@@ -58,8 +64,9 @@ impl BenchRows {
     }
 }
 
+/// The date of row `i`: 2025-01-01 plus `i % 365` days.
 pub fn session_date(i: u64) -> NaiveDate {
-    NaiveDate::from_ymd_opt(2025, 1, 1).unwrap() + Duration::days((i % 365) as i64)
+    NaiveDate::from_ymd_opt(2025, 1, 1).expect("a valid date") + Days::new(i % 365)
 }
 
 impl RowSource for BenchRows {
@@ -68,32 +75,37 @@ impl RowSource for BenchRows {
     }
 
     fn next_row(&mut self, row: &mut RowBuffer) -> Result<bool, RenderError> {
-        if self.next >= self.count {
+        let i = self.next;
+        if i >= self.count {
             return Ok(false);
         }
-        let i = self.next;
         self.next += 1;
+        let mut digits = itoa::Buffer::new();
         row.push_integer(i as i64);
-        row.push_text_with(|s| {
-            use std::fmt::Write;
-            let _ = write!(s, "Patient {:03}", i % 997);
+        row.push_text_with(|text| {
+            let patient = i % 997;
+            text.push_str("Patient ");
+            if patient < 100 {
+                text.push('0');
+            }
+            if patient < 10 {
+                text.push('0');
+            }
+            text.push_str(digits.format(patient));
         });
-        row.push_text_with(|s| {
-            use std::fmt::Write;
-            let _ = write!(s, "{}", session_date(i).format("%Y-%m-%d"));
-        });
+        row.push_text(&self.dates[(i % 365) as usize]);
         row.push_integer(30 + (i % 60) as i64);
         row.push_text(MOODS[(i % 3) as usize]);
         row.push_float(((i * 37) % 1000) as f64 / 10.0);
         row.push_text(TOPICS[(i % 4) as usize]);
-        row.push_text_with(|s| {
-            use std::fmt::Write;
-            let _ = write!(
-                s,
-                "Session {i}: discussed coping strategies, reviewed homework and agreed next steps."
+        row.push_text_with(|text| {
+            text.push_str("Session ");
+            text.push_str(digits.format(i));
+            text.push_str(
+                ": discussed coping strategies, reviewed homework and agreed next steps.",
             );
         });
-        row.push_bool(i % 2 == 0);
+        row.push_bool(i.is_multiple_of(2));
         row.push_float(((i * 5) % 2000) as f64 / 4.0);
         Ok(true)
     }
@@ -228,5 +240,76 @@ pub fn progress_report(sessions: u64) -> Document {
             page_size: PageSize::Letter,
         },
         blocks,
+    }
+}
+
+/// The same progress-report model as the context of the built-in `progress_report.html`
+/// template, so the report benchmark goes through the real templates.
+pub fn progress_report_context(sessions: u64) -> crate::ProgressReportContext {
+    use crate::context::{DocumentHeader, GoalLine, SessionLine, print_date};
+    let last = sessions.max(1) - 1;
+    let minutes: u64 = (0..sessions).map(|i| 30 + i % 60).sum();
+    let goal = |description: &str, baseline: &str, current: &str, progress| GoalLine {
+        description: description.into(),
+        baseline: baseline.into(),
+        current: current.into(),
+        progress_percentage: progress,
+        status: "active".into(),
+    };
+    let sessions_list = (0..sessions)
+        .map(|k| {
+            let mood = MOODS[(k % 3) as usize];
+            let mut notes = format!("Session {} notes. ", k + 1);
+            for _ in 0..3 {
+                notes.push_str(&format!(
+                    "Client reported {mood} mood and engaged well; we reviewed the thought record, practised paced breathing & grounding, and discussed barriers to homework completion. "
+                ));
+            }
+            SessionLine {
+                number: k as usize + 1,
+                date: print_date(session_date(k)),
+                duration_minutes: (30 + k % 60) as i64,
+                mood: mood.into(),
+                topics: (0..3).map(|j| POOL[((k + j) % 8) as usize].to_owned()).collect(),
+                summary: notes.chars().take(300).collect(),
+            }
+        })
+        .collect();
+    crate::ProgressReportContext {
+        header: DocumentHeader {
+            title: "Client Progress Report".into(),
+            patient_name: "Patient 042".into(),
+            patient_date_of_birth: Some(print_date(
+                NaiveDate::from_ymd_opt(1988, 4, 12).expect("a valid date"),
+            )),
+            period: Some(format!(
+                "{} to {}",
+                print_date(session_date(0)),
+                print_date(session_date(last))
+            )),
+            prepared_by: "Dr. A. Rivera, PsyD".into(),
+            generated_on: "January 1, 2026 at 09:00 AM".into(),
+        },
+        sections: crate::samples::all_sections(export_domain::ExportType::ProgressReport),
+        goals: vec![
+            goal("Reduce panic attacks per week", "5", "2", 60),
+            goal("Sleep 7+ hours per night", "3 nights", "5 nights", 67),
+            goal("Return to full-time work", "20 h/week", "32 h/week", 60),
+            goal("Daily mindfulness practice", "0 min", "15 min", 75),
+            goal("GAD-7 score < 10", "16", "11", 83),
+        ],
+        assessments: vec![],
+        session_count: sessions as usize,
+        avg_duration_minutes: if sessions == 0 {
+            0.0
+        } else {
+            (minutes as f64 / sessions as f64 * 10.0).round() / 10.0
+        },
+        key_topics: POOL.iter().map(|t| t.to_string()).collect(),
+        sessions: sessions_list,
+        observations: vec![format!(
+            "This report covers {sessions} sessions totalling {minutes} minutes. The client has made steady progress toward treatment goals, with fewer panic episodes, improved sleep (from <6 h to 7+ h) and a gradual return to work."
+        )],
+        recommendations: vec!["Continue fortnightly sessions.".into()],
     }
 }
