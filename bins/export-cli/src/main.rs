@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 mod bench;
+mod render;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -48,6 +49,8 @@ enum Command {
         #[arg(long, default_value = "fixtures")]
         fixtures: PathBuf,
     },
+    /// Render one export from a practice folder (the fixtures by default) straight to a file.
+    Render(render::RenderArgs),
     /// Render the synthetic benchmark rows (../shared/bench-dataset.md) and print one JSON line:
     /// format, rows, seconds, rows per second, bytes, peak memory.
     Bench {
@@ -75,6 +78,10 @@ fn main() -> anyhow::Result<()> {
             migrate(&cli.database)?;
             seed_practice(&cli.database, &fixtures)?;
             list(&cli.database)
+        }
+        Command::Render(args) => {
+            println!("{}", render::render(&args, chrono::Utc::now())?);
+            Ok(())
         }
         Command::Bench {
             format,

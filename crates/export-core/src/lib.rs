@@ -1,6 +1,9 @@
-//! Orchestration of the export engine: submit, claim, gather, render, store, complete, audit,
-//! download, delete and expire export jobs; the `ClinicalSource`, `Dataset`, `JobStore` and
-//! `FileStore` traits; signed links.
+//! Orchestration of the export engine. Today: gathering a patient's clinical records into the
+//! context of each document type (`gather`). The job engine (submit, claim, render, store,
+//! audit, download, expire) and the `ClinicalSource`, `Dataset`, `JobStore` and `FileStore`
+//! traits come with the job-engine issue.
 //!
-//! Empty for now: the job-engine issue fills it. It will know no HTTP types; the server maps its
-//! errors to responses.
+//! Architecture invariant: this crate knows no HTTP types; the server maps its errors to
+//! responses.
+
+pub mod gather;

@@ -38,7 +38,7 @@ pub use markup::{ALLOWED_TAGS, MarkupError, decode_entities, parse_markup};
 pub use notes::{FieldValue, FilledNote, NoteField, NoteSection, fill_note};
 pub use pdf::{FontSet, PdfRenderer};
 pub use renderer::{Output, RenderOutcome, Renderer};
-pub use table::{Cell, Column, ColumnKind, RowBuffer, RowSource};
+pub use table::{Cell, Column, ColumnKind, RowBuffer, RowSource, TextRows};
 pub use templates::{TemplateEngine, TemplateError, built_in_template, samples};
 pub use text::{cell_text, write_cell_text};
 pub use xlsx::{MAX_XLSX_ROWS, XlsxRenderer};

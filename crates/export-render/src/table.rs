@@ -183,3 +183,45 @@ pub(crate) fn for_each_row(
         index += 1;
     }
 }
+
+/// A small table already in memory, every cell text or empty: for exports whose rows are few
+/// (a session-notes CSV), not for datasets.
+#[derive(Debug, Clone)]
+pub struct TextRows {
+    columns: Vec<Column>,
+    rows: std::vec::IntoIter<Vec<Option<String>>>,
+    count: u64,
+}
+
+impl TextRows {
+    pub fn new(columns: Vec<Column>, rows: Vec<Vec<Option<String>>>) -> TextRows {
+        TextRows {
+            count: rows.len() as u64,
+            columns,
+            rows: rows.into_iter(),
+        }
+    }
+}
+
+impl RowSource for TextRows {
+    fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    fn next_row(&mut self, row: &mut RowBuffer) -> Result<bool, RenderError> {
+        let Some(cells) = self.rows.next() else {
+            return Ok(false);
+        };
+        for cell in cells {
+            match cell {
+                Some(text) => row.push_text(&text),
+                None => row.push_null(),
+            }
+        }
+        Ok(true)
+    }
+
+    fn row_count_hint(&self) -> Option<u64> {
+        Some(self.count)
+    }
+}

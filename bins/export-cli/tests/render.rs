@@ -1,0 +1,183 @@
+//! `export-cli render` from the fixtures to real files, read back as a user would: PDF text via
+//! pdftotext, JSON via serde_json, XLSX via calamine; a bad request names its fields and leaves
+//! no file behind.
+
+use std::io::Cursor;
+use std::process::{Command, Output};
+
+use calamine::{Reader, Xlsx};
+
+const NOA: &str = "54b440a5-f8fe-5f5d-bf49-e04fc5321bf1";
+const LUKASZ: &str = "94c319c2-8698-5dbc-bff1-889f6cb77255";
+
+fn export_cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_export-cli"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .env("RUST_BACKTRACE", "0")
+        .arg("render")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn pdf_text(path: &std::path::Path) -> String {
+    let out = Command::new("pdftotext")
+        .arg("-layout")
+        .arg(path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) is installed");
+    // pdftotext wraps right-to-left runs in direction marks; they are not part of the text.
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .replace(['\u{200e}', '\u{200f}'], "")
+}
+
+#[test]
+fn progress_report_pdf_has_the_patient_and_only_the_sections_asked_for() {
+    let folder = tempfile::tempdir().unwrap();
+    let out = folder.path().join("report.pdf");
+    let output = export_cli(&[
+        "--type",
+        "progress_report",
+        "--patient",
+        NOA,
+        "--from",
+        "2025-01-01",
+        "--to",
+        "2025-06-30",
+        "--without",
+        "recommendations,goal_progress",
+        "--format",
+        "pdf",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = pdf_text(&out);
+    for expected in [
+        "CONFIDENTIAL - PROTECTED HEALTH INFORMATION",
+        "Progress Report",
+        "נועה כהן",
+        "January 1, 2025 to June 30, 2025",
+        "Treatment Goals",
+        "Assessments",
+        "Session Summary",
+        "Clinical Observations",
+        "Page 1 of",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing in\n{text}");
+    }
+    for absent in ["Recommendations", "Goal Progress"] {
+        assert!(
+            !text.contains(absent),
+            "{absent:?} was left out but appears"
+        );
+    }
+}
+
+#[test]
+fn full_record_json_is_the_structured_context() {
+    let folder = tempfile::tempdir().unwrap();
+    let out = folder.path().join("record.json");
+    let output = export_cli(&[
+        "--type",
+        "full_record",
+        "--patient",
+        LUKASZ,
+        "--format",
+        "json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(record["header"]["patient_name"], "Łukasz Wójcik");
+    assert_eq!(record["sessions"].as_array().unwrap().len(), 25);
+    assert_eq!(record["assessments"].as_array().unwrap().len(), 24);
+}
+
+#[test]
+fn session_notes_xlsx_has_one_row_per_session() {
+    let practice: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/therapy_sessions.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let ids: Vec<&str> = practice
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["patient_id"] == LUKASZ && s["status"] == "processed")
+        .take(4)
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    let folder = tempfile::tempdir().unwrap();
+    let out = folder.path().join("notes.xlsx");
+    let output = export_cli(&[
+        "--type",
+        "session_notes",
+        "--sessions",
+        &ids.join(","),
+        "--format",
+        "xlsx",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut workbook: Xlsx<_> =
+        calamine::open_workbook_from_rs(Cursor::new(std::fs::read(&out).unwrap())).unwrap();
+    let range = workbook.worksheet_range("Session notes").unwrap();
+    assert_eq!(range.get_size().0, 5);
+    assert_eq!(range.get((0, 0)).unwrap().to_string(), "date");
+}
+
+#[test]
+fn a_bad_request_names_every_field_and_leaves_no_file() {
+    let folder = tempfile::tempdir().unwrap();
+    let out = folder.path().join("never.csv");
+    let output = export_cli(&[
+        "--type",
+        "progress_report",
+        "--patient",
+        "nope",
+        "--from",
+        "2025-07-01",
+        "--to",
+        "2025-06-30",
+        "--format",
+        "csv",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for field in [
+        "patient_id: \"nope\" is not a valid UUID",
+        "start_date: 2025-07-01 is after end_date 2025-06-30",
+        "format: progress_report exports cannot be csv",
+    ] {
+        assert!(stderr.contains(field), "{field:?} missing in {stderr}");
+    }
+    assert!(!out.exists());
+    assert_eq!(
+        std::fs::read_dir(folder.path()).unwrap().count(),
+        0,
+        "no temporary file left behind"
+    );
+}

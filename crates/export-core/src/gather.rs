@@ -1,0 +1,545 @@
+//! Gathering: from a practice's clinical records (`Practice`, held in memory: the demo fixtures,
+//! or what a `ClinicalSource` loads for one patient) to the context of each document type, with
+//! the figures the seed platform defined: processed sessions only, session count, average
+//! duration to one decimal, the ten most frequent key topics, goals with progress, assessments
+//! over the period.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use export_domain::{
+    FullRecordRequest, Practice, ProgressReportRequest, RelationshipType, Role,
+    SessionNotesRequest, SessionStatus, SummaryPurpose, TherapySession, TreatmentSummaryRequest,
+    User,
+};
+use export_render::{
+    AssessmentLine, DiagnosisLine, DocumentHeader, DocumentMeta, FullRecordContext, GoalLine,
+    PageSize, ProgressReportContext, SessionLine, SessionNoteContext, SessionNotesContext,
+    TreatmentSummaryContext, fill_note, print_date, print_date_time,
+};
+use uuid::Uuid;
+
+/// Why a context could not be gathered. Ids only: no names, no notes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatherError {
+    #[error("patient {0} does not exist")]
+    PatientNotFound(Uuid),
+    #[error("user {0} is not a patient")]
+    NotAPatient(Uuid),
+    #[error("session {0} does not exist")]
+    SessionNotFound(Uuid),
+    #[error("session {id} is {status}, and only processed sessions are exported")]
+    SessionNotProcessed { id: Uuid, status: SessionStatus },
+    #[error("session {0} belongs to another patient than the first session")]
+    MixedPatients(Uuid),
+}
+
+/// How many key topics a progress report lists.
+pub const TOP_TOPICS: usize = 10;
+
+fn find_patient(practice: &Practice, patient_id: Uuid) -> Result<&User, GatherError> {
+    let user = practice
+        .users
+        .iter()
+        .find(|u| u.id == patient_id)
+        .ok_or(GatherError::PatientNotFound(patient_id))?;
+    if user.role != Role::Patient {
+        return Err(GatherError::NotAPatient(patient_id));
+    }
+    Ok(user)
+}
+
+/// The patient's active primary therapist, if any.
+fn primary_therapist(practice: &Practice, patient_id: Uuid) -> Option<&User> {
+    let link = practice.therapist_patients.iter().find(|l| {
+        l.patient_id == patient_id
+            && l.is_active
+            && l.relationship_type == RelationshipType::Primary
+    })?;
+    practice.users.iter().find(|u| u.id == link.therapist_id)
+}
+
+fn header(
+    practice: &Practice,
+    patient: &User,
+    title: &str,
+    period: Option<String>,
+    generated_at: DateTime<Utc>,
+) -> DocumentHeader {
+    DocumentHeader {
+        title: title.to_owned(),
+        patient_name: patient.full_name(),
+        patient_date_of_birth: patient.date_of_birth.map(print_date),
+        period,
+        prepared_by: primary_therapist(practice, patient.id)
+            .map(User::full_name)
+            .unwrap_or_default(),
+        generated_on: print_date_time(generated_at),
+    }
+}
+
+/// The document metadata that goes with a header.
+pub fn meta_for(header: &DocumentHeader, generated_at: DateTime<Utc>) -> DocumentMeta {
+    DocumentMeta {
+        title: header.title.clone(),
+        author: header.prepared_by.clone(),
+        subject: Some(header.title.clone()),
+        generated_at,
+        page_size: PageSize::Letter,
+    }
+}
+
+/// The patient's processed sessions whose date falls in `[from, to]` (either end open), oldest first.
+fn processed_sessions(
+    practice: &Practice,
+    patient_id: Uuid,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Vec<&TherapySession> {
+    let mut sessions: Vec<&TherapySession> = practice
+        .therapy_sessions
+        .iter()
+        .filter(|s| s.patient_id == patient_id && s.status == SessionStatus::Processed)
+        .filter(|s| {
+            let day = s.session_date.date_naive();
+            from.is_none_or(|f| day >= f) && to.is_none_or(|t| day <= t)
+        })
+        .collect();
+    sessions.sort_by_key(|s| (s.session_date, s.id));
+    sessions
+}
+
+fn minutes(session: &TherapySession) -> i64 {
+    (session.duration_seconds as i64 + 30) / 60
+}
+
+/// Mean duration in minutes, to one decimal.
+pub fn average_minutes(sessions: &[&TherapySession]) -> f64 {
+    if sessions.is_empty() {
+        return 0.0;
+    }
+    let total: i64 = sessions.iter().map(|s| s.duration_seconds as i64).sum();
+    (total as f64 / 60.0 / sessions.len() as f64 * 10.0).round() / 10.0
+}
+
+/// The `limit` most frequent key topics, most frequent first, ties alphabetically.
+pub fn top_topics(sessions: &[&TherapySession], limit: usize) -> Vec<String> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for topic in sessions
+        .iter()
+        .filter_map(|s| s.extracted_notes.as_ref())
+        .flat_map(|n| &n.key_topics)
+    {
+        *counts.entry(topic.as_str()).or_default() += 1;
+    }
+    let mut ranked: Vec<(&str, usize)> = counts.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    ranked
+        .into_iter()
+        .take(limit)
+        .map(|(topic, _)| topic.to_owned())
+        .collect()
+}
+
+fn session_line(number: usize, session: &TherapySession) -> SessionLine {
+    let notes = session.extracted_notes.as_ref();
+    SessionLine {
+        number,
+        date: print_date(session.session_date.date_naive()),
+        duration_minutes: minutes(session),
+        mood: notes.map(|n| n.session_mood.clone()).unwrap_or_default(),
+        topics: notes.map(|n| n.key_topics.clone()).unwrap_or_default(),
+        summary: session
+            .therapist_summary
+            .clone()
+            .or_else(|| notes.map(|n| n.topic_summary.clone()))
+            .unwrap_or_default(),
+    }
+}
+
+fn goal_lines(practice: &Practice, patient_id: Uuid) -> Vec<GoalLine> {
+    practice
+        .goals
+        .iter()
+        .filter(|g| g.patient_id == patient_id)
+        .map(|g| GoalLine {
+            description: g.description.clone(),
+            baseline: g.baseline.clone(),
+            current: g.current.clone(),
+            progress_percentage: g.progress_percentage,
+            status: g.status.to_string(),
+        })
+        .collect()
+}
+
+fn assessment_lines(
+    practice: &Practice,
+    patient_id: Uuid,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Vec<AssessmentLine> {
+    let mut assessments: Vec<_> = practice
+        .assessments
+        .iter()
+        .filter(|a| a.patient_id == patient_id)
+        .filter(|a| {
+            from.is_none_or(|f| a.administered_on >= f) && to.is_none_or(|t| a.administered_on <= t)
+        })
+        .collect();
+    assessments.sort_by(|a, b| {
+        (a.administered_on, &a.instrument).cmp(&(b.administered_on, &b.instrument))
+    });
+    assessments
+        .into_iter()
+        .map(|a| AssessmentLine {
+            instrument: a.instrument.clone(),
+            date: print_date(a.administered_on),
+            score: a.score,
+            severity: a.severity().map(str::to_owned),
+        })
+        .collect()
+}
+
+fn diagnosis_lines(practice: &Practice, patient_id: Uuid) -> Vec<DiagnosisLine> {
+    let mut diagnoses: Vec<_> = practice
+        .diagnoses
+        .iter()
+        .filter(|d| d.patient_id == patient_id)
+        .collect();
+    diagnoses.sort_by_key(|d| (!d.is_primary, d.diagnosed_on));
+    diagnoses
+        .into_iter()
+        .map(|d| DiagnosisLine {
+            icd10_code: d.icd10_code.clone(),
+            description: d.description.clone(),
+            is_primary: d.is_primary,
+            since: print_date(d.diagnosed_on),
+        })
+        .collect()
+}
+
+/// The therapist's notes of the most recent sessions, newest first.
+fn observations(sessions: &[&TherapySession], count: usize) -> Vec<String> {
+    sessions
+        .iter()
+        .rev()
+        .filter_map(|s| s.extracted_notes.as_ref())
+        .map(|n| n.therapist_notes.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .take(count)
+        .collect()
+}
+
+/// The context of a progress report: one patient over the requested period.
+pub fn progress_report(
+    practice: &Practice,
+    request: &ProgressReportRequest,
+    generated_at: DateTime<Utc>,
+) -> Result<ProgressReportContext, GatherError> {
+    let patient = find_patient(practice, request.patient_id)?;
+    let (from, to) = (request.period.start, request.period.end);
+    let sessions = processed_sessions(practice, patient.id, Some(from), Some(to));
+    let period = format!("{} to {}", print_date(from), print_date(to));
+    let recommendations = sessions
+        .last()
+        .and_then(|s| s.extracted_notes.as_ref())
+        .map(|n| {
+            n.follow_up_topics
+                .iter()
+                .map(|t| format!("Continue work on {t}."))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(ProgressReportContext {
+        header: header(
+            practice,
+            patient,
+            "Progress Report",
+            Some(period),
+            generated_at,
+        ),
+        sections: request.include_sections.clone(),
+        goals: goal_lines(practice, patient.id),
+        assessments: assessment_lines(practice, patient.id, Some(from), Some(to)),
+        session_count: sessions.len(),
+        avg_duration_minutes: average_minutes(&sessions),
+        key_topics: top_topics(&sessions, TOP_TOPICS),
+        sessions: sessions
+            .iter()
+            .enumerate()
+            .map(|(i, s)| session_line(i + 1, s))
+            .collect(),
+        observations: observations(&sessions, 5),
+        recommendations,
+    })
+}
+
+/// The context of a treatment summary. An insurer gets the minimum necessary: no clinical
+/// observations in free text.
+pub fn treatment_summary(
+    practice: &Practice,
+    request: &TreatmentSummaryRequest,
+    generated_at: DateTime<Utc>,
+) -> Result<TreatmentSummaryContext, GatherError> {
+    let patient = find_patient(practice, request.patient_id)?;
+    let sessions = processed_sessions(practice, patient.id, None, None);
+    let plan = practice
+        .treatment_plans
+        .iter()
+        .filter(|p| p.patient_id == patient.id)
+        .max_by_key(|p| p.start_date);
+    let mut strategy_counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for strategy in sessions
+        .iter()
+        .filter_map(|s| s.extracted_notes.as_ref())
+        .flat_map(|n| &n.strategies)
+    {
+        *strategy_counts.entry(strategy.name.as_str()).or_default() += 1;
+    }
+    let mut interventions: Vec<(&str, usize)> = strategy_counts.into_iter().collect();
+    interventions.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut sections = request.include_sections.clone();
+    if request.purpose == SummaryPurpose::Insurance {
+        sections.insert("clinical_observations".into(), false);
+    }
+    let title = match request.purpose {
+        SummaryPurpose::Insurance => "Treatment Summary for Insurance",
+        SummaryPurpose::Transfer => "Treatment Summary for Transfer of Care",
+        SummaryPurpose::Records => "Treatment Summary",
+    };
+    Ok(TreatmentSummaryContext {
+        header: header(practice, patient, title, None, generated_at),
+        purpose: request.purpose.to_string(),
+        sections,
+        diagnoses: diagnosis_lines(practice, patient.id),
+        modality: plan.map(|p| p.modality.clone()).unwrap_or_default(),
+        frequency: plan.map(|p| p.frequency.clone()).unwrap_or_default(),
+        plan_summary: plan.map(|p| p.summary.clone()).unwrap_or_default(),
+        interventions: interventions
+            .into_iter()
+            .map(|(name, n)| format!("{name} ({n} sessions)"))
+            .collect(),
+        session_count: sessions.len(),
+        avg_duration_minutes: average_minutes(&sessions),
+        first_session: sessions
+            .first()
+            .map(|s| print_date(s.session_date.date_naive())),
+        last_session: sessions
+            .last()
+            .map(|s| print_date(s.session_date.date_naive())),
+        goals: goal_lines(practice, patient.id),
+        observations: observations(&sessions, 3),
+        prognosis: plan.map(|p| p.prognosis.clone()).unwrap_or_default(),
+    })
+}
+
+/// The context of a session-notes export: the requested sessions, which must exist, be
+/// processed and belong to one patient.
+pub fn session_notes(
+    practice: &Practice,
+    request: &SessionNotesRequest,
+    generated_at: DateTime<Utc>,
+) -> Result<SessionNotesContext, GatherError> {
+    let mut sessions = Vec::with_capacity(request.session_ids.len());
+    for &id in &request.session_ids {
+        let session = practice
+            .therapy_sessions
+            .iter()
+            .find(|s| s.id == id)
+            .ok_or(GatherError::SessionNotFound(id))?;
+        if session.status != SessionStatus::Processed {
+            return Err(GatherError::SessionNotProcessed {
+                id,
+                status: session.status,
+            });
+        }
+        if sessions
+            .first()
+            .is_some_and(|first: &&TherapySession| first.patient_id != session.patient_id)
+        {
+            return Err(GatherError::MixedPatients(id));
+        }
+        sessions.push(session);
+    }
+    sessions.sort_by_key(|s| (s.session_date, s.id));
+    let patient_id = sessions.first().map(|s| s.patient_id).unwrap_or_default();
+    let patient = find_patient(practice, patient_id)?;
+    let period = match (sessions.first(), sessions.last()) {
+        (Some(first), Some(last)) if first.id != last.id => Some(format!(
+            "{} to {}",
+            print_date(first.session_date.date_naive()),
+            print_date(last.session_date.date_naive())
+        )),
+        _ => None,
+    };
+    let options = request.options;
+    Ok(SessionNotesContext {
+        header: header(practice, patient, "Session Notes", period, generated_at),
+        include_ai_notes: options.include_ai_notes,
+        include_action_items: options.include_action_items,
+        include_transcript: options.include_transcript,
+        sessions: sessions
+            .iter()
+            .map(|s| {
+                let notes = s.extracted_notes.clone().unwrap_or_default();
+                SessionNoteContext {
+                    date: print_date(s.session_date.date_naive()),
+                    duration_minutes: minutes(s),
+                    therapist_summary: s.therapist_summary.clone(),
+                    mood: notes.session_mood.clone(),
+                    key_topics: notes.key_topics.clone(),
+                    strategies: notes
+                        .strategies
+                        .iter()
+                        .map(|st| format!("{} ({})", st.name, st.status))
+                        .collect(),
+                    action_items: notes.action_items.iter().map(|a| a.task.clone()).collect(),
+                    risk_flags: notes
+                        .risk_flags
+                        .iter()
+                        .map(|f| format!("{} {}", f.severity, f.kind.replace('_', " ")))
+                        .collect(),
+                    transcript: options
+                        .include_transcript
+                        .then(|| s.transcript_text.clone())
+                        .flatten(),
+                    note: request.note_layout.map(|layout| fill_note(layout, s)),
+                }
+            })
+            .collect(),
+    })
+}
+
+/// The context of a full record: everything about one patient, optionally in a date range.
+pub fn full_record(
+    practice: &Practice,
+    request: &FullRecordRequest,
+    generated_at: DateTime<Utc>,
+) -> Result<FullRecordContext, GatherError> {
+    let patient = find_patient(practice, request.patient_id)?;
+    let (from, to) = match request.date_range {
+        Some(range) => (Some(range.start), Some(range.end)),
+        None => (None, None),
+    };
+    let sessions = processed_sessions(practice, patient.id, from, to);
+    let period = request
+        .date_range
+        .map(|r| format!("{} to {}", print_date(r.start), print_date(r.end)));
+    let mut demographics = BTreeMap::from([
+        ("Name".to_owned(), patient.full_name()),
+        ("Email".to_owned(), patient.email.clone()),
+    ]);
+    if let Some(born) = patient.date_of_birth {
+        demographics.insert("Date of birth".to_owned(), print_date(born));
+    }
+    let mut timeline: Vec<(NaiveDate, String)> = sessions
+        .iter()
+        .map(|s| {
+            (
+                s.session_date.date_naive(),
+                format!("session ({} minutes)", minutes(s)),
+            )
+        })
+        .collect();
+    timeline.extend(
+        practice
+            .diagnoses
+            .iter()
+            .filter(|d| d.patient_id == patient.id)
+            .filter(|d| {
+                from.is_none_or(|f| d.diagnosed_on >= f) && to.is_none_or(|t| d.diagnosed_on <= t)
+            })
+            .map(|d| {
+                (
+                    d.diagnosed_on,
+                    format!("diagnosis {} {}", d.icd10_code, d.description),
+                )
+            }),
+    );
+    timeline.sort();
+    Ok(FullRecordContext {
+        header: header(
+            practice,
+            patient,
+            "Full Clinical Record",
+            period,
+            generated_at,
+        ),
+        sections: request.include_sections.clone(),
+        demographics,
+        treatment_plans: practice
+            .treatment_plans
+            .iter()
+            .filter(|p| p.patient_id == patient.id)
+            .map(|p| {
+                format!(
+                    "{}, {}, from {}: {}",
+                    p.modality,
+                    p.frequency,
+                    print_date(p.start_date),
+                    p.summary
+                )
+            })
+            .collect(),
+        diagnoses: diagnosis_lines(practice, patient.id),
+        goals: goal_lines(practice, patient.id),
+        sessions: sessions
+            .iter()
+            .enumerate()
+            .map(|(i, s)| session_line(i + 1, s))
+            .collect(),
+        assessments: assessment_lines(practice, patient.id, from, to),
+        timeline: timeline
+            .into_iter()
+            .map(|(day, event)| format!("{}: {event}", print_date(day)))
+            .collect(),
+        attachments: Vec::new(),
+    })
+}
+
+/// A session-notes export as a table (for csv and xlsx): one row per session.
+pub fn session_notes_table(context: &SessionNotesContext) -> export_render::TextRows {
+    use export_render::{Column, ColumnKind};
+    let mut names = vec!["date", "duration_minutes", "mood", "summary"];
+    if context.include_ai_notes {
+        names.extend(["key_topics", "strategies", "risk_flags"]);
+    }
+    if context.include_action_items {
+        names.push("action_items");
+    }
+    if context.include_transcript {
+        names.push("transcript");
+    }
+    let columns = names
+        .iter()
+        .map(|n| Column::new(*n, ColumnKind::Text))
+        .collect();
+    let rows = context
+        .sessions
+        .iter()
+        .map(|s| {
+            let mut row = vec![
+                Some(s.date.clone()),
+                Some(s.duration_minutes.to_string()),
+                Some(s.mood.clone()),
+                s.therapist_summary.clone(),
+            ];
+            if context.include_ai_notes {
+                row.extend([
+                    Some(s.key_topics.join("; ")),
+                    Some(s.strategies.join("; ")),
+                    Some(s.risk_flags.join("; ")),
+                ]);
+            }
+            if context.include_action_items {
+                row.push(Some(s.action_items.join("; ")));
+            }
+            if context.include_transcript {
+                row.push(s.transcript.clone());
+            }
+            row
+        })
+        .collect();
+    export_render::TextRows::new(columns, rows)
+}
