@@ -7,6 +7,7 @@
 //! `std::io::Write` the caller gives.
 
 mod document;
+mod docx;
 mod error;
 mod renderer;
 mod table;
@@ -14,6 +15,7 @@ mod table;
 pub use document::{
     Block, Color, Document, DocumentMeta, Notice, NoticeKind, PageSize, Run, Table,
 };
+pub use docx::DocxRenderer;
 pub use error::RenderError;
 pub use renderer::{RenderOutcome, Renderer};
 pub use table::{Cell, Column, ColumnKind, RowBuffer, RowSource};
