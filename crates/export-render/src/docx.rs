@@ -26,7 +26,7 @@ use zip::{CompressionMethod, ZipWriter};
 use crate::renderer::Output;
 use crate::table::for_each_row;
 use crate::{
-    Block, Cell, Color, ColumnKind, Document, DocumentMeta, Notice, NoticeKind, PageSize,
+    Block, Cell, Color, Column, ColumnKind, Document, DocumentMeta, Notice, NoticeKind, PageSize,
     RenderError, RenderOutcome, Renderer, RowSource, Run, Table,
 };
 
@@ -76,16 +76,22 @@ impl Renderer for DocxRenderer {
         document: &Document,
         out: &mut dyn Output,
     ) -> Result<RenderOutcome, RenderError> {
+        let page = Page {
+            size: document.meta.page_size,
+            landscape: false,
+        };
         let mut package = Package::start(out, Some(&document.meta))?;
-        let mut body = Body::default();
-        body.xml.push_str(&document_open());
+        let mut body = Body {
+            xml: document_open(),
+            ordered_lists: 0,
+            page,
+        };
         body.blocks(&document.blocks, false, false);
-        body.xml
-            .push_str(&section_properties(document.meta.page_size));
+        body.xml.push_str(&section_properties(page));
         body.xml.push_str("</w:body></w:document>");
         package.start_part("word/document.xml")?;
         package.write(body.xml.as_bytes())?;
-        package.finish(body.ordered_lists)?;
+        package.finish(page, body.ordered_lists)?;
         Ok(RenderOutcome { rows: 0 })
     }
 
@@ -100,57 +106,89 @@ impl Renderer for DocxRenderer {
             return Err(too_many_rows(hint));
         }
         let meta = self.row_meta.as_ref();
-        let page_size = meta.map_or(PageSize::default(), |meta| meta.page_size);
         let columns = rows.columns().to_vec();
+        let page = Page {
+            size: meta.map_or(PageSize::default(), |meta| meta.page_size),
+            // Wide tables read better across the page.
+            landscape: columns.len() >= LANDSCAPE_FROM_COLUMNS,
+        };
         let mut package = Package::start(out, meta)?;
         package.start_part("word/document.xml")?;
 
-        let mut xml = String::with_capacity(FLUSH_AT + 4096);
-        xml.push_str(&document_open());
+        // The document up to the first row; written once the first rows have been measured.
+        let mut head = document_open();
         if let Some(meta) = meta {
-            heading(&mut xml, 1, &[Run::plain(meta.title.as_str())], false);
+            heading(&mut head, 1, &[Run::plain(meta.title.as_str())], false);
         }
-        if !columns.is_empty() {
-            let weights: Vec<u32> = columns.iter().map(|c| kind_weight(c.kind)).collect();
-            table_open(&mut xml, &grid_widths(page_size, &weights));
-            xml.push_str(HEADER_ROW_OPEN);
-            for column in &columns {
-                header_cell(&mut xml, &[Run::plain(column.name.as_str())]);
-            }
-            xml.push_str("</w:tr>");
-        }
+        let mut measure = ColumnMeasure::new(columns.iter().map(|c| c.name.as_str()));
         let right: Vec<bool> = columns
             .iter()
             .map(|c| matches!(c.kind, ColumnKind::Integer | ColumnKind::Float))
             .collect();
+        let mut xml = String::with_capacity(FLUSH_AT + 4096);
+        let mut scratch = String::new();
+        let mut head_written = false;
         let written = for_each_row(rows, |index, row| {
             if index >= Self::ROW_LIMIT {
                 return Err(too_many_rows(index + 1));
             }
-            xml.push_str("<w:tr>");
-            for (cell, &right) in row.cells().zip(&right) {
+            let measuring = index < MEASURED_ROWS;
+            xml.push_str(ROW_OPEN);
+            for (column, (cell, &right)) in row.cells().zip(&right).enumerate() {
+                let text = canonical_text(cell, &mut scratch);
+                if measuring {
+                    measure.add(column, text);
+                }
                 xml.push_str(if right { CELL_OPEN_RIGHT } else { CELL_OPEN });
-                cell_text(&mut xml, cell);
+                push_runs(&mut xml, &[Run::plain(text)], RunExtra::default());
                 xml.push_str(CELL_CLOSE);
             }
             xml.push_str("</w:tr>");
-            if xml.len() >= FLUSH_AT {
+            if index + 1 == MEASURED_ROWS {
+                rows_table_head(&mut head, &columns, &measure, page);
+                package.write(head.as_bytes())?;
+                head_written = true;
+            }
+            if head_written && xml.len() >= FLUSH_AT {
                 package.write(xml.as_bytes())?;
                 xml.clear();
             }
             Ok(())
         })?;
+        if !head_written {
+            rows_table_head(&mut head, &columns, &measure, page);
+            package.write(head.as_bytes())?;
+        }
         if !columns.is_empty() {
             xml.push_str("</w:tbl>");
         }
         // A table may not be the last thing in a body: Word wants a paragraph after it.
         xml.push_str("<w:p/>");
-        xml.push_str(&section_properties(page_size));
+        xml.push_str(&section_properties(page));
         xml.push_str("</w:body></w:document>");
         package.write(xml.as_bytes())?;
-        package.finish(0)?;
+        package.finish(page, 0)?;
         Ok(RenderOutcome { rows: written })
     }
+}
+
+/// Rows measured for the column widths before the table starts: the rows after them stream.
+const MEASURED_ROWS: u64 = 100;
+
+/// A table of rows with this many columns or more is laid out on a landscape page.
+const LANDSCAPE_FROM_COLUMNS: usize = 7;
+
+/// Appends the table's start to `head`: its grid, sized from what `measure` saw, and the header row.
+fn rows_table_head(head: &mut String, columns: &[Column], measure: &ColumnMeasure, page: Page) {
+    if columns.is_empty() {
+        return;
+    }
+    table_open(head, &measure.widths(page.text_width()));
+    head.push_str(HEADER_ROW_OPEN);
+    for column in columns {
+        header_cell(head, &[Run::plain(column.name.as_str())]);
+    }
+    head.push_str("</w:tr>");
 }
 
 fn too_many_rows(rows: u64) -> RenderError {
@@ -223,11 +261,10 @@ impl<'m, W: Write + Seek> Package<'m, W> {
     }
 
     /// Writes the parts that depend on the body (numbering, footer) and closes the archive.
-    fn finish(mut self, ordered_lists: u32) -> Result<(), RenderError> {
-        let page_size = self.meta.map_or(PageSize::default(), |meta| meta.page_size);
+    fn finish(mut self, page: Page, ordered_lists: u32) -> Result<(), RenderError> {
         let generated = self.meta.map(|meta| generated_on(meta.generated_at));
         self.part("word/numbering.xml", &numbering(ordered_lists))?;
-        self.part("word/footer1.xml", &footer(page_size, generated.as_deref()))?;
+        self.part("word/footer1.xml", &footer(page, generated.as_deref()))?;
         let mut out = self.zip.finish().map_err(writer_error)?;
         out.flush()?;
         Ok(())
@@ -334,31 +371,52 @@ fn core_properties(meta: Option<&DocumentMeta>) -> String {
     xml
 }
 
-/// Twips (1/20 pt) of the page and of the text block between 1-inch margins.
-fn page_twips(page_size: PageSize) -> (u32, u32) {
-    match page_size {
-        PageSize::Letter => (12240, 15840),
-        PageSize::A4 => (11906, 16838),
+const MARGIN_TWIPS: u32 = 1440;
+
+/// The paper and its orientation.
+#[derive(Debug, Clone, Copy)]
+struct Page {
+    size: PageSize,
+    landscape: bool,
+}
+
+impl Page {
+    /// Width and height in twips (1/20 pt).
+    fn twips(self) -> (u32, u32) {
+        let (width, height) = match self.size {
+            PageSize::Letter => (12240, 15840),
+            PageSize::A4 => (11906, 16838),
+        };
+        if self.landscape {
+            (height, width)
+        } else {
+            (width, height)
+        }
+    }
+
+    /// Width of the text block between 1-inch margins, in twips.
+    fn text_width(self) -> u32 {
+        self.twips().0 - 2 * MARGIN_TWIPS
     }
 }
 
-const MARGIN_TWIPS: u32 = 1440;
-
-fn text_width(page_size: PageSize) -> u32 {
-    page_twips(page_size).0 - 2 * MARGIN_TWIPS
-}
-
-fn section_properties(page_size: PageSize) -> String {
-    let (width, height) = page_twips(page_size);
+fn section_properties(page: Page) -> String {
+    let (width, height) = page.twips();
+    let orient = if page.landscape {
+        r#" w:orient="landscape""#
+    } else {
+        ""
+    };
     format!(
         concat!(
             r#"<w:sectPr><w:footerReference w:type="default" r:id="rId4"/>"#,
-            r#"<w:pgSz w:w="{width}" w:h="{height}"/>"#,
+            r#"<w:pgSz w:w="{width}" w:h="{height}"{orient}/>"#,
             r#"<w:pgMar w:top="{m}" w:right="{m}" w:bottom="{m}" w:left="{m}" w:header="720" w:footer="720" w:gutter="0"/>"#,
             r#"<w:cols w:space="720"/></w:sectPr>"#,
         ),
         width = width,
         height = height,
+        orient = orient,
         m = MARGIN_TWIPS,
     )
 }
@@ -457,7 +515,7 @@ fn numbering(ordered_lists: u32) -> String {
 const BULLET_NUM_ID: u32 = 1;
 const FIRST_ORDERED_NUM_ID: u32 = 3;
 
-fn footer(page_size: PageSize, generated: Option<&str>) -> String {
+fn footer(page: Page, generated: Option<&str>) -> String {
     let field = |xml: &mut String, instruction: &str| {
         xml.push_str(r#"<w:r><w:fldChar w:fldCharType="begin"/></w:r>"#);
         xml.push_str(r#"<w:r><w:instrText xml:space="preserve"> "#);
@@ -473,7 +531,7 @@ fn footer(page_size: PageSize, generated: Option<&str>) -> String {
         ),
         W_NS,
         R_NS,
-        text_width(page_size),
+        page.text_width(),
     );
     if let Some(generated) = generated {
         push_runs(&mut xml, &[Run::plain(generated)], RunExtra::default());
@@ -489,10 +547,10 @@ fn footer(page_size: PageSize, generated: Option<&str>) -> String {
 // ---------------------------------------------------------------------------------------------
 // The body.
 
-#[derive(Default)]
 struct Body {
     xml: String,
     ordered_lists: u32,
+    page: Page,
 }
 
 /// Paragraph properties a block asks for; written in the schema's order.
@@ -577,7 +635,7 @@ impl Body {
                 push_runs(xml, runs, RunExtra::default());
                 xml.push_str("</w:p>");
             }
-            Block::Table { table } => table_block(xml, table, together, keep),
+            Block::Table { table } => table_block(xml, table, self.page, together, keep),
             Block::List { ordered, items } => {
                 let (style, num_id) = if *ordered {
                     self.ordered_lists += 1;
@@ -703,25 +761,105 @@ fn estimated_lines(blocks: &[Block]) -> usize {
 
 const HEADER_ROW_OPEN: &str = "<w:tr><w:trPr><w:cantSplit/><w:tblHeader/></w:trPr>";
 const HEADER_FILL: &str = "D9E2F3";
+const ROW_OPEN: &str = "<w:tr><w:trPr><w:cantSplit/></w:trPr>";
 const CELL_OPEN: &str = r#"<w:tc><w:p><w:pPr><w:pStyle w:val="TableText"/></w:pPr>"#;
 const CELL_OPEN_RIGHT: &str =
     r#"<w:tc><w:p><w:pPr><w:pStyle w:val="TableText"/><w:jc w:val="right"/></w:pPr>"#;
 const CELL_CLOSE: &str = "</w:p></w:tc>";
 
-fn kind_weight(kind: ColumnKind) -> u32 {
-    match kind {
-        ColumnKind::Text => 3,
-        ColumnKind::DateTime => 3,
-        ColumnKind::Date => 2,
-        ColumnKind::Integer | ColumnKind::Float | ColumnKind::Bool => 2,
+/// Twips one character of table text takes, about, at 9 pt.
+const CHAR_TWIPS: u64 = 100;
+/// Left and right cell margins together, in twips.
+const CELL_MARGINS_TWIPS: u64 = 216;
+/// Longest text a column asks room for, in characters; longer text wraps.
+const WIDEST_COLUMN_CHARS: usize = 60;
+/// Longest header word a column keeps whole; longer ones may break.
+const HEADER_WORD_CHARS: usize = 10;
+
+/// What a table's columns hold, in characters: the longest word, which wants a line of its own,
+/// and the longest text, which would like one line.
+#[derive(Debug)]
+struct ColumnMeasure {
+    longest_word: Vec<usize>,
+    longest_text: Vec<usize>,
+}
+
+impl ColumnMeasure {
+    fn new<'a>(headers: impl Iterator<Item = &'a str>) -> ColumnMeasure {
+        let mut measure = ColumnMeasure {
+            longest_word: Vec::new(),
+            longest_text: Vec::new(),
+        };
+        for header in headers {
+            let word = longest_word(header).min(HEADER_WORD_CHARS);
+            measure.longest_word.push(word);
+            measure
+                .longest_text
+                .push(header.chars().count().min(WIDEST_COLUMN_CHARS));
+        }
+        measure
+    }
+
+    fn add(&mut self, column: usize, text: &str) {
+        if let (Some(word), Some(longest)) = (
+            self.longest_word.get_mut(column),
+            self.longest_text.get_mut(column),
+        ) {
+            *word = (*word).max(longest_word(text).min(WIDEST_COLUMN_CHARS / 3));
+            *longest = (*longest).max(text.chars().count().min(WIDEST_COLUMN_CHARS));
+        }
+    }
+
+    /// Column widths in twips filling `total`: every column gets its longest word when it can,
+    /// and what is left goes to the columns whose text would wrap, in proportion to the lack.
+    fn widths(&self, total: u32) -> Vec<u32> {
+        let count = self.longest_text.len() as u64;
+        if count == 0 {
+            return Vec::new();
+        }
+        let least: Vec<u64> = self.longest_word.iter().map(|&w| w.max(2) as u64).collect();
+        let want: Vec<u64> = self
+            .longest_text
+            .iter()
+            .zip(&least)
+            .map(|(&text, &least)| (text as u64).max(least))
+            .collect();
+        let total = u64::from(total);
+        let room = total.saturating_sub(count * CELL_MARGINS_TWIPS) / CHAR_TWIPS;
+        let (least_sum, want_sum) = (least.iter().sum::<u64>(), want.iter().sum::<u64>());
+        let chars: Vec<u64> = if want_sum <= room || least_sum >= room {
+            // Everything fits, or nothing does: share in proportion.
+            if want_sum <= room { &want } else { &least }.clone()
+        } else {
+            let spare = room - least_sum;
+            let lack = want_sum - least_sum;
+            least
+                .iter()
+                .zip(&want)
+                .map(|(&least, &want)| least + (want - least) * spare / lack)
+                .collect()
+        };
+        let sum = chars.iter().sum::<u64>().max(1);
+        let mut widths: Vec<u32> = chars
+            .iter()
+            .map(|&c| u32::try_from(total * c / sum).unwrap_or(u32::MAX))
+            .collect();
+        // Rounding leaves a few twips over: give them to the last column.
+        let used: u32 = widths.iter().sum();
+        if let Some(last) = widths.last_mut() {
+            *last += u32::try_from(total)
+                .unwrap_or(u32::MAX)
+                .saturating_sub(used);
+        }
+        widths
     }
 }
 
-/// Column widths in twips that fill the text block in proportion to `weights`.
-fn grid_widths(page_size: PageSize, weights: &[u32]) -> Vec<u32> {
-    let total: u32 = weights.iter().sum::<u32>().max(1);
-    let width = text_width(page_size);
-    weights.iter().map(|w| width * w / total).collect()
+fn longest_word(text: &str) -> usize {
+    text.split_whitespace()
+        .map(|word| word.chars().count())
+        .max()
+        .unwrap_or(0)
 }
 
 fn table_open(xml: &mut String, widths: &[u32]) {
@@ -750,7 +888,7 @@ fn header_cell(xml: &mut String, runs: &[Run]) {
     xml.push_str(CELL_CLOSE);
 }
 
-fn table_block(xml: &mut String, table: &Table, together: bool, keep: bool) {
+fn table_block(xml: &mut String, table: &Table, page: Page, together: bool, keep: bool) {
     let columns = table
         .rows
         .iter()
@@ -761,9 +899,17 @@ fn table_block(xml: &mut String, table: &Table, together: bool, keep: bool) {
     if columns == 0 {
         return;
     }
-    // Without a page size at hand the grid is proportional: Letter widths, which Word and
-    // LibreOffice scale to the 100% table width.
-    table_open(xml, &grid_widths(PageSize::Letter, &vec![1; columns]));
+    let text = |runs: &[Run]| runs.iter().map(|run| run.text.as_str()).collect::<String>();
+    let mut measure = ColumnMeasure::new((0..columns).map(|_| ""));
+    for (index, cell) in table.header.iter().enumerate() {
+        measure.add(index, &text(cell));
+    }
+    for row in &table.rows {
+        for (index, cell) in row.iter().enumerate() {
+            measure.add(index, &text(cell));
+        }
+    }
+    table_open(xml, &measure.widths(page.text_width()));
     if !table.header.is_empty() {
         xml.push_str(HEADER_ROW_OPEN);
         for index in 0..columns {
@@ -774,11 +920,7 @@ fn table_block(xml: &mut String, table: &Table, together: bool, keep: bool) {
     for (index, row) in table.rows.iter().enumerate() {
         let last = index + 1 == table.rows.len();
         let keep_next = if last { keep } else { together };
-        xml.push_str(if together {
-            "<w:tr><w:trPr><w:cantSplit/></w:trPr>"
-        } else {
-            "<w:tr>"
-        });
+        xml.push_str(ROW_OPEN);
         for index in 0..columns {
             xml.push_str(if keep_next {
                 r#"<w:tc><w:p><w:pPr><w:pStyle w:val="TableText"/><w:keepNext/></w:pPr>"#
@@ -801,42 +943,28 @@ fn table_block(xml: &mut String, table: &Table, together: bool, keep: bool) {
 }
 
 /// The canonical text of a cell: integers plain, floats as Rust's `{:?}` (`3.7`, `0.0`),
-/// booleans `true`/`false`, dates `YYYY-MM-DD`, date-times RFC 3339 in UTC.
-fn cell_text(xml: &mut String, cell: Cell<'_>) {
+/// booleans `true`/`false`, dates `YYYY-MM-DD`, date-times RFC 3339 in UTC; written into
+/// `scratch` unless the cell is text already.
+fn canonical_text<'a>(cell: Cell<'a>, scratch: &'a mut String) -> &'a str {
     use std::fmt::Write as _;
-    let mut run = |text: &str| {
-        xml.push_str("<w:r>");
-        push_text(xml, text);
-        xml.push_str("</w:r>");
-    };
+    scratch.clear();
     // `write!` into a String cannot fail.
-    match cell {
-        Cell::Null => {}
-        Cell::Text(text) => push_runs(xml, &[Run::plain(text)], RunExtra::default()),
-        Cell::Integer(value) => {
-            let mut text = String::new();
-            let _ = write!(text, "{value}");
-            run(&text);
-        }
-        Cell::Float(value) => {
-            let mut text = String::new();
-            let _ = write!(text, "{value:?}");
-            run(&text);
-        }
-        Cell::Bool(value) => run(if value { "true" } else { "false" }),
-        Cell::Date(date) => {
-            let mut text = String::new();
-            let _ = write!(
-                text,
-                "{:04}-{:02}-{:02}",
-                date.year(),
-                date.month(),
-                date.day()
-            );
-            run(&text);
-        }
-        Cell::DateTime(at) => run(&at.to_rfc3339_opts(SecondsFormat::Secs, true)),
-    }
+    let _ = match cell {
+        Cell::Null => Ok(()),
+        Cell::Text(text) => return text,
+        Cell::Integer(value) => write!(scratch, "{value}"),
+        Cell::Float(value) => write!(scratch, "{value:?}"),
+        Cell::Bool(value) => write!(scratch, "{value}"),
+        Cell::Date(date) => write!(
+            scratch,
+            "{:04}-{:02}-{:02}",
+            date.year(),
+            date.month(),
+            date.day()
+        ),
+        Cell::DateTime(at) => write!(scratch, "{}", at.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    };
+    scratch
 }
 
 // ---------------------------------------------------------------------------------------------

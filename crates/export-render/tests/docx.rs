@@ -568,7 +568,9 @@ fn bench_rows_become_a_table_with_canonical_cell_text() {
     for (i, row) in rows[1..].iter().enumerate() {
         assert_eq!(strings(&row["cells"]), bench_row_text(i as u64), "row {i}");
     }
-    assert_eq!(read["page"]["width_in"], 8.5);
+    // Ten columns are laid out across a landscape Letter page.
+    assert_eq!(read["page"]["width_in"], 11.0);
+    assert_eq!(read["page"]["height_in"], 8.5);
     assert_eq!(strings(&read["footers"]), ["\tPage 1 of 1"]);
 }
 
