@@ -120,7 +120,14 @@ impl Renderer for DocxRenderer {
         if let Some(meta) = meta {
             heading(&mut head, 1, &[Run::plain(meta.title.as_str())], false);
         }
-        let mut measure = ColumnMeasure::new(columns.iter().map(|c| c.name.as_str()));
+        // Numbers further down may be longer than the ones measured.
+        let mut measure = ColumnMeasure::new(columns.iter().map(|c| {
+            let slack = match c.kind {
+                ColumnKind::Integer | ColumnKind::Float => 1,
+                _ => 0,
+            };
+            (c.name.as_str(), slack)
+        }));
         let right: Vec<bool> = columns
             .iter()
             .map(|c| matches!(c.kind, ColumnKind::Integer | ColumnKind::Float))
@@ -463,7 +470,7 @@ fn styles() -> String {
         r#"<w:style w:type="paragraph" w:default="1" w:styleId="Normal"><w:name w:val="Normal"/><w:qFormat/><w:rPr><w:sz w:val="22"/><w:szCs w:val="22"/></w:rPr></w:style>"#,
         r#"<w:style w:type="character" w:default="1" w:styleId="DefaultParagraphFont"><w:name w:val="Default Paragraph Font"/><w:uiPriority w:val="1"/><w:semiHidden/><w:unhideWhenUsed/></w:style>"#,
         r#"<w:style w:type="table" w:default="1" w:styleId="TableNormal"><w:name w:val="Normal Table"/><w:uiPriority w:val="99"/><w:semiHidden/><w:unhideWhenUsed/>"#,
-        r#"<w:tblPr><w:tblInd w:w="0" w:type="dxa"/><w:tblCellMar><w:top w:w="0" w:type="dxa"/><w:left w:w="108" w:type="dxa"/><w:bottom w:w="0" w:type="dxa"/><w:right w:w="108" w:type="dxa"/></w:tblCellMar></w:tblPr></w:style>"#,
+        r#"<w:tblPr><w:tblInd w:w="0" w:type="dxa"/><w:tblCellMar><w:top w:w="0" w:type="dxa"/><w:left w:w="72" w:type="dxa"/><w:bottom w:w="0" w:type="dxa"/><w:right w:w="72" w:type="dxa"/></w:tblCellMar></w:tblPr></w:style>"#,
         r#"<w:style w:type="numbering" w:default="1" w:styleId="NoList"><w:name w:val="No List"/><w:uiPriority w:val="99"/><w:semiHidden/><w:unhideWhenUsed/></w:style>"#,
     ));
     xml.push_str(&heading(1, 32, 360));
@@ -767,14 +774,16 @@ const CELL_OPEN_RIGHT: &str =
     r#"<w:tc><w:p><w:pPr><w:pStyle w:val="TableText"/><w:jc w:val="right"/></w:pPr>"#;
 const CELL_CLOSE: &str = "</w:p></w:tc>";
 
-/// Twips one character of table text takes, about, at 9 pt.
-const CHAR_TWIPS: u64 = 100;
-/// Left and right cell margins together, in twips.
-const CELL_MARGINS_TWIPS: u64 = 216;
+/// Twips one character of table text takes at 9 pt, erring wide for fonts wider than Calibri.
+const CHAR_TWIPS: u64 = 105;
+/// Left and right cell margins together, in twips (the Table Grid style's 0.05 in each side).
+const CELL_MARGINS_TWIPS: u64 = 144;
 /// Longest text a column asks room for, in characters; longer text wraps.
 const WIDEST_COLUMN_CHARS: usize = 60;
+/// Columns whose text is at most this long get room for all of it before longer ones grow.
+const SHORT_COLUMN_CHARS: u64 = 16;
 /// Longest header word a column keeps whole; longer ones may break.
-const HEADER_WORD_CHARS: usize = 10;
+const HEADER_WORD_CHARS: usize = 8;
 
 /// What a table's columns hold, in characters: the longest word, which wants a line of its own,
 /// and the longest text, which would like one line.
@@ -785,17 +794,17 @@ struct ColumnMeasure {
 }
 
 impl ColumnMeasure {
-    fn new<'a>(headers: impl Iterator<Item = &'a str>) -> ColumnMeasure {
+    /// Starts from the headers; `slack` characters more for each column whose later values may
+    /// be longer than the measured ones (numbers in a streamed table).
+    fn new<'a>(headers: impl Iterator<Item = (&'a str, usize)>) -> ColumnMeasure {
         let mut measure = ColumnMeasure {
             longest_word: Vec::new(),
             longest_text: Vec::new(),
         };
-        for header in headers {
+        for (header, slack) in headers {
             let word = longest_word(header).min(HEADER_WORD_CHARS);
-            measure.longest_word.push(word);
-            measure
-                .longest_text
-                .push(header.chars().count().min(WIDEST_COLUMN_CHARS));
+            measure.longest_word.push(word + slack);
+            measure.longest_text.push(word + slack);
         }
         measure
     }
@@ -810,39 +819,60 @@ impl ColumnMeasure {
         }
     }
 
-    /// Column widths in twips filling `total`: every column gets its longest word when it can,
-    /// and what is left goes to the columns whose text would wrap, in proportion to the lack.
+    /// Column widths in twips filling `total`. Short columns get all their text on one line;
+    /// long ones at least their longest word, and the room left goes to them in proportion to
+    /// what they lack. When even that does not fit, widths follow the longest words.
     fn widths(&self, total: u32) -> Vec<u32> {
         let count = self.longest_text.len() as u64;
         if count == 0 {
             return Vec::new();
         }
-        let least: Vec<u64> = self.longest_word.iter().map(|&w| w.max(2) as u64).collect();
+        // One character of room each, so a word of n characters is not squeezed.
+        let least: Vec<u64> = self
+            .longest_word
+            .iter()
+            .map(|&w| w.max(2) as u64 + 1)
+            .collect();
         let want: Vec<u64> = self
             .longest_text
             .iter()
             .zip(&least)
-            .map(|(&text, &least)| (text as u64).max(least))
+            .map(|(&text, &least)| (text as u64 + 1).max(least))
             .collect();
         let total = u64::from(total);
         let room = total.saturating_sub(count * CELL_MARGINS_TWIPS) / CHAR_TWIPS;
-        let (least_sum, want_sum) = (least.iter().sum::<u64>(), want.iter().sum::<u64>());
-        let chars: Vec<u64> = if want_sum <= room || least_sum >= room {
-            // Everything fits, or nothing does: share in proportion.
-            if want_sum <= room { &want } else { &least }.clone()
-        } else {
-            let spare = room - least_sum;
-            let lack = want_sum - least_sum;
-            least
-                .iter()
+        let base: Vec<u64> = least
+            .iter()
+            .zip(&want)
+            .map(|(&least, &want)| {
+                if want <= SHORT_COLUMN_CHARS {
+                    want
+                } else {
+                    least
+                }
+            })
+            .collect();
+        let want_sum = want.iter().sum::<u64>();
+        let base_sum = base.iter().sum::<u64>();
+        let chars: Vec<u64> = if want_sum <= room {
+            want
+        } else if base_sum < room {
+            let spare = room - base_sum;
+            let lack = want_sum - base_sum;
+            base.iter()
                 .zip(&want)
-                .map(|(&least, &want)| least + (want - least) * spare / lack)
+                .map(|(&base, &want)| base + (want - base) * spare / lack)
                 .collect()
+        } else {
+            least
         };
+        // Whatever the sharing, the columns fill the text width: each its margins, and the text
+        // room in proportion.
         let sum = chars.iter().sum::<u64>().max(1);
+        let text_room = total.saturating_sub(count * CELL_MARGINS_TWIPS);
         let mut widths: Vec<u32> = chars
             .iter()
-            .map(|&c| u32::try_from(total * c / sum).unwrap_or(u32::MAX))
+            .map(|&c| u32::try_from(CELL_MARGINS_TWIPS + text_room * c / sum).unwrap_or(u32::MAX))
             .collect();
         // Rounding leaves a few twips over: give them to the last column.
         let used: u32 = widths.iter().sum();
@@ -900,7 +930,7 @@ fn table_block(xml: &mut String, table: &Table, page: Page, together: bool, keep
         return;
     }
     let text = |runs: &[Run]| runs.iter().map(|run| run.text.as_str()).collect::<String>();
-    let mut measure = ColumnMeasure::new((0..columns).map(|_| ""));
+    let mut measure = ColumnMeasure::new((0..columns).map(|_| ("", 0)));
     for (index, cell) in table.header.iter().enumerate() {
         measure.add(index, &text(cell));
     }
