@@ -147,7 +147,7 @@ impl Renderer for DocxRenderer {
                     measure.add(column, text);
                 }
                 xml.push_str(if right { CELL_OPEN_RIGHT } else { CELL_OPEN });
-                push_runs(&mut xml, &[Run::plain(text)], RunExtra::default());
+                push_run(&mut xml, text, RunFormat::default());
                 xml.push_str(CELL_CLOSE);
             }
             xml.push_str("</w:tr>");
@@ -541,7 +541,7 @@ fn footer(page: Page, generated: Option<&str>) -> String {
         page.text_width(),
     );
     if let Some(generated) = generated {
-        push_runs(&mut xml, &[Run::plain(generated)], RunExtra::default());
+        push_runs(&mut xml, &[Run::plain(generated)], RunFormat::default());
     }
     xml.push_str(r#"<w:r><w:tab/><w:t xml:space="preserve">Page </w:t></w:r>"#);
     field(&mut xml, "PAGE");
@@ -639,7 +639,7 @@ impl Body {
                     ..Para::default()
                 }
                 .open(xml);
-                push_runs(xml, runs, RunExtra::default());
+                push_runs(xml, runs, RunFormat::default());
                 xml.push_str("</w:p>");
             }
             Block::Table { table } => table_block(xml, table, self.page, together, keep),
@@ -659,7 +659,7 @@ impl Body {
                         ..Para::default()
                     }
                     .open(xml);
-                    push_runs(xml, item, RunExtra::default());
+                    push_runs(xml, item, RunFormat::default());
                     xml.push_str("</w:p>");
                 }
             }
@@ -692,7 +692,7 @@ fn heading(xml: &mut String, level: u8, runs: &[Run], keep: bool) {
         ..Para::default()
     }
     .open(xml);
-    push_runs(xml, runs, RunExtra::default());
+    push_runs(xml, runs, RunFormat::default());
     xml.push_str("</w:p>");
 }
 
@@ -703,10 +703,10 @@ fn notice_block(xml: &mut String, notice: &Notice, keep: bool) {
                 center: true,
                 ..Para::default()
             },
-            RunExtra {
+            RunFormat {
                 bold: true,
                 color: Some(Color::RED),
-                ..RunExtra::default()
+                ..RunFormat::default()
             },
         ),
         NoticeKind::Warning => (
@@ -714,22 +714,22 @@ fn notice_block(xml: &mut String, notice: &Notice, keep: bool) {
                 shading: Some("FFF2CC"),
                 ..Para::default()
             },
-            RunExtra {
+            RunFormat {
                 bold: true,
                 color: Some(Color {
                     r: 0x9C,
                     g: 0x57,
                     b: 0x00,
                 }),
-                ..RunExtra::default()
+                ..RunFormat::default()
             },
         ),
         NoticeKind::Info => (
             Para::default(),
-            RunExtra {
+            RunFormat {
                 italic: true,
                 color: Some(Color::GREY),
-                ..RunExtra::default()
+                ..RunFormat::default()
             },
         ),
     };
@@ -910,9 +910,9 @@ fn header_cell(xml: &mut String, runs: &[Run]) {
     push_runs(
         xml,
         runs,
-        RunExtra {
+        RunFormat {
             bold: true,
-            ..RunExtra::default()
+            ..RunFormat::default()
         },
     );
     xml.push_str(CELL_CLOSE);
@@ -960,7 +960,7 @@ fn table_block(xml: &mut String, table: &Table, page: Page, together: bool, keep
             push_runs(
                 xml,
                 row.get(index).map_or(&[], Vec::as_slice),
-                RunExtra::default(),
+                RunFormat::default(),
             );
             xml.push_str(CELL_CLOSE);
         }
@@ -1000,43 +1000,58 @@ fn canonical_text<'a>(cell: Cell<'a>, scratch: &'a mut String) -> &'a str {
 // ---------------------------------------------------------------------------------------------
 // Runs and text.
 
-/// Formatting a block adds to its runs' own.
+/// Formatting of a run, or what a block adds to its runs' own.
 #[derive(Default, Clone, Copy)]
-struct RunExtra {
+struct RunFormat {
     bold: bool,
     italic: bool,
     color: Option<Color>,
 }
 
-fn push_runs(xml: &mut String, runs: &[Run], extra: RunExtra) {
+fn push_runs(xml: &mut String, runs: &[Run], extra: RunFormat) {
     for run in runs {
-        let bold = run.bold || extra.bold;
-        let italic = run.italic || extra.italic;
-        let color = run.color.or(extra.color);
-        for (segment, rtl) in direction_segments(&run.text) {
-            xml.push_str("<w:r>");
-            if bold || italic || color.is_some() || rtl {
-                xml.push_str("<w:rPr>");
-                if bold {
-                    xml.push_str("<w:b/><w:bCs/>");
-                }
-                if italic {
-                    xml.push_str("<w:i/><w:iCs/>");
-                }
-                if let Some(color) = color {
-                    xml.push_str(r#"<w:color w:val=""#);
-                    xml.push_str(&color.hex());
-                    xml.push_str(r#""/>"#);
-                }
-                if rtl {
-                    xml.push_str("<w:rtl/>");
-                }
-                xml.push_str("</w:rPr>");
-            }
-            push_text(xml, segment);
-            xml.push_str("</w:r>");
+        let format = RunFormat {
+            bold: run.bold || extra.bold,
+            italic: run.italic || extra.italic,
+            color: run.color.or(extra.color),
+        };
+        push_run(xml, &run.text, format);
+    }
+}
+
+/// Writes `text` as one run, or as several when it mixes right-to-left and left-to-right script.
+fn push_run(xml: &mut String, text: &str, format: RunFormat) {
+    if text.is_ascii() || !text.chars().any(|c| direction(c) == Direction::Rtl) {
+        push_run_segment(xml, text, format, false);
+    } else {
+        for (segment, rtl) in direction_segments(text) {
+            push_run_segment(xml, segment, format, rtl);
         }
     }
+}
+
+fn push_run_segment(xml: &mut String, text: &str, format: RunFormat, rtl: bool) {
+    xml.push_str("<w:r>");
+    if format.bold || format.italic || format.color.is_some() || rtl {
+        xml.push_str("<w:rPr>");
+        if format.bold {
+            xml.push_str("<w:b/><w:bCs/>");
+        }
+        if format.italic {
+            xml.push_str("<w:i/><w:iCs/>");
+        }
+        if let Some(color) = format.color {
+            xml.push_str(r#"<w:color w:val=""#);
+            xml.push_str(&color.hex());
+            xml.push_str(r#""/>"#);
+        }
+        if rtl {
+            xml.push_str("<w:rtl/>");
+        }
+        xml.push_str("</w:rPr>");
+    }
+    push_text(xml, text);
+    xml.push_str("</w:r>");
 }
 
 /// Writes the inside of a run: `w:t` elements, with tabs as `w:tab` and newlines as `w:br`.
