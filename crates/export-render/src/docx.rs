@@ -145,6 +145,10 @@ impl Renderer for DocxRenderer {
             if index >= Self::ROW_LIMIT {
                 return Err(too_many_rows(index + 1));
             }
+            if columns.is_empty() {
+                // No table to hold them: rows without cells are counted, not written.
+                return Ok(());
+            }
             let measuring = index < MEASURED_ROWS;
             xml.push_str(ROW_OPEN);
             for (column, (cell, &right)) in row.cells().zip(&right).enumerate() {
@@ -1090,11 +1094,13 @@ fn push_t(xml: &mut String, text: &str) {
 }
 
 /// Appends `text` escaped for XML content or attributes, dropping characters XML 1.0 cannot
-/// hold (control characters other than tab and newline, U+FFFE and U+FFFF).
+/// hold (C0 control characters other than tab and newline, U+FFFE and U+FFFF) and, with them,
+/// DEL and the C1 controls, which XML allows but no reader shows.
 pub(crate) fn push_escaped(xml: &mut String, text: &str) {
     let plain = text
         .bytes()
-        .all(|b| b >= 0x20 && !matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'' | 0xEF));
+        // 0xC2 starts the C1 controls and 0xEF U+FFFE/U+FFFF in UTF-8: look closer at those.
+        .all(|b| b >= 0x20 && !matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'' | 0x7F | 0xC2 | 0xEF));
     if plain {
         xml.push_str(text);
         return;
@@ -1107,7 +1113,7 @@ pub(crate) fn push_escaped(xml: &mut String, text: &str) {
             '"' => xml.push_str("&quot;"),
             '\'' => xml.push_str("&apos;"),
             '\t' | '\n' => xml.push(c),
-            c if c < ' ' || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
+            c if c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
             c => xml.push(c),
         }
     }
@@ -1193,6 +1199,10 @@ mod tests {
             "a &amp; b &lt; c &gt; d &quot; e &apos; f"
         );
         assert_eq!(escaped("bell\u{7}\u{0}\rok\t\n\u{FFFF}"), "bellok\t\n");
+        assert_eq!(
+            escaped("del\u{7F} nel\u{85} nbsp\u{A0}©"),
+            "del nel nbsp\u{A0}©"
+        );
         assert_eq!(escaped("Zoë 美玲 נועה"), "Zoë 美玲 נועה");
     }
 
