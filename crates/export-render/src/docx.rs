@@ -228,7 +228,7 @@ fn writer_error(error: zip::result::ZipError) -> RenderError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The package: every part but the body, in the order Word writes them.
+// The package: the zip archive and every part but the body.
 
 struct Package<'m, W: Write + Seek> {
     zip: ZipWriter<W>,
