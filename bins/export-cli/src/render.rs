@@ -14,7 +14,7 @@ use export_domain::{
     TreatmentSummaryInput, ValidationErrors,
 };
 use export_render::{
-    CsvRenderer, DocumentHeader, PdfRenderer, Renderer, TemplateEngine, XlsxRenderer,
+    CsvRenderer, DocumentHeader, DocxRenderer, PdfRenderer, Renderer, TemplateEngine, XlsxRenderer,
     built_in_template,
 };
 use serde::Serialize;
@@ -76,7 +76,8 @@ fn write_document<C: Serialize>(
     }
     let renderer: Box<dyn Renderer> = match format {
         ExportFormat::Pdf => Box::new(PdfRenderer::with_system_fonts()?),
-        other => anyhow::bail!("{other} documents are not available from the command line yet"),
+        ExportFormat::Docx => Box::new(DocxRenderer::default()),
+        other => anyhow::bail!("{other} is not a document format"),
     };
     let template = built_in_template(export_type).context("this export type has no template")?;
     let document = TemplateEngine::new().render_document(

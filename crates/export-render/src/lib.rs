@@ -10,6 +10,7 @@ pub mod bench;
 mod context;
 mod csv;
 mod document;
+mod docx;
 mod error;
 mod html;
 mod json;
@@ -31,6 +32,7 @@ pub use csv::{CsvRenderer, looks_like_formula};
 pub use document::{
     Block, Color, Document, DocumentMeta, Notice, NoticeKind, PageSize, Run, Table,
 };
+pub use docx::DocxRenderer;
 pub use error::RenderError;
 pub use html::{escape_html, render_html_preview};
 pub use json::JsonRenderer;
