@@ -9,8 +9,8 @@ use anyhow::Context;
 use export_domain::ExportFormat;
 use export_render::bench::BenchRows;
 use export_render::{
-    CsvRenderer, DocumentMeta, DocxRenderer, JsonRenderer, PageSize, PdfRenderer, Renderer, TemplateEngine,
-    XlsxRenderer,
+    CsvRenderer, DocumentMeta, DocxRenderer, JsonRenderer, PageSize, PdfRenderer, Renderer,
+    TemplateEngine, XlsxRenderer,
 };
 
 fn renderer(format: ExportFormat) -> anyhow::Result<Box<dyn Renderer>> {

@@ -42,6 +42,13 @@ enum Command {
         #[arg(long, default_value = "fixtures")]
         fixtures: PathBuf,
     },
+    /// Import a full-record JSON export (its "data") into the database; rows already there are
+    /// left alone.
+    Import {
+        /// A file written by `render --type full_record --format json` or the export API.
+        #[arg(long)]
+        file: PathBuf,
+    },
     /// Print how many rows each table holds and who the therapists and patients are.
     List,
     /// Migrate, seed the demo practice and list it: the first thing to run on a new machine.
@@ -74,6 +81,7 @@ fn main() -> anyhow::Result<()> {
         Command::Migrate => migrate(&cli.database),
         Command::Seed { fixtures } => seed_practice(&cli.database, &fixtures),
         Command::List => list(&cli.database),
+        Command::Import { file } => import(&cli.database, &file),
         Command::Demo { fixtures } => {
             migrate(&cli.database)?;
             seed_practice(&cli.database, &fixtures)?;
@@ -122,6 +130,27 @@ fn seed_practice(database: &str, fixtures: &std::path::Path) -> anyhow::Result<(
         .with_context(|| format!("cannot load the practice in {}", fixtures.display()))?;
     let report = store.transaction(|conn| seed::seed_practice(conn, &practice))?;
     println!("seeded {database} from {}:", fixtures.display());
+    print_report(&report);
+    Ok(())
+}
+
+fn import(database: &str, file: &std::path::Path) -> anyhow::Result<()> {
+    #[derive(serde::Deserialize)]
+    struct FullRecordFile {
+        data: export_domain::Practice,
+    }
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let record: FullRecordFile = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a full-record export", file.display()))?;
+    let store = open(database)?;
+    let report = store.transaction(|conn| seed::seed_practice(conn, &record.data))?;
+    println!("imported {} into {database}:", file.display());
+    print_report(&report);
+    Ok(())
+}
+
+fn print_report(report: &seed::SeedReport) {
     for table in seed::PRACTICE_FILES {
         println!(
             "  {table:<20} {:>5} inserted {:>5} already present",
@@ -129,7 +158,6 @@ fn seed_practice(database: &str, fixtures: &std::path::Path) -> anyhow::Result<(
             report.already_present.get(table).copied().unwrap_or(0)
         );
     }
-    Ok(())
 }
 
 fn list(database: &str) -> anyhow::Result<()> {

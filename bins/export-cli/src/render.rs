@@ -169,14 +169,23 @@ pub fn render(args: &RenderArgs, generated_at: DateTime<Utc>) -> anyhow::Result<
             .map_err(invalid)?;
             format = request.format;
             let context = gather::full_record(&practice, &request, generated_at)?;
-            write_document(
-                args.export_type,
-                format,
-                &context,
-                &context.header,
-                generated_at,
-                out,
-            )?;
+            if format == ExportFormat::Json {
+                // The printed record and the records behind it, so the file can be imported again.
+                let data = gather::full_record_data(&practice, &request)?;
+                serde_json::to_writer_pretty(
+                    &mut *out,
+                    &serde_json::json!({ "record": context, "data": data }),
+                )?;
+            } else {
+                write_document(
+                    args.export_type,
+                    format,
+                    &context,
+                    &context.header,
+                    generated_at,
+                    out,
+                )?;
+            }
         }
         ExportType::SessionNotes => {
             let request = SessionNotesInput {

@@ -81,7 +81,7 @@ fn progress_report_pdf_has_the_patient_and_only_the_sections_asked_for() {
 }
 
 #[test]
-fn full_record_json_is_the_structured_context() {
+fn full_record_json_carries_the_record_and_imports_again() {
     let folder = tempfile::tempdir().unwrap();
     let out = folder.path().join("record.json");
     let output = export_cli(&[
@@ -99,10 +99,45 @@ fn full_record_json_is_the_structured_context() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-    assert_eq!(record["header"]["patient_name"], "Łukasz Wójcik");
-    assert_eq!(record["sessions"].as_array().unwrap().len(), 25);
-    assert_eq!(record["assessments"].as_array().unwrap().len(), 24);
+    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(file["record"]["header"]["patient_name"], "Łukasz Wójcik");
+    assert_eq!(file["record"]["sessions"].as_array().unwrap().len(), 25);
+    assert_eq!(file["record"]["assessments"].as_array().unwrap().len(), 24);
+    assert_eq!(
+        file["data"]["therapy_sessions"].as_array().unwrap().len(),
+        25
+    );
+
+    // Imported into an empty database, then again: the second time adds nothing.
+    let database = folder.path().join("imported.db");
+    let import = |expect: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_export-cli"))
+            .args([
+                "--database",
+                database.to_str().unwrap(),
+                "import",
+                "--file",
+                out.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with("therapy_sessions"))
+            .unwrap();
+        assert_eq!(
+            line.split_whitespace().collect::<Vec<_>>().join(" "),
+            expect
+        );
+    };
+    import("therapy_sessions 25 inserted 0 already present");
+    import("therapy_sessions 0 inserted 25 already present");
 }
 
 #[test]

@@ -543,3 +543,61 @@ pub fn session_notes_table(context: &SessionNotesContext) -> export_render::Text
         .collect();
     export_render::TextRows::new(columns, rows)
 }
+
+/// The records behind a full record, as a practice of one patient: the patient, their
+/// therapists and relationships, and their sessions, goals, assessments, diagnoses and plans
+/// (sessions and assessments limited to the date range, when there is one). A full-record JSON
+/// export carries it so the record can be imported again (`export-cli import`).
+pub fn full_record_data(
+    practice: &Practice,
+    request: &FullRecordRequest,
+) -> Result<Practice, GatherError> {
+    let patient = find_patient(practice, request.patient_id)?;
+    let in_range = |day: NaiveDate| request.date_range.is_none_or(|r| r.contains(day));
+    let links: Vec<_> = practice
+        .therapist_patients
+        .iter()
+        .filter(|l| l.patient_id == patient.id)
+        .cloned()
+        .collect();
+    let users = practice
+        .users
+        .iter()
+        .filter(|u| u.id == patient.id || links.iter().any(|l| l.therapist_id == u.id))
+        .cloned()
+        .collect();
+    Ok(Practice {
+        users,
+        therapist_patients: links,
+        therapy_sessions: practice
+            .therapy_sessions
+            .iter()
+            .filter(|s| s.patient_id == patient.id && in_range(s.session_date.date_naive()))
+            .cloned()
+            .collect(),
+        goals: practice
+            .goals
+            .iter()
+            .filter(|g| g.patient_id == patient.id)
+            .cloned()
+            .collect(),
+        assessments: practice
+            .assessments
+            .iter()
+            .filter(|a| a.patient_id == patient.id && in_range(a.administered_on))
+            .cloned()
+            .collect(),
+        diagnoses: practice
+            .diagnoses
+            .iter()
+            .filter(|d| d.patient_id == patient.id)
+            .cloned()
+            .collect(),
+        treatment_plans: practice
+            .treatment_plans
+            .iter()
+            .filter(|p| p.patient_id == patient.id)
+            .cloned()
+            .collect(),
+    })
+}
