@@ -529,7 +529,7 @@ fn bench_row_text(i: u64) -> Vec<String> {
         format!(
             "Session {i}: discussed coping strategies, reviewed homework and agreed next steps."
         ),
-        (i % 2 == 0).to_string(),
+        i.is_multiple_of(2).to_string(),
         format!("{}{}", m / 4, [".0", ".25", ".5", ".75"][(m % 4) as usize]),
     ]
 }
