@@ -2,8 +2,8 @@
 .PHONY: run demo test test-fast lint deny setup fixtures bench
 
 run: demo
-demo:      ; cargo run --release -p export-cli -- demo
-test:      ; scripts/test
+demo: setup ; cargo run --release -p export-cli -- demo
+test: setup ; scripts/test
 test-fast: ; cargo test --workspace
 lint:      ; cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings
 deny:      ; scripts/deny
