@@ -31,6 +31,13 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Walk the hash chain and name the first entry that was altered or removed; exits with 1
+    /// when the trail is broken.
+    Verify,
+}
+
+#[derive(Subcommand, Debug)]
 enum Command {
     /// Create the database if needed and apply pending migrations.
     Migrate,
@@ -48,6 +55,11 @@ enum Command {
         /// A file written by `render --type full_record --format json` or the export API.
         #[arg(long)]
         file: PathBuf,
+    },
+    /// Work with the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Print how many rows each table holds and who the therapists and patients are.
     List,
@@ -81,6 +93,16 @@ fn main() -> anyhow::Result<()> {
         Command::Migrate => migrate(&cli.database),
         Command::Seed { fixtures } => seed_practice(&cli.database, &fixtures),
         Command::List => list(&cli.database),
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let report = export_core::audit::verify_store(&open(&cli.database)?)?;
+            println!("{report}");
+            if !matches!(report, export_core::audit::ChainReport::Intact { .. }) {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Import { file } => import(&cli.database, &file),
         Command::Demo { fixtures } => {
             migrate(&cli.database)?;

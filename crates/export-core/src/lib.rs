@@ -1,9 +1,10 @@
 //! Orchestration of the export engine. Today: gathering a patient's clinical records into the
-//! context of each document type (`gather`). The job engine (submit, claim, render, store,
+//! context of each document type (`gather`) and verifying the audit trail's hash chain (`audit`). The job engine (submit, claim, render, store,
 //! audit, download, expire) and the `ClinicalSource`, `Dataset`, `JobStore` and `FileStore`
 //! traits come with the job-engine issue.
 //!
 //! Architecture invariant: this crate knows no HTTP types; the server maps its errors to
 //! responses.
 
+pub mod audit;
 pub mod gather;

@@ -60,6 +60,15 @@ impl TestDatabase {
         })
     }
 
+    /// Runs raw SQL against the database, as someone with direct access (an attacker, a careless
+    /// administrator) could: for tests that tamper with rows behind the store's back.
+    pub fn execute(&self, sql: &str) {
+        let mut conn = self.store.connection().expect("a connection");
+        let conn: &mut crate::DbConnection = &mut conn;
+        conn.batch_execute(sql)
+            .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    }
+
     /// Opens a second store on the same database (as another process would).
     pub fn reopen(&self) -> Result<Store, StoreError> {
         Store::open(&self.url)
