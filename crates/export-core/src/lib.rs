@@ -1,5 +1,6 @@
 //! Orchestration of the export engine. Today: gathering a patient's clinical records into the
-//! context of each document type (`gather`) and verifying the audit trail's hash chain (`audit`). The job engine (submit, claim, render, store,
+//! context of each document type (`gather`), verifying the audit trail's hash chain (`audit`), and
+//! keeping export files encrypted at rest (`storage`). The job engine (submit, claim, render, store,
 //! audit, download, expire) and the `ClinicalSource`, `Dataset`, `JobStore` and `FileStore`
 //! traits come with the job-engine issue.
 //!
@@ -8,3 +9,4 @@
 
 pub mod audit;
 pub mod gather;
+pub mod storage;
