@@ -1,6 +1,6 @@
 //! Orchestration of the export engine. Today: gathering a patient's clinical records into the
-//! context of each document type (`gather`), verifying the audit trail's hash chain (`audit`), and
-//! keeping export files encrypted at rest (`storage`). The job engine (submit, claim, render, store,
+//! context of each document type (`gather`), verifying the audit trail's hash chain (`audit`),
+//! keeping export files encrypted at rest (`storage`), and signing download links (`links`). The job engine (submit, claim, render, store,
 //! audit, download, expire) and the `ClinicalSource`, `Dataset`, `JobStore` and `FileStore`
 //! traits come with the job-engine issue.
 //!
@@ -9,4 +9,5 @@
 
 pub mod audit;
 pub mod gather;
+pub mod links;
 pub mod storage;
