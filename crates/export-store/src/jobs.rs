@@ -1,7 +1,8 @@
 //! Repository of export jobs: insert, read, list a user's history newest first, save, delete, and
 //! find the completed jobs past their expiry.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use export_domain::{ExportJob, JobStatus};
 use uuid::Uuid;
@@ -10,7 +11,7 @@ use crate::convert::{id, json, naive, opt_id, opt_text, to_json, utc, word};
 use crate::schema::export_jobs;
 use crate::{DbConnection, StoreError};
 
-#[derive(Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(Queryable, QueryableByName, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = export_jobs, treat_none_as_null = true)]
 struct JobRow {
     id: String,
@@ -251,4 +252,99 @@ pub fn count_jobs_by_status(conn: &mut DbConnection) -> Result<Vec<(JobStatus, i
         .collect::<Result<Vec<_>, StoreError>>()?;
     counts.sort();
     Ok(counts)
+}
+
+const CLAIM_POSTGRES: &str = "UPDATE export_jobs SET status = 'processing', lease_owner = $1, \
+     lease_expires_at = $2, attempts = attempts + 1, started_at = COALESCE(started_at, $3), updated_at = $3 \
+     WHERE id = (SELECT id FROM export_jobs \
+                 WHERE (status = 'pending' AND run_after <= $3) \
+                    OR (status = 'processing' AND lease_expires_at < $3) \
+                 ORDER BY run_after, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+     RETURNING *";
+
+/// Claims the next runnable job for `worker` until `now + lease`: the oldest due pending job, or
+/// one whose lease lapsed. It becomes `processing` with one more attempt. No two workers ever hold
+/// the same job: PostgreSQL skips rows another claim has locked (`FOR UPDATE SKIP LOCKED`); SQLite
+/// claims inside an immediate transaction, which admits one writer at a time.
+///
+/// Call it outside any other transaction on `conn`.
+pub fn claim_next(
+    conn: &mut DbConnection,
+    worker: &str,
+    now: DateTime<Utc>,
+    lease: Duration,
+) -> Result<Option<ExportJob>, StoreError> {
+    let (at, until) = (naive(now), naive(now + lease));
+    let row: Option<JobRow> = match conn {
+        DbConnection::Postgres(pg) => diesel::sql_query(CLAIM_POSTGRES)
+            .bind::<diesel::sql_types::Text, _>(worker)
+            .bind::<diesel::sql_types::Timestamp, _>(until)
+            .bind::<diesel::sql_types::Timestamp, _>(at)
+            .get_result::<JobRow>(pg)
+            .optional()?,
+        DbConnection::Sqlite(sqlite) => {
+            sqlite.batch_execute("BEGIN IMMEDIATE")?;
+            let claimed = (|| -> Result<Option<JobRow>, diesel::result::Error> {
+                let due = export_jobs::status
+                    .eq(JobStatus::Pending.as_str())
+                    .and(export_jobs::run_after.le(at));
+                let lapsed = export_jobs::status
+                    .eq(JobStatus::Processing.as_str())
+                    .and(export_jobs::lease_expires_at.lt(at));
+                let Some(mut row) = export_jobs::table
+                    .filter(due.or(lapsed))
+                    .order((
+                        export_jobs::run_after.asc(),
+                        export_jobs::created_at.asc(),
+                        export_jobs::id.asc(),
+                    ))
+                    .select(JobRow::as_select())
+                    .first::<JobRow>(sqlite)
+                    .optional()?
+                else {
+                    return Ok(None);
+                };
+                row.status = JobStatus::Processing.as_str().to_owned();
+                row.lease_owner = Some(worker.to_owned());
+                row.lease_expires_at = Some(until);
+                row.attempts += 1;
+                row.started_at = row.started_at.or(Some(at));
+                row.updated_at = at;
+                diesel::update(export_jobs::table.find(&row.id))
+                    .set(&row)
+                    .execute(sqlite)?;
+                Ok(Some(row))
+            })();
+            match claimed {
+                Ok(row) => {
+                    sqlite.batch_execute("COMMIT")?;
+                    row
+                }
+                Err(err) => {
+                    let _ = sqlite.batch_execute("ROLLBACK");
+                    return Err(err.into());
+                }
+            }
+        }
+    };
+    row.map(JobRow::into_job).transpose()
+}
+
+/// Extends `worker`'s lease on a job it holds; false when it no longer holds it (the lease lapsed
+/// and another worker claimed the job, or the job was cancelled).
+pub fn renew_lease(
+    conn: &mut DbConnection,
+    job_id: Uuid,
+    worker: &str,
+    until: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let changed = diesel::update(
+        export_jobs::table
+            .find(job_id.to_string())
+            .filter(export_jobs::status.eq(JobStatus::Processing.as_str()))
+            .filter(export_jobs::lease_owner.eq(worker)),
+    )
+    .set(export_jobs::lease_expires_at.eq(naive(until)))
+    .execute(conn)?;
+    Ok(changed == 1)
 }
