@@ -36,7 +36,7 @@ fn demo_seeds_once_and_lists_the_practice() {
 
     let first = stdout(&export_cli(&["--database", database, "demo"]));
     assert!(
-        first.contains("is migrated: 2 migrations, the latest 20261121000002"),
+        first.contains("is migrated: 3 migrations, the latest 20261122000003"),
         "{first}"
     );
     let seeded = line_with(&first, "therapy_sessions");

@@ -36,6 +36,8 @@ pub struct ExportJob {
     pub file_key: Option<String>,
     pub file_size_bytes: Option<i64>,
     pub sha256: Option<String>,
+    /// The file's own encryption key, wrapped by the master key; cleared when the file expires.
+    pub wrapped_key: Option<String>,
     pub row_count: Option<i64>,
     pub error_message: Option<String>,
     pub progress_percent: i32,
@@ -80,6 +82,7 @@ impl ExportJob {
             file_key: None,
             file_size_bytes: None,
             sha256: None,
+            wrapped_key: None,
             row_count: None,
             error_message: None,
             progress_percent: 0,

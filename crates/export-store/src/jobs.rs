@@ -39,6 +39,7 @@ struct JobRow {
     expires_at: Option<NaiveDateTime>,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    wrapped_key: Option<String>,
 }
 
 impl JobRow {
@@ -69,6 +70,7 @@ impl JobRow {
             expires_at: job.expires_at.map(naive),
             created_at: naive(job.created_at),
             updated_at: naive(job.updated_at),
+            wrapped_key: job.wrapped_key.clone(),
         }
     }
 
@@ -99,6 +101,7 @@ impl JobRow {
             expires_at: self.expires_at.map(utc),
             created_at: utc(self.created_at),
             updated_at: utc(self.updated_at),
+            wrapped_key: self.wrapped_key,
         })
     }
 }
@@ -347,4 +350,99 @@ pub fn renew_lease(
     .set(export_jobs::lease_expires_at.eq(naive(until)))
     .execute(conn)?;
     Ok(changed == 1)
+}
+
+/// The file a finished job produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedFile {
+    pub file_key: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub row_count: i64,
+    pub wrapped_key: String,
+}
+
+/// Marks a job `worker` holds as completed with its file, expiring at `expires_at`. Returns the
+/// job, or `None` when `worker` no longer holds it (its lease lapsed and another worker took it
+/// over, or it was cancelled): then nothing changes, and the caller must not audit a completion.
+/// Run it in the same transaction as the "created" audit entry.
+pub fn complete_job(
+    conn: &mut DbConnection,
+    job_id: Uuid,
+    worker: &str,
+    file: &FinishedFile,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<Option<ExportJob>, StoreError> {
+    let changed = diesel::update(
+        export_jobs::table
+            .find(job_id.to_string())
+            .filter(export_jobs::status.eq(JobStatus::Processing.as_str()))
+            .filter(export_jobs::lease_owner.eq(worker)),
+    )
+    .set((
+        export_jobs::status.eq(JobStatus::Completed.as_str()),
+        export_jobs::file_key.eq(&file.file_key),
+        export_jobs::file_size_bytes.eq(file.size_bytes),
+        export_jobs::sha256.eq(&file.sha256),
+        export_jobs::row_count.eq(file.row_count),
+        export_jobs::wrapped_key.eq(&file.wrapped_key),
+        export_jobs::progress_percent.eq(100),
+        export_jobs::error_message.eq(None::<String>),
+        export_jobs::lease_owner.eq(None::<String>),
+        export_jobs::lease_expires_at.eq(None::<NaiveDateTime>),
+        export_jobs::completed_at.eq(naive(now)),
+        export_jobs::expires_at.eq(naive(expires_at)),
+        export_jobs::updated_at.eq(naive(now)),
+    ))
+    .execute(conn)?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    get_job(conn, job_id)
+}
+
+/// Records a failed attempt of a job `worker` holds: back to `pending` until `retry_at` while
+/// attempts remain, otherwise `failed` with `error` (which must name no patient data). Returns the
+/// job, or `None` when `worker` no longer holds it.
+pub fn fail_attempt(
+    conn: &mut DbConnection,
+    job_id: Uuid,
+    worker: &str,
+    error: &str,
+    now: DateTime<Utc>,
+    retry_at: DateTime<Utc>,
+) -> Result<Option<ExportJob>, StoreError> {
+    let Some(job) = get_job(conn, job_id)? else {
+        return Ok(None);
+    };
+    if job.status != JobStatus::Processing || job.lease_owner.as_deref() != Some(worker) {
+        return Ok(None);
+    }
+    let give_up = job.attempts >= job.max_attempts;
+    let status = if give_up {
+        JobStatus::Failed
+    } else {
+        JobStatus::Pending
+    };
+    let changed = diesel::update(
+        export_jobs::table
+            .find(job_id.to_string())
+            .filter(export_jobs::lease_owner.eq(worker))
+            .filter(export_jobs::status.eq(JobStatus::Processing.as_str())),
+    )
+    .set((
+        export_jobs::status.eq(status.as_str()),
+        export_jobs::error_message.eq(error),
+        export_jobs::lease_owner.eq(None::<String>),
+        export_jobs::lease_expires_at.eq(None::<NaiveDateTime>),
+        export_jobs::run_after.eq(naive(if give_up { now } else { retry_at })),
+        export_jobs::completed_at.eq(give_up.then(|| naive(now))),
+        export_jobs::updated_at.eq(naive(now)),
+    ))
+    .execute(conn)?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    get_job(conn, job_id)
 }

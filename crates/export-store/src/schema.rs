@@ -137,6 +137,7 @@ diesel::table! {
         expires_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        wrapped_key -> Nullable<Text>,
     }
 }
 

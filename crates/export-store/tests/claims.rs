@@ -145,3 +145,106 @@ fn racing_workers_never_share_a_job(db: &TestDatabase) {
         [(JobStatus::Processing, JOBS as i64)]
     );
 }
+
+test_on_both_backends! {
+    only_the_lease_holder_completes_or_fails_a_job,
+}
+
+fn only_the_lease_holder_completes_or_fails_a_job(db: &TestDatabase) {
+    let ids = add_jobs(db, 2, |_| at(0));
+    let mut conn = db.store.connection().unwrap();
+    let lease = Duration::minutes(5);
+    let file = jobs::FinishedFile {
+        file_key: format!("exports/{}.csv", ids[0]),
+        size_bytes: 1234,
+        sha256: "ab".repeat(32),
+        row_count: 10,
+        wrapped_key: "cd".repeat(60),
+    };
+
+    // w1 claims, stalls past its lease; w2 takes over. w1's late completion changes nothing.
+    jobs::claim_next(&mut conn, "w1", at(1), lease)
+        .unwrap()
+        .unwrap();
+    let second = jobs::claim_next(&mut conn, "w2", at(7), lease)
+        .unwrap()
+        .unwrap();
+    assert_eq!((second.id, second.attempts), (ids[0], 2));
+    assert_eq!(
+        jobs::complete_job(
+            &mut conn,
+            ids[0],
+            "w1",
+            &file,
+            at(8),
+            at(8) + Duration::days(7)
+        )
+        .unwrap(),
+        None
+    );
+    let done = jobs::complete_job(
+        &mut conn,
+        ids[0],
+        "w2",
+        &file,
+        at(8),
+        at(8) + Duration::days(7),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(done.status, JobStatus::Completed);
+    assert_eq!(
+        (done.file_size_bytes, done.row_count, done.attempts),
+        (Some(1234), Some(10), 2)
+    );
+    assert_eq!(done.wrapped_key.as_deref(), Some(file.wrapped_key.as_str()));
+    assert_eq!(
+        (done.lease_owner, done.expires_at),
+        (None, Some(at(8) + Duration::days(7)))
+    );
+    assert_eq!(
+        jobs::complete_job(&mut conn, ids[0], "w2", &file, at(9), at(9)).unwrap(),
+        None,
+        "completes once"
+    );
+
+    // Failures retry until the attempts run out (max 3), then the job fails with the reason.
+    for attempt in 1..=3 {
+        let claimed = jobs::claim_next(&mut conn, "w3", at(10 * attempt), lease)
+            .unwrap()
+            .unwrap();
+        assert_eq!((claimed.id, claimed.attempts), (ids[1], attempt as i32));
+        assert_eq!(
+            jobs::fail_attempt(&mut conn, ids[1], "other", "x", at(10 * attempt), at(0)).unwrap(),
+            None
+        );
+        let after = jobs::fail_attempt(
+            &mut conn,
+            ids[1],
+            "w3",
+            "renderer failed",
+            at(10 * attempt + 1),
+            at(10 * attempt + 5),
+        )
+        .unwrap()
+        .unwrap();
+        if attempt < 3 {
+            assert_eq!(
+                (after.status, after.run_after),
+                (JobStatus::Pending, at(10 * attempt + 5))
+            );
+            assert_eq!(
+                jobs::claim_next(&mut conn, "w3", at(10 * attempt + 4), lease).unwrap(),
+                None,
+                "backoff holds"
+            );
+        } else {
+            assert_eq!(after.status, JobStatus::Failed);
+            assert_eq!(after.error_message.as_deref(), Some("renderer failed"));
+            assert_eq!(
+                jobs::claim_next(&mut conn, "w3", at(100), lease).unwrap(),
+                None
+            );
+        }
+    }
+}
