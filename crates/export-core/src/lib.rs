@@ -8,6 +8,8 @@
 //! responses.
 
 pub mod audit;
+pub mod engine;
 pub mod gather;
 pub mod links;
+pub mod source;
 pub mod storage;

@@ -1,0 +1,502 @@
+//! The `ExportEngine`: submit an export on behalf of a user, let a worker produce it, and hand the
+//! file back to its owner, with every step audited. Authorization lives here: a therapist exports
+//! only patients they actively care for and sees only their own jobs; patients export nothing.
+
+use std::io::{Cursor, Read};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use export_domain::{
+    AuditAction, AuditOutcome, ExportFormat, ExportJob, ExportType, FullRecordRequest, JobStatus,
+    NewAuditEntry, ProgressReportRequest, Role, SessionNotesRequest, TreatmentSummaryRequest,
+};
+use export_render::{
+    CsvRenderer, DocxRenderer, PdfRenderer, Renderer, TemplateEngine, built_in_template,
+};
+use export_store::{Store, StoreError, audit, jobs};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::gather::{self, GatherError};
+use crate::source::{ClinicalSource, SourceError};
+use crate::storage::{FileKey, FileStore, StorageError};
+
+/// Who is asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor {
+    pub user_id: Uuid,
+    pub role: Role,
+}
+
+/// Where a request came from, for the audit trail.
+#[derive(Debug, Clone, Default)]
+pub struct RequestOrigin {
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// A checked export request of one of the four document types.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "export_type", rename_all = "snake_case")]
+pub enum ExportRequest {
+    SessionNotes(SessionNotesRequest),
+    ProgressReport(ProgressReportRequest),
+    TreatmentSummary(TreatmentSummaryRequest),
+    FullRecord(FullRecordRequest),
+}
+
+impl ExportRequest {
+    pub fn export_type(&self) -> ExportType {
+        match self {
+            ExportRequest::SessionNotes(_) => ExportType::SessionNotes,
+            ExportRequest::ProgressReport(_) => ExportType::ProgressReport,
+            ExportRequest::TreatmentSummary(_) => ExportType::TreatmentSummary,
+            ExportRequest::FullRecord(_) => ExportType::FullRecord,
+        }
+    }
+
+    pub fn format(&self) -> ExportFormat {
+        match self {
+            ExportRequest::SessionNotes(r) => r.format,
+            ExportRequest::ProgressReport(r) => r.format,
+            ExportRequest::TreatmentSummary(r) => r.format,
+            ExportRequest::FullRecord(r) => r.format,
+        }
+    }
+}
+
+/// Why the engine refused or failed. Ids only.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("export job {0} does not exist")]
+    JobNotFound(Uuid),
+    #[error("export job {id} is {status}; only completed jobs can be downloaded")]
+    NotReady { id: Uuid, status: JobStatus },
+    #[error(transparent)]
+    Gather(#[from] GatherError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("rendering failed: {0}")]
+    Render(String),
+}
+
+/// Settings of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How long a completed file is kept.
+    pub retention: Duration,
+    /// How long a worker holds a job before another may take it over.
+    pub lease: Duration,
+    pub max_attempts: i32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            retention: Duration::days(7),
+            lease: Duration::minutes(5),
+            max_attempts: 3,
+        }
+    }
+}
+
+/// The engine another service embeds.
+pub struct ExportEngine {
+    store: Store,
+    files: Arc<dyn FileStore>,
+    source: Arc<dyn ClinicalSource>,
+    templates: TemplateEngine,
+    pdf: Option<PdfRenderer>,
+    config: EngineConfig,
+}
+
+impl std::fmt::Debug for ExportEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportEngine")
+            .field("store", &self.store)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn render_error(err: impl std::fmt::Display) -> EngineError {
+    EngineError::Render(err.to_string())
+}
+
+impl ExportEngine {
+    /// An engine over `store`, keeping files in `files` and reading records from `source`. PDF
+    /// output uses the system fonts when they are installed.
+    pub fn new(
+        store: Store,
+        files: Arc<dyn FileStore>,
+        source: Arc<dyn ClinicalSource>,
+        config: EngineConfig,
+    ) -> ExportEngine {
+        ExportEngine {
+            store,
+            files,
+            source,
+            templates: TemplateEngine::new(),
+            pdf: PdfRenderer::with_system_fonts().ok(),
+            config,
+        }
+    }
+
+    fn audit(
+        &self,
+        conn: &mut export_store::DbConnection,
+        entry: NewAuditEntry,
+    ) -> Result<(), StoreError> {
+        audit::append(conn, entry).map(|_| ())
+    }
+
+    fn entry(
+        actor: Option<Uuid>,
+        job: &ExportJob,
+        action: AuditAction,
+        outcome: AuditOutcome,
+        origin: &RequestOrigin,
+        now: DateTime<Utc>,
+        metadata: serde_json::Value,
+    ) -> NewAuditEntry {
+        NewAuditEntry {
+            id: Uuid::new_v4(),
+            export_job_id: Some(job.id),
+            user_id: actor,
+            patient_id: job.patient_id,
+            action,
+            outcome,
+            ip_address: origin.ip_address.clone(),
+            user_agent: origin.user_agent.clone(),
+            request_id: origin.request_id.clone(),
+            metadata,
+            created_at: now,
+        }
+    }
+
+    /// The patient a request is about, and whether `actor` may export them.
+    fn authorize(&self, actor: &Actor, request: &ExportRequest) -> Result<Uuid, EngineError> {
+        if actor.role != Role::Therapist {
+            return Err(EngineError::Forbidden(
+                "only therapists export clinical records",
+            ));
+        }
+        let patient_id = match request {
+            ExportRequest::SessionNotes(r) => {
+                let owners = self.source.session_patients(&r.session_ids)?;
+                let first = owners
+                    .first()
+                    .map(|(_, p)| *p)
+                    .ok_or(EngineError::Forbidden("the sessions do not exist"))?;
+                if owners.len() != r.session_ids.len() || owners.iter().any(|(_, p)| *p != first) {
+                    return Err(EngineError::Forbidden(
+                        "every session must exist and belong to one patient",
+                    ));
+                }
+                first
+            }
+            ExportRequest::ProgressReport(r) => r.patient_id,
+            ExportRequest::TreatmentSummary(r) => r.patient_id,
+            ExportRequest::FullRecord(r) => r.patient_id,
+        };
+        match self.source.relationship(actor.user_id, patient_id)? {
+            Some(link) if link.is_active => Ok(patient_id),
+            _ => Err(EngineError::Forbidden(
+                "no active care relationship with this patient",
+            )),
+        }
+    }
+
+    /// Submits `request` for `actor`: a pending job, or the job already submitted with the same
+    /// idempotency key. A refusal is audited too.
+    pub fn submit(
+        &self,
+        actor: &Actor,
+        request: ExportRequest,
+        idempotency_key: Option<&str>,
+        origin: &RequestOrigin,
+        now: DateTime<Utc>,
+    ) -> Result<ExportJob, EngineError> {
+        if let Some(key) = idempotency_key {
+            let mut conn = self.store.connection()?;
+            if let Some(job) = jobs::find_by_idempotency_key(&mut conn, actor.user_id, key)? {
+                return Ok(job);
+            }
+        }
+        let mut job = ExportJob::pending(
+            Uuid::new_v4(),
+            actor.user_id,
+            None,
+            request.export_type(),
+            request.format(),
+            serde_json::to_value(&request).map_err(render_error)?,
+            self.config.max_attempts,
+            now,
+        );
+        job.idempotency_key = idempotency_key.map(str::to_owned);
+        match self.authorize(actor, &request) {
+            Ok(patient_id) => {
+                job.patient_id = Some(patient_id);
+                self.store.transaction(|conn| {
+                    jobs::insert_job(conn, &job)?;
+                    self.audit(
+                        conn,
+                        Self::entry(
+                            Some(actor.user_id),
+                            &job,
+                            AuditAction::Requested,
+                            AuditOutcome::Success,
+                            origin,
+                            now,
+                            serde_json::json!({"format": job.format}),
+                        ),
+                    )
+                })?;
+                Ok(job)
+            }
+            Err(refusal) => {
+                let mut conn = self.store.connection()?;
+                let entry = NewAuditEntry {
+                    export_job_id: None,
+                    ..Self::entry(
+                        Some(actor.user_id),
+                        &job,
+                        AuditAction::Requested,
+                        AuditOutcome::Denied,
+                        origin,
+                        now,
+                        serde_json::json!({"reason": refusal.to_string()}),
+                    )
+                };
+                audit::append(&mut conn, entry)?;
+                Err(refusal)
+            }
+        }
+    }
+
+    /// A job of `actor`'s.
+    pub fn job(&self, actor: &Actor, job_id: Uuid) -> Result<ExportJob, EngineError> {
+        let mut conn = self.store.connection()?;
+        match jobs::get_job(&mut conn, job_id)? {
+            Some(job) if job.user_id == actor.user_id => Ok(job),
+            _ => Err(EngineError::JobNotFound(job_id)),
+        }
+    }
+
+    /// Claims and produces the next job as `worker`; `None` when there is nothing to do.
+    pub fn run_next(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ExportJob>, EngineError> {
+        let claimed = {
+            let mut conn = self.store.connection()?;
+            jobs::claim_next(&mut conn, worker, now, self.config.lease)?
+        };
+        let Some(job) = claimed else { return Ok(None) };
+        match self.produce(&job) {
+            Ok((bytes, rows)) => {
+                let key = FileKey::for_job(job.id, job.format);
+                let stored = self.files.put(&key, &mut Cursor::new(bytes))?;
+                let file = jobs::FinishedFile {
+                    file_key: key.as_str().to_owned(),
+                    size_bytes: stored.size_bytes as i64,
+                    sha256: stored.sha256.clone(),
+                    row_count: rows as i64,
+                    wrapped_key: stored.wrapped_key,
+                };
+                let done = self.store.transaction(|conn| {
+                    let Some(done) = jobs::complete_job(conn, job.id, worker, &file, now, now + self.config.retention)? else {
+                        return Ok(None); // the lease was lost: the holder completes it
+                    };
+                    let metadata = serde_json::json!({"format": done.format, "bytes": file.size_bytes, "rows": rows, "attempts": done.attempts});
+                    self.audit(conn, Self::entry(None, &done, AuditAction::Created, AuditOutcome::Success, &RequestOrigin::default(), now, metadata))?;
+                    Ok(Some(done))
+                })?;
+                Ok(Some(done.unwrap_or(job)))
+            }
+            Err(err) => {
+                let backoff = Duration::seconds(10 * 2i64.pow(job.attempts.clamp(0, 10) as u32));
+                let message = err.to_string();
+                let failed = self.store.transaction(|conn| {
+                    let after =
+                        jobs::fail_attempt(conn, job.id, worker, &message, now, now + backoff)?;
+                    if let Some(after) = after.as_ref().filter(|j| j.status == JobStatus::Failed) {
+                        self.audit(
+                            conn,
+                            Self::entry(
+                                None,
+                                after,
+                                AuditAction::Failed,
+                                AuditOutcome::Error,
+                                &RequestOrigin::default(),
+                                now,
+                                serde_json::json!({"error": message}),
+                            ),
+                        )?;
+                    }
+                    Ok(after)
+                })?;
+                Ok(failed.or(Some(job)))
+            }
+        }
+    }
+
+    /// Renders a claimed job into bytes; returns them with the row count.
+    fn produce(&self, job: &ExportJob) -> Result<(Vec<u8>, u64), EngineError> {
+        let request: ExportRequest =
+            serde_json::from_value(job.parameters.clone()).map_err(render_error)?;
+        let patient_id = job
+            .patient_id
+            .ok_or(EngineError::Forbidden("the job names no patient"))?;
+        let practice = self.source.patient_records(patient_id)?;
+        let at = job.created_at;
+        let mut out = Cursor::new(Vec::new());
+        let rows = match &request {
+            ExportRequest::ProgressReport(r) => {
+                let context = gather::progress_report(&practice, r, at)?;
+                self.write(job, &context, &context.header, &mut out)?;
+                context.session_count as u64
+            }
+            ExportRequest::TreatmentSummary(r) => {
+                let context = gather::treatment_summary(&practice, r, at)?;
+                self.write(job, &context, &context.header, &mut out)?;
+                context.session_count as u64
+            }
+            ExportRequest::FullRecord(r) => {
+                let context = gather::full_record(&practice, r, at)?;
+                if job.format == ExportFormat::Json {
+                    let data = gather::full_record_data(&practice, r)?;
+                    serde_json::to_writer(
+                        &mut out,
+                        &serde_json::json!({"record": context, "data": data}),
+                    )
+                    .map_err(render_error)?;
+                } else {
+                    self.write(job, &context, &context.header, &mut out)?;
+                }
+                context.sessions.len() as u64
+            }
+            ExportRequest::SessionNotes(r) => {
+                let context = gather::session_notes(&practice, r, at)?;
+                match job.format {
+                    ExportFormat::Csv => {
+                        CsvRenderer::default()
+                            .render_rows(&mut gather::session_notes_table(&context), &mut out)
+                            .map_err(render_error)?;
+                    }
+                    ExportFormat::Xlsx => {
+                        export_render::XlsxRenderer {
+                            sheet_name: "Session notes".into(),
+                        }
+                        .render_rows(&mut gather::session_notes_table(&context), &mut out)
+                        .map_err(render_error)?;
+                    }
+                    _ => self.write(job, &context, &context.header, &mut out)?,
+                }
+                context.sessions.len() as u64
+            }
+        };
+        Ok((out.into_inner(), rows))
+    }
+
+    fn write<C: Serialize>(
+        &self,
+        job: &ExportJob,
+        context: &C,
+        header: &export_render::DocumentHeader,
+        out: &mut Cursor<Vec<u8>>,
+    ) -> Result<(), EngineError> {
+        if job.format == ExportFormat::Json {
+            return serde_json::to_writer(out, context).map_err(render_error);
+        }
+        let template =
+            built_in_template(job.export_type).ok_or(EngineError::Render("no template".into()))?;
+        let document = self
+            .templates
+            .render_document(template, context, gather::meta_for(header, job.created_at))
+            .map_err(render_error)?;
+        match job.format {
+            ExportFormat::Pdf => {
+                let pdf = self.pdf.as_ref().ok_or(EngineError::Render(
+                    "no fonts for PDF output are installed".into(),
+                ))?;
+                pdf.render_document(&document, out).map_err(render_error)?;
+            }
+            ExportFormat::Docx => {
+                DocxRenderer::default()
+                    .render_document(&document, out)
+                    .map_err(render_error)?;
+            }
+            other => {
+                return Err(EngineError::Render(format!(
+                    "{other} is not a document format"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a completed job's file for its owner, auditing the download.
+    pub fn download(
+        &self,
+        actor: &Actor,
+        job_id: Uuid,
+        origin: &RequestOrigin,
+        now: DateTime<Utc>,
+    ) -> Result<(ExportJob, Box<dyn Read + Send>), EngineError> {
+        let mut conn = self.store.connection()?;
+        let job = match jobs::get_job(&mut conn, job_id)? {
+            Some(job) if job.user_id == actor.user_id => job,
+            Some(job) => {
+                let entry = Self::entry(
+                    Some(actor.user_id),
+                    &job,
+                    AuditAction::Downloaded,
+                    AuditOutcome::Denied,
+                    origin,
+                    now,
+                    serde_json::json!({}),
+                );
+                audit::append(&mut conn, entry)?;
+                return Err(EngineError::JobNotFound(job_id));
+            }
+            None => return Err(EngineError::JobNotFound(job_id)),
+        };
+        if job.status != JobStatus::Completed {
+            return Err(EngineError::NotReady {
+                id: job.id,
+                status: job.status,
+            });
+        }
+        let (Some(key), Some(wrapped)) = (job.file_key.as_deref(), job.wrapped_key.as_deref())
+        else {
+            return Err(EngineError::NotReady {
+                id: job.id,
+                status: job.status,
+            });
+        };
+        let reader = self.files.open(&FileKey::parse(key)?, wrapped)?;
+        audit::append(
+            &mut conn,
+            Self::entry(
+                Some(actor.user_id),
+                &job,
+                AuditAction::Downloaded,
+                AuditOutcome::Success,
+                origin,
+                now,
+                serde_json::json!({"bytes": job.file_size_bytes}),
+            ),
+        )?;
+        Ok((job, reader))
+    }
+}
