@@ -321,7 +321,21 @@ impl ExportEngine {
                     self.audit(conn, Self::entry(None, &done, AuditAction::Created, AuditOutcome::Success, &RequestOrigin::default(), now, metadata))?;
                     Ok(Some(done))
                 })?;
-                Ok(Some(done.unwrap_or(job)))
+                match done {
+                    Some(done) => Ok(Some(done)),
+                    None => {
+                        // Cancelled while it rendered (or taken over): a cancelled job keeps no file.
+                        let mut conn = self.store.connection()?;
+                        let now_job = jobs::get_job(&mut conn, job.id)?;
+                        if now_job
+                            .as_ref()
+                            .is_some_and(|j| j.status == JobStatus::Cancelled)
+                        {
+                            self.files.delete(&key)?;
+                        }
+                        Ok(now_job)
+                    }
+                }
             }
             Err(err) => {
                 let backoff = Duration::seconds(10 * 2i64.pow(job.attempts.clamp(0, 10) as u32));
@@ -443,6 +457,114 @@ impl ExportEngine {
             }
         }
         Ok(())
+    }
+
+    /// `actor`'s jobs, newest first.
+    pub fn list_jobs(
+        &self,
+        actor: &Actor,
+        status: Option<JobStatus>,
+        patient_id: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<ExportJob>, EngineError> {
+        let mut conn = self.store.connection()?;
+        let filter = jobs::JobFilter {
+            status,
+            patient_id,
+            limit,
+            ..jobs::JobFilter::of_user(actor.user_id)
+        };
+        Ok(jobs::list_jobs(&mut conn, &filter)?)
+    }
+
+    /// Cancels `actor`'s job if it has not finished, or deletes it and its file if it has; audited
+    /// either way.
+    pub fn cancel_or_delete(
+        &self,
+        actor: &Actor,
+        job_id: Uuid,
+        origin: &RequestOrigin,
+        now: DateTime<Utc>,
+    ) -> Result<ExportJob, EngineError> {
+        let job = self.job(actor, job_id)?;
+        if !job.status.is_terminal() {
+            let cancelled = self.store.transaction(|conn| {
+                if !jobs::cancel_job(conn, job.id, now)? {
+                    return Ok(false);
+                }
+                self.audit(
+                    conn,
+                    Self::entry(
+                        Some(actor.user_id),
+                        &job,
+                        AuditAction::Cancelled,
+                        AuditOutcome::Success,
+                        origin,
+                        now,
+                        serde_json::json!({}),
+                    ),
+                )?;
+                Ok(true)
+            })?;
+            if cancelled {
+                return self.job(actor, job_id);
+            }
+        }
+        let job = self.job(actor, job_id)?;
+        if let Some(key) = job.file_key.as_deref() {
+            self.files.delete(&FileKey::parse(key)?)?;
+        }
+        self.store.transaction(|conn| {
+            jobs::delete_job(conn, job.id)?;
+            self.audit(
+                conn,
+                Self::entry(
+                    Some(actor.user_id),
+                    &job,
+                    AuditAction::Deleted,
+                    AuditOutcome::Success,
+                    origin,
+                    now,
+                    serde_json::json!({"status": job.status}),
+                ),
+            )
+        })?;
+        Ok(job)
+    }
+
+    /// Deletes the files of completed jobs whose expiry has passed, marks them expired and audits
+    /// it; with `dry_run` only counts. Returns the jobs and bytes concerned.
+    pub fn expire(&self, now: DateTime<Utc>, dry_run: bool) -> Result<(u64, u64), EngineError> {
+        let mut conn = self.store.connection()?;
+        let due = jobs::list_expired(&mut conn, now, i64::MAX)?;
+        drop(conn);
+        let bytes = due.iter().filter_map(|j| j.file_size_bytes).sum::<i64>() as u64;
+        if dry_run {
+            return Ok((due.len() as u64, bytes));
+        }
+        for job in &due {
+            if let Some(key) = job.file_key.as_deref() {
+                self.files.delete(&FileKey::parse(key)?)?;
+            }
+            self.store.transaction(|conn| {
+                if jobs::mark_expired(conn, job.id, now)? {
+                    self.audit(
+                        conn,
+                        Self::entry(
+                            None,
+                            job,
+                            AuditAction::Expired,
+                            AuditOutcome::Success,
+                            &RequestOrigin::default(),
+                            now,
+                            serde_json::json!({"bytes": job.file_size_bytes}),
+                        ),
+                    )?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok((due.len() as u64, bytes))
     }
 
     /// Opens a completed job's file for its owner, auditing the download.

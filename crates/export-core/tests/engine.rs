@@ -302,3 +302,138 @@ fn refusals_are_refused_and_audited(db: &TestDatabase) {
         ChainReport::Intact { .. }
     ));
 }
+
+test_on_both_backends! {
+    jobs_are_listed_cancelled_deleted_and_expired,
+}
+
+fn jobs_are_listed_cancelled_deleted_and_expired(db: &TestDatabase) {
+    let files = tempfile::tempdir().unwrap();
+    let engine = engine(db, files.path());
+    let margaret = therapist(MARGARET);
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap();
+    let minutes = |m| t0 + chrono::Duration::minutes(m);
+
+    let kept = engine
+        .submit(
+            &margaret,
+            progress_report(NOA, "json"),
+            None,
+            &origin(),
+            minutes(0),
+        )
+        .unwrap();
+    let deleted = engine
+        .submit(
+            &margaret,
+            progress_report(NOA, "pdf"),
+            None,
+            &origin(),
+            minutes(1),
+        )
+        .unwrap();
+    let cancelled = engine
+        .submit(
+            &margaret,
+            progress_report(NOA, "docx"),
+            None,
+            &origin(),
+            minutes(2),
+        )
+        .unwrap();
+    let listed: Vec<Uuid> = engine
+        .list_jobs(&margaret, None, None, 10)
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(listed, [cancelled.id, deleted.id, kept.id], "newest first");
+
+    // Cancel before any worker gets to it: workers then find only the other two.
+    let after = engine
+        .cancel_or_delete(&margaret, cancelled.id, &origin(), minutes(3))
+        .unwrap();
+    assert_eq!(after.status, JobStatus::Cancelled);
+    assert_eq!(
+        engine.run_next("w", minutes(4)).unwrap().unwrap().id,
+        kept.id
+    );
+    assert_eq!(
+        engine.run_next("w", minutes(4)).unwrap().unwrap().id,
+        deleted.id
+    );
+    assert!(engine.run_next("w", minutes(4)).unwrap().is_none());
+    assert_eq!(
+        engine
+            .list_jobs(&margaret, Some(JobStatus::Completed), None, 10)
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Delete a finished job: the row and the file go, the audit stays.
+    let exports = files.path().join("exports");
+    assert_eq!(std::fs::read_dir(&exports).unwrap().count(), 2);
+    engine
+        .cancel_or_delete(&margaret, deleted.id, &origin(), minutes(5))
+        .unwrap();
+    assert!(matches!(
+        engine.job(&margaret, deleted.id),
+        Err(EngineError::JobNotFound(_))
+    ));
+    assert_eq!(std::fs::read_dir(&exports).unwrap().count(), 1);
+
+    // Expiry after seven days: a dry run counts, the real run deletes, marks and audits.
+    let week = minutes(4) + chrono::Duration::days(7);
+    let size = engine
+        .job(&margaret, kept.id)
+        .unwrap()
+        .file_size_bytes
+        .unwrap() as u64;
+    assert_eq!(
+        engine
+            .expire(week - chrono::Duration::seconds(1), true)
+            .unwrap(),
+        (0, 0)
+    );
+    assert_eq!(engine.expire(week, true).unwrap(), (1, size));
+    assert_eq!(
+        std::fs::read_dir(&exports).unwrap().count(),
+        1,
+        "a dry run deletes nothing"
+    );
+    assert_eq!(engine.expire(week, false).unwrap(), (1, size));
+    assert_eq!(std::fs::read_dir(&exports).unwrap().count(), 0);
+    let expired = engine.job(&margaret, kept.id).unwrap();
+    assert_eq!(
+        (expired.status, expired.wrapped_key),
+        (JobStatus::Expired, None)
+    );
+    assert!(matches!(
+        engine.download(&margaret, kept.id, &origin(), week),
+        Err(EngineError::NotReady { .. })
+    ));
+    assert_eq!(engine.expire(week, false).unwrap(), (0, 0), "expires once");
+
+    let mut conn = db.store.connection().unwrap();
+    let actions: Vec<AuditAction> = audit::list(&mut conn, &audit::AuditFilter::default())
+        .unwrap()
+        .iter()
+        .map(|e| e.entry.action)
+        .collect();
+    for action in [
+        AuditAction::Cancelled,
+        AuditAction::Deleted,
+        AuditAction::Expired,
+    ] {
+        assert_eq!(
+            actions.iter().filter(|a| **a == action).count(),
+            1,
+            "{action}"
+        );
+    }
+    assert!(matches!(
+        verify_store(&db.store).unwrap(),
+        ChainReport::Intact { .. }
+    ));
+}

@@ -446,3 +446,45 @@ pub fn fail_attempt(
     }
     get_job(conn, job_id)
 }
+
+/// Cancels a job that has not finished: pending or processing becomes `cancelled` and any lease
+/// ends (a worker still rendering it can no longer complete it). False when it had finished.
+pub fn cancel_job(
+    conn: &mut DbConnection,
+    job_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let changed = diesel::update(export_jobs::table.find(job_id.to_string()).filter(
+        export_jobs::status.eq_any([JobStatus::Pending.as_str(), JobStatus::Processing.as_str()]),
+    ))
+    .set((
+        export_jobs::status.eq(JobStatus::Cancelled.as_str()),
+        export_jobs::lease_owner.eq(None::<String>),
+        export_jobs::lease_expires_at.eq(None::<NaiveDateTime>),
+        export_jobs::completed_at.eq(naive(now)),
+        export_jobs::updated_at.eq(naive(now)),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// Marks a completed job expired and forgets its file key and wrapped key, which makes any copy
+/// of the file undecryptable. False when it was not completed.
+pub fn mark_expired(
+    conn: &mut DbConnection,
+    job_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let changed = diesel::update(
+        export_jobs::table
+            .find(job_id.to_string())
+            .filter(export_jobs::status.eq(JobStatus::Completed.as_str())),
+    )
+    .set((
+        export_jobs::status.eq(JobStatus::Expired.as_str()),
+        export_jobs::wrapped_key.eq(None::<String>),
+        export_jobs::updated_at.eq(naive(now)),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
