@@ -90,3 +90,95 @@ fn peak_rss_mb() -> Option<f64> {
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some((kib / 1024.0 * 10.0).round() / 10.0)
 }
+
+/// Pushes `jobs` small progress reports (one month, PDF) through the whole engine on a fresh
+/// SQLite database and storage directory: submit, claim, gather, render, encrypt, store,
+/// complete with audit. Also times gathering and rendering alone, to show the engine's overhead.
+pub fn bench_engine(jobs: u64) -> anyhow::Result<String> {
+    use std::sync::Arc;
+
+    use export_core::engine::{Actor, EngineConfig, ExportEngine, ExportRequest, RequestOrigin};
+    use export_core::source::StoreSource;
+    use export_core::storage::{LocalFileStore, MasterKey};
+    use export_domain::{ProgressReportInput, Role};
+
+    const THERAPIST: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
+    const PATIENT: &str = "54b440a5-f8fe-5f5d-bf49-e04fc5321bf1";
+    let folder = tempfile::tempdir()?;
+    let store = export_store::Store::open(
+        folder
+            .path()
+            .join("bench.db")
+            .to_str()
+            .context("a UTF-8 path")?,
+    )?;
+    let practice = export_store::seed::load_practice(Path::new("fixtures"))?;
+    store.transaction(|conn| export_store::seed::seed_practice(conn, &practice))?;
+    let files = LocalFileStore::new(folder.path().join("files"), MasterKey::generate())?;
+    let engine = ExportEngine::new(
+        store.clone(),
+        Arc::new(files),
+        Arc::new(StoreSource(store)),
+        EngineConfig::default(),
+    );
+    let actor = Actor {
+        user_id: THERAPIST.parse()?,
+        role: Role::Therapist,
+    };
+    let request = ProgressReportInput {
+        patient_id: PATIENT.into(),
+        start_date: "2025-03-01".into(),
+        end_date: "2025-03-31".into(),
+        format: "pdf".into(),
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let now = chrono::Utc::now();
+
+    let started = Instant::now();
+    for _ in 0..jobs {
+        engine.submit(
+            &actor,
+            ExportRequest::ProgressReport(request.clone()),
+            None,
+            &RequestOrigin::default(),
+            now,
+        )?;
+    }
+    let submit_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut done = 0u64;
+    while engine.run_next("bench", now)?.is_some() {
+        done += 1;
+    }
+    let run_seconds = started.elapsed().as_secs_f64();
+
+    // The same work without the engine: gather and render only.
+    let templates = TemplateEngine::new();
+    let pdf = PdfRenderer::with_system_fonts()?;
+    let started = Instant::now();
+    for _ in 0..jobs {
+        let context = export_core::gather::progress_report(&practice, &request, now)?;
+        let document = templates.render_document(
+            "progress_report.html",
+            &context,
+            export_core::gather::meta_for(&context.header, now),
+        )?;
+        pdf.render_document(&document, &mut std::io::Cursor::new(Vec::new()))?;
+    }
+    let render_seconds = started.elapsed().as_secs_f64();
+    let per = |s: f64| (s / jobs.max(1) as f64 * 1e5).round() / 100.0;
+    Ok(serde_json::json!({
+        "bench": "engine",
+        "backend": "sqlite",
+        "jobs": done,
+        "submits_per_s": (jobs as f64 / submit_seconds).round(),
+        "jobs_per_s": (done as f64 / run_seconds).round(),
+        "ms_per_job": per(run_seconds),
+        "render_ms_per_job": per(render_seconds),
+        "overhead_ms_per_job": ((per(run_seconds) - per(render_seconds)) * 100.0).round() / 100.0,
+        "peak_rss_mb": peak_rss_mb(),
+    })
+    .to_string())
+}

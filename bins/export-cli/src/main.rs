@@ -84,6 +84,12 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Push this many small progress reports through the whole engine on a fresh SQLite
+    /// database and print jobs per second and the overhead beyond rendering.
+    BenchEngine {
+        #[arg(long, default_value_t = 500)]
+        jobs: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -111,6 +117,10 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Render(args) => {
             println!("{}", render::render(&args, chrono::Utc::now())?);
+            Ok(())
+        }
+        Command::BenchEngine { jobs } => {
+            println!("{}", bench::bench_engine(jobs)?);
             Ok(())
         }
         Command::Bench {

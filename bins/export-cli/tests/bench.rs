@@ -156,3 +156,20 @@ fn pdf_rows_and_the_progress_report_render_through_the_real_renderer() {
         );
     }
 }
+
+#[test]
+fn the_engine_bench_pushes_every_job_through() {
+    let output = Command::new(env!("CARGO_BIN_EXE_export-cli"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .args(["bench-engine", "--jobs", "5"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(line["jobs"], 5);
+    assert!(line["jobs_per_s"].as_f64().unwrap() > 0.0);
+}
