@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::gather::{self, GatherError};
+use crate::links::{LinkError, LinkGrant, LinkSigner};
 use crate::source::{ClinicalSource, SourceError};
 use crate::storage::{FileKey, FileStore, StorageError};
 
@@ -86,6 +87,8 @@ pub enum EngineError {
     Storage(#[from] StorageError),
     #[error("rendering failed: {0}")]
     Render(String),
+    #[error(transparent)]
+    Link(#[from] LinkError),
 }
 
 /// Settings of the engine.
@@ -115,6 +118,7 @@ pub struct ExportEngine {
     source: Arc<dyn ClinicalSource>,
     templates: TemplateEngine,
     pdf: Option<PdfRenderer>,
+    links: Option<LinkSigner>,
     config: EngineConfig,
 }
 
@@ -146,6 +150,7 @@ impl ExportEngine {
             source,
             templates: TemplateEngine::new(),
             pdf: PdfRenderer::with_system_fonts().ok(),
+            links: None,
             config,
         }
     }
@@ -565,6 +570,134 @@ impl ExportEngine {
             })?;
         }
         Ok((due.len() as u64, bytes))
+    }
+
+    /// Lets the engine issue signed download links with `signer`'s secret.
+    pub fn with_link_signer(mut self, signer: LinkSigner) -> ExportEngine {
+        self.links = Some(signer);
+        self
+    }
+
+    fn signer(&self) -> Result<&LinkSigner, EngineError> {
+        self.links
+            .as_ref()
+            .ok_or(EngineError::Forbidden("signed links are not configured"))
+    }
+
+    /// A signed link to `actor`'s completed job, valid for `lifetime`; audited as shared.
+    pub fn issue_link(
+        &self,
+        actor: &Actor,
+        job_id: Uuid,
+        lifetime: Duration,
+        origin: &RequestOrigin,
+        now: DateTime<Utc>,
+    ) -> Result<String, EngineError> {
+        let job = self.job(actor, job_id)?;
+        if job.status != JobStatus::Completed {
+            return Err(EngineError::NotReady {
+                id: job.id,
+                status: job.status,
+            });
+        }
+        let grant = LinkGrant {
+            job_id,
+            user_id: actor.user_id,
+            expires_at: now + lifetime,
+        };
+        let token = self.signer()?.sign(&grant);
+        let mut conn = self.store.connection()?;
+        let metadata = serde_json::json!({"link_expires_at": grant.expires_at});
+        audit::append(
+            &mut conn,
+            Self::entry(
+                Some(actor.user_id),
+                &job,
+                AuditAction::Shared,
+                AuditOutcome::Success,
+                origin,
+                now,
+                metadata,
+            ),
+        )?;
+        Ok(token)
+    }
+
+    /// Opens the file a signed link names, checking the link and, again, that its user may still
+    /// download the job: still a therapist, still caring for the patient, still the owner. Every
+    /// use is audited, refusals too.
+    pub fn download_with_link(
+        &self,
+        token: &str,
+        origin: &RequestOrigin,
+        now: DateTime<Utc>,
+    ) -> Result<(ExportJob, Box<dyn Read + Send>), EngineError> {
+        let grant = match self.signer()?.verify(token, now) {
+            Ok(grant) => grant,
+            Err(refusal) => {
+                let mut conn = self.store.connection()?;
+                let entry = NewAuditEntry {
+                    id: Uuid::new_v4(),
+                    export_job_id: None,
+                    user_id: None,
+                    patient_id: None,
+                    action: AuditAction::Downloaded,
+                    outcome: AuditOutcome::Denied,
+                    ip_address: origin.ip_address.clone(),
+                    user_agent: origin.user_agent.clone(),
+                    request_id: origin.request_id.clone(),
+                    metadata: serde_json::json!({"via": "link", "reason": refusal.to_string()}),
+                    created_at: now,
+                };
+                audit::append(&mut conn, entry)?;
+                return Err(refusal.into());
+            }
+        };
+        let still_allowed = match (
+            self.source.user(grant.user_id)?,
+            self.job_unchecked(grant.job_id)?,
+        ) {
+            (Some(user), Some(job)) if user.role == Role::Therapist && job.user_id == user.id => {
+                match job.patient_id {
+                    Some(patient) => self
+                        .source
+                        .relationship(user.id, patient)?
+                        .is_some_and(|l| l.is_active),
+                    None => false,
+                }
+            }
+            _ => false,
+        };
+        let actor = Actor {
+            user_id: grant.user_id,
+            role: Role::Therapist,
+        };
+        if !still_allowed {
+            if let Some(job) = self.job_unchecked(grant.job_id)? {
+                let mut conn = self.store.connection()?;
+                audit::append(
+                    &mut conn,
+                    Self::entry(
+                        Some(grant.user_id),
+                        &job,
+                        AuditAction::Downloaded,
+                        AuditOutcome::Denied,
+                        origin,
+                        now,
+                        serde_json::json!({"via": "link"}),
+                    ),
+                )?;
+            }
+            return Err(EngineError::Forbidden(
+                "the link's user may no longer download this export",
+            ));
+        }
+        self.download(&actor, grant.job_id, origin, now)
+    }
+
+    fn job_unchecked(&self, job_id: Uuid) -> Result<Option<ExportJob>, EngineError> {
+        let mut conn = self.store.connection()?;
+        Ok(jobs::get_job(&mut conn, job_id)?)
     }
 
     /// Opens a completed job's file for its owner, auditing the download.

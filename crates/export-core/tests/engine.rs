@@ -437,3 +437,109 @@ fn jobs_are_listed_cancelled_deleted_and_expired(db: &TestDatabase) {
         ChainReport::Intact { .. }
     ));
 }
+
+test_on_both_backends! {
+    signed_links_reopen_the_file_while_their_user_still_may,
+}
+
+fn signed_links_reopen_the_file_while_their_user_still_may(db: &TestDatabase) {
+    let files = tempfile::tempdir().unwrap();
+    let engine = engine(db, files.path()).with_link_signer(export_core::links::LinkSigner::new(
+        b"links secret for the tests, 32 bytes".to_vec(),
+    ));
+    let margaret = therapist(MARGARET);
+    let now = Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap();
+    let job = engine
+        .submit(
+            &margaret,
+            progress_report(NOA, "json"),
+            None,
+            &origin(),
+            now,
+        )
+        .unwrap();
+    engine.run_next("w", now).unwrap().unwrap();
+
+    assert!(matches!(
+        engine.issue_link(
+            &therapist(DANIEL),
+            job.id,
+            chrono::Duration::minutes(15),
+            &origin(),
+            now
+        ),
+        Err(EngineError::JobNotFound(_))
+    ));
+    let token = engine
+        .issue_link(
+            &margaret,
+            job.id,
+            chrono::Duration::minutes(15),
+            &origin(),
+            now,
+        )
+        .unwrap();
+    let (opened, mut reader) = engine
+        .download_with_link(&token, &origin(), now + chrono::Duration::minutes(14))
+        .unwrap();
+    assert_eq!(opened.id, job.id);
+    assert!(!read(&mut reader).is_empty());
+
+    let Err(expired) =
+        engine.download_with_link(&token, &origin(), now + chrono::Duration::minutes(15))
+    else {
+        panic!("an expired link opened the file")
+    };
+    assert!(
+        matches!(
+            expired,
+            EngineError::Link(export_core::links::LinkError::Expired(_))
+        ),
+        "{expired}"
+    );
+    let forged = token.replace(
+        &Uuid::parse_str(MARGARET).unwrap().simple().to_string(),
+        &Uuid::parse_str(DANIEL).unwrap().simple().to_string(),
+    );
+    assert!(matches!(
+        engine.download_with_link(&forged, &origin(), now),
+        Err(EngineError::Link(
+            export_core::links::LinkError::BadSignature
+        ))
+    ));
+
+    // The care relationship ends: the link no longer opens the file.
+    db.execute(&format!("UPDATE therapist_patients SET is_active = false WHERE therapist_id = '{MARGARET}' AND patient_id = '{NOA}'"));
+    assert!(matches!(
+        engine.download_with_link(&token, &origin(), now),
+        Err(EngineError::Forbidden(_))
+    ));
+
+    let mut conn = db.store.connection().unwrap();
+    let trail: Vec<(AuditAction, AuditOutcome)> =
+        audit::list(&mut conn, &audit::AuditFilter::default())
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.entry.action,
+                    AuditAction::Shared | AuditAction::Downloaded
+                )
+            })
+            .map(|e| (e.entry.action, e.entry.outcome))
+            .collect();
+    assert_eq!(
+        trail,
+        [
+            (AuditAction::Shared, AuditOutcome::Success),
+            (AuditAction::Downloaded, AuditOutcome::Success),
+            (AuditAction::Downloaded, AuditOutcome::Denied),
+            (AuditAction::Downloaded, AuditOutcome::Denied),
+            (AuditAction::Downloaded, AuditOutcome::Denied),
+        ]
+    );
+    assert!(matches!(
+        verify_store(&db.store).unwrap(),
+        ChainReport::Intact { .. }
+    ));
+}
