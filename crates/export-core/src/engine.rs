@@ -307,7 +307,11 @@ impl ExportEngine {
             jobs::claim_next(&mut conn, worker, now, self.config.lease)?
         };
         let Some(job) = claimed else { return Ok(None) };
-        match self.produce(&job) {
+        let started = std::time::Instant::now();
+        let result = self.produce(&job);
+        // `now` is when the job was claimed; the work took as long as it took.
+        let now = now + Duration::from_std(started.elapsed()).unwrap_or_default();
+        match result {
             Ok((bytes, rows)) => {
                 let key = FileKey::for_job(job.id, job.format);
                 let stored = self.files.put(&key, &mut Cursor::new(bytes))?;

@@ -11,5 +11,6 @@ pub mod audit;
 pub mod engine;
 pub mod gather;
 pub mod links;
+pub mod metrics;
 pub mod source;
 pub mod storage;

@@ -160,10 +160,8 @@ fn exports_go_from_request_to_download_and_are_audited(db: &TestDatabase) {
             .all(|j| j.status == JobStatus::Completed && j.attempts == 1),
         "{done:?}"
     );
-    assert!(
-        done.iter()
-            .all(|j| j.expires_at == Some(now + chrono::Duration::days(7)))
-    );
+    assert!(done.iter().all(|j| j.completed_at.unwrap() >= now
+        && j.expires_at.unwrap() - j.completed_at.unwrap() == chrono::Duration::days(7)));
 
     let (completed, mut reader) = engine.download(&margaret, job.id, &origin(), now).unwrap();
     let docx = read(&mut reader);
@@ -384,7 +382,7 @@ fn jobs_are_listed_cancelled_deleted_and_expired(db: &TestDatabase) {
     assert_eq!(std::fs::read_dir(&exports).unwrap().count(), 1);
 
     // Expiry after seven days: a dry run counts, the real run deletes, marks and audits.
-    let week = minutes(4) + chrono::Duration::days(7);
+    let week = engine.job(&margaret, kept.id).unwrap().expires_at.unwrap();
     let size = engine
         .job(&margaret, kept.id)
         .unwrap()
@@ -542,4 +540,103 @@ fn signed_links_reopen_the_file_while_their_user_still_may(db: &TestDatabase) {
         verify_store(&db.store).unwrap(),
         ChainReport::Intact { .. }
     ));
+}
+
+test_on_both_backends! {
+    failures_end_in_failed_and_statistics_count_them,
+}
+
+fn failures_end_in_failed_and_statistics_count_them(db: &TestDatabase) {
+    let files = tempfile::tempdir().unwrap();
+    let practice = seed::load_practice(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures"
+    )))
+    .unwrap();
+    db.store
+        .transaction(|conn| seed::seed_practice(conn, &practice))
+        .unwrap();
+    let engine = ExportEngine::new(
+        db.store.clone(),
+        Arc::new(LocalFileStore::new(files.path(), MasterKey::generate()).unwrap()),
+        Arc::new(StoreSource(db.store.clone())),
+        EngineConfig {
+            max_attempts: 1,
+            ..EngineConfig::default()
+        },
+    );
+    let margaret = therapist(MARGARET);
+    let now = Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap();
+    let ok = engine
+        .submit(&margaret, progress_report(NOA, "pdf"), None, &origin(), now)
+        .unwrap();
+    let doomed = engine
+        .submit(
+            &margaret,
+            progress_report(JOSE, "docx"),
+            None,
+            &origin(),
+            now,
+        )
+        .unwrap();
+    // The patient's records disappear between request and work: the job cannot be made.
+    db.execute(&format!("DELETE FROM users WHERE id = '{JOSE}'"));
+    let mut results = [
+        engine.run_next("w", now).unwrap().unwrap(),
+        engine.run_next("w", now).unwrap().unwrap(),
+    ];
+    results.sort_by_key(|j| j.id == doomed.id);
+    assert_eq!(
+        (results[0].id, results[0].status),
+        (ok.id, JobStatus::Completed)
+    );
+    assert_eq!(
+        (results[1].id, results[1].status),
+        (doomed.id, JobStatus::Failed)
+    );
+    assert_eq!(
+        results[1].error_message,
+        Some(format!("patient {JOSE} does not exist"))
+    );
+
+    let stats = export_core::metrics::stats(
+        &db.store,
+        now + chrono::Duration::minutes(1),
+        chrono::Duration::days(7),
+    )
+    .unwrap();
+    assert_eq!(stats.total, 2);
+    assert_eq!(stats.by_type["progress_report"], 2);
+    assert_eq!((stats.by_format["pdf"], stats.by_format["docx"]), (1, 1));
+    assert_eq!(
+        (stats.by_status["completed"], stats.by_status["failed"]),
+        (1, 1)
+    );
+    assert_eq!(stats.success_rate, Some(0.5));
+    assert_eq!(stats.slowest.len(), 1);
+    assert_eq!(stats.slowest[0].job_id, ok.id);
+    assert!(
+        stats.slowest[0].bytes > 0
+            && stats.slowest[0].rows > 0
+            && stats.average_duration_seconds.unwrap() > 0.0
+    );
+    let old = export_core::metrics::stats(
+        &db.store,
+        now + chrono::Duration::days(8),
+        chrono::Duration::days(7),
+    )
+    .unwrap();
+    assert_eq!((old.total, old.success_rate), (0, None));
+
+    let mut conn = db.store.connection().unwrap();
+    let failed = audit::list(
+        &mut conn,
+        &audit::AuditFilter {
+            action: Some(AuditAction::Failed),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].entry.export_job_id, Some(doomed.id));
 }

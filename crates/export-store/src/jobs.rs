@@ -488,3 +488,18 @@ pub fn mark_expired(
     .execute(conn)?;
     Ok(changed == 1)
 }
+
+/// Every job created at or after `since`, oldest first (for statistics over a window).
+pub fn list_created_since(
+    conn: &mut DbConnection,
+    since: DateTime<Utc>,
+) -> Result<Vec<ExportJob>, StoreError> {
+    export_jobs::table
+        .filter(export_jobs::created_at.ge(naive(since)))
+        .select(JobRow::as_select())
+        .order((export_jobs::created_at.asc(), export_jobs::id.asc()))
+        .load(conn)?
+        .into_iter()
+        .map(JobRow::into_job)
+        .collect()
+}
