@@ -6,19 +6,14 @@ use std::io::{Cursor, Read};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use export_domain::{
-    AuditAction, AuditOutcome, ExportFormat, ExportJob, ExportType, FullRecordRequest, JobStatus,
-    NewAuditEntry, ProgressReportRequest, Role, SessionNotesRequest, TreatmentSummaryRequest,
-};
-use export_render::{
-    CsvRenderer, DocxRenderer, PdfRenderer, Renderer, TemplateEngine, built_in_template,
-};
+use export_domain::{AuditAction, AuditOutcome, ExportJob, JobStatus, NewAuditEntry, Role};
 use export_store::{Store, StoreError, audit, jobs};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::gather::{self, GatherError};
+use crate::gather::GatherError;
 use crate::links::{LinkError, LinkGrant, LinkSigner};
+pub use crate::produce::ExportRequest;
+use crate::produce::{ProduceError, Producer};
 use crate::source::{ClinicalSource, SourceError};
 use crate::storage::{FileKey, FileStore, StorageError};
 
@@ -35,36 +30,6 @@ pub struct RequestOrigin {
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
-}
-
-/// A checked export request of one of the four document types.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "export_type", rename_all = "snake_case")]
-pub enum ExportRequest {
-    SessionNotes(SessionNotesRequest),
-    ProgressReport(ProgressReportRequest),
-    TreatmentSummary(TreatmentSummaryRequest),
-    FullRecord(FullRecordRequest),
-}
-
-impl ExportRequest {
-    pub fn export_type(&self) -> ExportType {
-        match self {
-            ExportRequest::SessionNotes(_) => ExportType::SessionNotes,
-            ExportRequest::ProgressReport(_) => ExportType::ProgressReport,
-            ExportRequest::TreatmentSummary(_) => ExportType::TreatmentSummary,
-            ExportRequest::FullRecord(_) => ExportType::FullRecord,
-        }
-    }
-
-    pub fn format(&self) -> ExportFormat {
-        match self {
-            ExportRequest::SessionNotes(r) => r.format,
-            ExportRequest::ProgressReport(r) => r.format,
-            ExportRequest::TreatmentSummary(r) => r.format,
-            ExportRequest::FullRecord(r) => r.format,
-        }
-    }
 }
 
 /// Why the engine refused or failed. Ids only.
@@ -89,6 +54,15 @@ pub enum EngineError {
     Render(String),
     #[error(transparent)]
     Link(#[from] LinkError),
+}
+
+impl From<ProduceError> for EngineError {
+    fn from(err: ProduceError) -> Self {
+        match err {
+            ProduceError::Gather(err) => EngineError::Gather(err),
+            ProduceError::Render(reason) => EngineError::Render(reason),
+        }
+    }
 }
 
 /// Settings of the engine.
@@ -116,8 +90,7 @@ pub struct ExportEngine {
     store: Store,
     files: Arc<dyn FileStore>,
     source: Arc<dyn ClinicalSource>,
-    templates: TemplateEngine,
-    pdf: Option<PdfRenderer>,
+    producer: Producer,
     links: Option<LinkSigner>,
     config: EngineConfig,
 }
@@ -148,8 +121,7 @@ impl ExportEngine {
             store,
             files,
             source,
-            templates: TemplateEngine::new(),
-            pdf: PdfRenderer::with_system_fonts().ok(),
+            producer: Producer::new(),
             links: None,
             config,
         }
@@ -381,91 +353,11 @@ impl ExportEngine {
             .patient_id
             .ok_or(EngineError::Forbidden("the job names no patient"))?;
         let practice = self.source.patient_records(patient_id)?;
-        let at = job.created_at;
         let mut out = Cursor::new(Vec::new());
-        let rows = match &request {
-            ExportRequest::ProgressReport(r) => {
-                let context = gather::progress_report(&practice, r, at)?;
-                self.write(job, &context, &context.header, &mut out)?;
-                context.session_count as u64
-            }
-            ExportRequest::TreatmentSummary(r) => {
-                let context = gather::treatment_summary(&practice, r, at)?;
-                self.write(job, &context, &context.header, &mut out)?;
-                context.session_count as u64
-            }
-            ExportRequest::FullRecord(r) => {
-                let context = gather::full_record(&practice, r, at)?;
-                if job.format == ExportFormat::Json {
-                    let data = gather::full_record_data(&practice, r)?;
-                    serde_json::to_writer(
-                        &mut out,
-                        &serde_json::json!({"record": context, "data": data}),
-                    )
-                    .map_err(render_error)?;
-                } else {
-                    self.write(job, &context, &context.header, &mut out)?;
-                }
-                context.sessions.len() as u64
-            }
-            ExportRequest::SessionNotes(r) => {
-                let context = gather::session_notes(&practice, r, at)?;
-                match job.format {
-                    ExportFormat::Csv => {
-                        CsvRenderer::default()
-                            .render_rows(&mut gather::session_notes_table(&context), &mut out)
-                            .map_err(render_error)?;
-                    }
-                    ExportFormat::Xlsx => {
-                        export_render::XlsxRenderer {
-                            sheet_name: "Session notes".into(),
-                        }
-                        .render_rows(&mut gather::session_notes_table(&context), &mut out)
-                        .map_err(render_error)?;
-                    }
-                    _ => self.write(job, &context, &context.header, &mut out)?,
-                }
-                context.sessions.len() as u64
-            }
-        };
+        let rows = self
+            .producer
+            .produce(&practice, &request, job.created_at, &mut out)?;
         Ok((out.into_inner(), rows))
-    }
-
-    fn write<C: Serialize>(
-        &self,
-        job: &ExportJob,
-        context: &C,
-        header: &export_render::DocumentHeader,
-        out: &mut Cursor<Vec<u8>>,
-    ) -> Result<(), EngineError> {
-        if job.format == ExportFormat::Json {
-            return serde_json::to_writer(out, context).map_err(render_error);
-        }
-        let template =
-            built_in_template(job.export_type).ok_or(EngineError::Render("no template".into()))?;
-        let document = self
-            .templates
-            .render_document(template, context, gather::meta_for(header, job.created_at))
-            .map_err(render_error)?;
-        match job.format {
-            ExportFormat::Pdf => {
-                let pdf = self.pdf.as_ref().ok_or(EngineError::Render(
-                    "no fonts for PDF output are installed".into(),
-                ))?;
-                pdf.render_document(&document, out).map_err(render_error)?;
-            }
-            ExportFormat::Docx => {
-                DocxRenderer::default()
-                    .render_document(&document, out)
-                    .map_err(render_error)?;
-            }
-            other => {
-                return Err(EngineError::Render(format!(
-                    "{other} is not a document format"
-                )));
-            }
-        }
-        Ok(())
     }
 
     /// `actor`'s jobs, newest first.

@@ -12,5 +12,6 @@ pub mod engine;
 pub mod gather;
 pub mod links;
 pub mod metrics;
+pub mod produce;
 pub mod source;
 pub mod storage;

@@ -1,0 +1,223 @@
+//! Making an export's file from a patient's records: gather the context of the request, then
+//! render it in the requested format. The engine's workers and `export-cli render` both come
+//! through here.
+
+use chrono::{DateTime, Utc};
+use export_domain::{
+    ExportFormat, ExportType, FullRecordRequest, Practice, ProgressReportRequest,
+    SessionNotesRequest, TreatmentSummaryRequest,
+};
+use export_render::{
+    CsvRenderer, DocumentHeader, DocxRenderer, Output, PdfRenderer, Renderer, TemplateEngine,
+    XlsxRenderer, built_in_template,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::gather::{self, GatherError};
+
+/// Why a file could not be made. Ids only.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProduceError {
+    #[error(transparent)]
+    Gather(#[from] GatherError),
+    #[error("rendering failed: {0}")]
+    Render(String),
+}
+
+fn render_error(err: impl std::fmt::Display) -> ProduceError {
+    ProduceError::Render(err.to_string())
+}
+
+/// A checked export request of one of the four document types.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "export_type", rename_all = "snake_case")]
+pub enum ExportRequest {
+    SessionNotes(SessionNotesRequest),
+    ProgressReport(ProgressReportRequest),
+    TreatmentSummary(TreatmentSummaryRequest),
+    FullRecord(FullRecordRequest),
+}
+
+impl ExportRequest {
+    pub fn export_type(&self) -> ExportType {
+        match self {
+            ExportRequest::SessionNotes(_) => ExportType::SessionNotes,
+            ExportRequest::ProgressReport(_) => ExportType::ProgressReport,
+            ExportRequest::TreatmentSummary(_) => ExportType::TreatmentSummary,
+            ExportRequest::FullRecord(_) => ExportType::FullRecord,
+        }
+    }
+
+    pub fn format(&self) -> ExportFormat {
+        match self {
+            ExportRequest::SessionNotes(r) => r.format,
+            ExportRequest::ProgressReport(r) => r.format,
+            ExportRequest::TreatmentSummary(r) => r.format,
+            ExportRequest::FullRecord(r) => r.format,
+        }
+    }
+}
+
+impl ExportRequest {
+    /// The patient the request is about, when the request names one (session notes name sessions).
+    pub fn patient_id(&self) -> Option<uuid::Uuid> {
+        match self {
+            ExportRequest::SessionNotes(_) => None,
+            ExportRequest::ProgressReport(r) => Some(r.patient_id),
+            ExportRequest::TreatmentSummary(r) => Some(r.patient_id),
+            ExportRequest::FullRecord(r) => Some(r.patient_id),
+        }
+    }
+}
+
+/// Templates and renderers, built once and used for every export.
+#[derive(Debug)]
+pub struct Producer {
+    templates: TemplateEngine,
+    /// `None` when no fonts are installed: PDF requests then fail with a clear reason.
+    pdf: Option<PdfRenderer>,
+}
+
+impl Default for Producer {
+    fn default() -> Self {
+        Producer::new()
+    }
+}
+
+impl Producer {
+    /// The built-in templates and renderers; PDF output uses the system fonts.
+    pub fn new() -> Producer {
+        Producer {
+            templates: TemplateEngine::new(),
+            pdf: PdfRenderer::with_system_fonts().ok(),
+        }
+    }
+
+    /// Writes the export `request` asks for, made from `practice`, to `out`; returns the number
+    /// of rows (sessions) it holds.
+    pub fn produce(
+        &self,
+        practice: &Practice,
+        request: &ExportRequest,
+        generated_at: DateTime<Utc>,
+        out: &mut dyn Output,
+    ) -> Result<u64, ProduceError> {
+        let format = request.format();
+        let export_type = request.export_type();
+        Ok(match request {
+            ExportRequest::ProgressReport(r) => {
+                let context = gather::progress_report(practice, r, generated_at)?;
+                self.write(
+                    export_type,
+                    format,
+                    &context,
+                    &context.header,
+                    generated_at,
+                    out,
+                )?;
+                context.session_count as u64
+            }
+            ExportRequest::TreatmentSummary(r) => {
+                let context = gather::treatment_summary(practice, r, generated_at)?;
+                self.write(
+                    export_type,
+                    format,
+                    &context,
+                    &context.header,
+                    generated_at,
+                    out,
+                )?;
+                context.session_count as u64
+            }
+            ExportRequest::FullRecord(r) => {
+                let context = gather::full_record(practice, r, generated_at)?;
+                if format == ExportFormat::Json {
+                    // The printed record and the records behind it, so the file imports again.
+                    let data = gather::full_record_data(practice, r)?;
+                    serde_json::to_writer(
+                        &mut *out,
+                        &serde_json::json!({"record": context, "data": data}),
+                    )
+                    .map_err(render_error)?;
+                } else {
+                    self.write(
+                        export_type,
+                        format,
+                        &context,
+                        &context.header,
+                        generated_at,
+                        out,
+                    )?;
+                }
+                context.sessions.len() as u64
+            }
+            ExportRequest::SessionNotes(r) => {
+                let context = gather::session_notes(practice, r, generated_at)?;
+                match format {
+                    ExportFormat::Csv => {
+                        CsvRenderer::default()
+                            .render_rows(&mut gather::session_notes_table(&context), out)
+                            .map_err(render_error)?;
+                    }
+                    ExportFormat::Xlsx => {
+                        XlsxRenderer {
+                            sheet_name: "Session notes".into(),
+                        }
+                        .render_rows(&mut gather::session_notes_table(&context), out)
+                        .map_err(render_error)?;
+                    }
+                    _ => self.write(
+                        export_type,
+                        format,
+                        &context,
+                        &context.header,
+                        generated_at,
+                        out,
+                    )?,
+                }
+                context.sessions.len() as u64
+            }
+        })
+    }
+
+    fn write<C: Serialize>(
+        &self,
+        export_type: ExportType,
+        format: ExportFormat,
+        context: &C,
+        header: &DocumentHeader,
+        generated_at: DateTime<Utc>,
+        out: &mut dyn Output,
+    ) -> Result<(), ProduceError> {
+        if format == ExportFormat::Json {
+            serde_json::to_writer(&mut *out, context).map_err(render_error)?;
+            return out.flush().map_err(render_error);
+        }
+        let template =
+            built_in_template(export_type).ok_or(ProduceError::Render("no template".into()))?;
+        let document = self
+            .templates
+            .render_document(template, context, gather::meta_for(header, generated_at))
+            .map_err(render_error)?;
+        match format {
+            ExportFormat::Pdf => {
+                let pdf = self.pdf.as_ref().ok_or(ProduceError::Render(
+                    "no fonts for PDF output are installed".into(),
+                ))?;
+                pdf.render_document(&document, out).map_err(render_error)?;
+            }
+            ExportFormat::Docx => {
+                DocxRenderer::default()
+                    .render_document(&document, out)
+                    .map_err(render_error)?;
+            }
+            other => {
+                return Err(ProduceError::Render(format!(
+                    "{other} is not a document format"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
