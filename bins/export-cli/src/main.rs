@@ -56,6 +56,22 @@ enum Command {
         #[arg(long)]
         file: PathBuf,
     },
+    /// Run a worker: claim pending export jobs and produce them until none is left (or forever
+    /// with --watch). Several workers may share one PostgreSQL database.
+    Work {
+        /// Folder the encrypted export files go to.
+        #[arg(long, env = "EXPORT_STORAGE_DIR", default_value = "data/files")]
+        storage: PathBuf,
+        /// The master key (64 hex digits) that wraps every file's key.
+        #[arg(long, env = "EXPORT_MASTER_KEY", hide_env_values = true)]
+        master_key: String,
+        /// This worker's name in job leases.
+        #[arg(long, default_value = "worker")]
+        name: String,
+        /// Keep polling once the queue is empty instead of stopping.
+        #[arg(long)]
+        watch: bool,
+    },
     /// Work with the audit trail.
     Audit {
         #[command(subcommand)]
@@ -99,6 +115,12 @@ fn main() -> anyhow::Result<()> {
         Command::Migrate => migrate(&cli.database),
         Command::Seed { fixtures } => seed_practice(&cli.database, &fixtures),
         Command::List => list(&cli.database),
+        Command::Work {
+            storage,
+            master_key,
+            name,
+            watch,
+        } => work(&cli.database, &storage, &master_key, &name, watch),
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
@@ -163,6 +185,47 @@ fn seed_practice(database: &str, fixtures: &std::path::Path) -> anyhow::Result<(
     let report = store.transaction(|conn| seed::seed_practice(conn, &practice))?;
     println!("seeded {database} from {}:", fixtures.display());
     print_report(&report);
+    Ok(())
+}
+
+fn work(
+    database: &str,
+    storage: &std::path::Path,
+    master_key: &str,
+    name: &str,
+    watch: bool,
+) -> anyhow::Result<()> {
+    use std::sync::Arc;
+
+    use export_core::engine::{EngineConfig, ExportEngine};
+    use export_core::source::StoreSource;
+    use export_core::storage::{LocalFileStore, MasterKey};
+
+    let store = open(database)?;
+    let files = LocalFileStore::new(storage, MasterKey::from_hex(master_key)?)?;
+    let engine = ExportEngine::new(
+        store.clone(),
+        Arc::new(files),
+        Arc::new(StoreSource(store)),
+        EngineConfig::default(),
+    );
+    let mut done = 0u64;
+    loop {
+        match engine.run_next(name, chrono::Utc::now())? {
+            Some(job) => {
+                done += 1;
+                log::info!(
+                    "job {} is {} after {} attempts",
+                    job.id,
+                    job.status,
+                    job.attempts
+                );
+            }
+            None if watch => std::thread::sleep(std::time::Duration::from_millis(500)),
+            None => break,
+        }
+    }
+    println!("worker {name} finished {done} jobs");
     Ok(())
 }
 

@@ -127,6 +127,26 @@ impl ExportEngine {
         }
     }
 
+    /// Runs `work` in a transaction, again when a concurrent writer took the audit place it
+    /// wanted (SQLite; PostgreSQL queues audit writers instead).
+    fn transaction<T>(
+        &self,
+        work: impl Fn(&mut export_store::DbConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut attempt = 0;
+        loop {
+            match self.store.transaction(&work) {
+                Err(StoreError::AuditSequenceTaken) if attempt < 16 => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// Appends one audit entry on its own.
+    fn append(&self, entry: NewAuditEntry) -> Result<(), StoreError> {
+        self.transaction(|conn| audit::append(conn, entry.clone()).map(|_| ()))
+    }
+
     fn audit(
         &self,
         conn: &mut export_store::DbConnection,
@@ -222,7 +242,7 @@ impl ExportEngine {
         match self.authorize(actor, &request) {
             Ok(patient_id) => {
                 job.patient_id = Some(patient_id);
-                self.store.transaction(|conn| {
+                self.transaction(|conn| {
                     jobs::insert_job(conn, &job)?;
                     self.audit(
                         conn,
@@ -240,7 +260,6 @@ impl ExportEngine {
                 Ok(job)
             }
             Err(refusal) => {
-                let mut conn = self.store.connection()?;
                 let entry = NewAuditEntry {
                     export_job_id: None,
                     ..Self::entry(
@@ -253,7 +272,7 @@ impl ExportEngine {
                         serde_json::json!({"reason": refusal.to_string()}),
                     )
                 };
-                audit::append(&mut conn, entry)?;
+                self.append(entry)?;
                 Err(refusal)
             }
         }
@@ -294,7 +313,7 @@ impl ExportEngine {
                     row_count: rows as i64,
                     wrapped_key: stored.wrapped_key,
                 };
-                let done = self.store.transaction(|conn| {
+                let done = self.transaction(|conn| {
                     let Some(done) = jobs::complete_job(conn, job.id, worker, &file, now, now + self.config.retention)? else {
                         return Ok(None); // the lease was lost: the holder completes it
                     };
@@ -321,7 +340,7 @@ impl ExportEngine {
             Err(err) => {
                 let backoff = Duration::seconds(10 * 2i64.pow(job.attempts.clamp(0, 10) as u32));
                 let message = err.to_string();
-                let failed = self.store.transaction(|conn| {
+                let failed = self.transaction(|conn| {
                     let after =
                         jobs::fail_attempt(conn, job.id, worker, &message, now, now + backoff)?;
                     if let Some(after) = after.as_ref().filter(|j| j.status == JobStatus::Failed) {
@@ -389,7 +408,7 @@ impl ExportEngine {
     ) -> Result<ExportJob, EngineError> {
         let job = self.job(actor, job_id)?;
         if !job.status.is_terminal() {
-            let cancelled = self.store.transaction(|conn| {
+            let cancelled = self.transaction(|conn| {
                 if !jobs::cancel_job(conn, job.id, now)? {
                     return Ok(false);
                 }
@@ -415,7 +434,7 @@ impl ExportEngine {
         if let Some(key) = job.file_key.as_deref() {
             self.files.delete(&FileKey::parse(key)?)?;
         }
-        self.store.transaction(|conn| {
+        self.transaction(|conn| {
             jobs::delete_job(conn, job.id)?;
             self.audit(
                 conn,
@@ -447,7 +466,7 @@ impl ExportEngine {
             if let Some(key) = job.file_key.as_deref() {
                 self.files.delete(&FileKey::parse(key)?)?;
             }
-            self.store.transaction(|conn| {
+            self.transaction(|conn| {
                 if jobs::mark_expired(conn, job.id, now)? {
                     self.audit(
                         conn,
@@ -531,7 +550,6 @@ impl ExportEngine {
         let grant = match self.signer()?.verify(token, now) {
             Ok(grant) => grant,
             Err(refusal) => {
-                let mut conn = self.store.connection()?;
                 let entry = NewAuditEntry {
                     id: Uuid::new_v4(),
                     export_job_id: None,
@@ -545,7 +563,7 @@ impl ExportEngine {
                     metadata: serde_json::json!({"via": "link", "reason": refusal.to_string()}),
                     created_at: now,
                 };
-                audit::append(&mut conn, entry)?;
+                self.append(entry)?;
                 return Err(refusal.into());
             }
         };
@@ -617,7 +635,7 @@ impl ExportEngine {
                     now,
                     serde_json::json!({}),
                 );
-                audit::append(&mut conn, entry)?;
+                self.append(entry)?;
                 return Err(EngineError::JobNotFound(job_id));
             }
             None => return Err(EngineError::JobNotFound(job_id)),

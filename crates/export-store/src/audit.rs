@@ -2,6 +2,7 @@
 //! deleted through this module.
 
 use chrono::NaiveDateTime;
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use export_domain::{AuditAction, AuditEntry, GENESIS_HASH, NewAuditEntry, chain_hash};
 use uuid::Uuid;
@@ -76,9 +77,27 @@ impl AuditRow {
 }
 
 /// Appends `entry` after the last one in the chain and returns it with its place and hashes.
-/// Two appenders racing for the same place: the loser gets [`StoreError::AuditSequenceTaken`]
-/// and its transaction should be retried; nothing forks the chain.
+///
+/// On PostgreSQL appends take a transaction-scoped advisory lock, so concurrent writers queue up
+/// and never race for a place. On SQLite writers are serialised by the database itself; a writer
+/// that read a stale last place gets [`StoreError::AuditSequenceTaken`] and should retry its
+/// transaction. Either way nothing forks the chain.
 pub fn append(conn: &mut DbConnection, entry: NewAuditEntry) -> Result<AuditEntry, StoreError> {
+    conn.transaction(|conn| {
+        if matches!(conn, DbConnection::Postgres(_)) {
+            conn.batch_execute(&format!("SELECT pg_advisory_xact_lock({AUDIT_LOCK})"))?;
+        }
+        append_unlocked(conn, entry)
+    })
+}
+
+/// The advisory lock key that serialises audit appends on PostgreSQL.
+const AUDIT_LOCK: i64 = 0x6578_706f_7274; // "export"
+
+fn append_unlocked(
+    conn: &mut DbConnection,
+    entry: NewAuditEntry,
+) -> Result<AuditEntry, StoreError> {
     let last: Option<(i64, String)> = export_audit_log::table
         .select((export_audit_log::sequence, export_audit_log::entry_hash))
         .order(export_audit_log::sequence.desc())

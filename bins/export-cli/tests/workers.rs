@@ -1,0 +1,132 @@
+//! Several `export-cli work` processes sharing one database and 500 jobs: every job completes
+//! exactly once (one attempt, one file, one "created" audit entry) and the audit chain stays
+//! intact. Runs on SQLite, and on PostgreSQL when EXPORT_TEST_POSTGRES_URL is set.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use chrono::Utc;
+use export_core::audit::{ChainReport, verify_store};
+use export_core::engine::{Actor, EngineConfig, ExportEngine, ExportRequest, RequestOrigin};
+use export_core::source::StoreSource;
+use export_core::storage::{LocalFileStore, MasterKey};
+use export_domain::{AuditAction, JobStatus, ProgressReportInput, Role};
+use export_store::testing::TestDatabase;
+use export_store::{audit, jobs, seed, test_on_both_backends};
+
+const JOBS: usize = 500;
+const WORKERS: usize = 3;
+
+test_on_both_backends! {
+    worker_processes_complete_every_job_exactly_once,
+}
+
+fn worker_processes_complete_every_job_exactly_once(db: &TestDatabase) {
+    let practice = seed::load_practice(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures"
+    )))
+    .unwrap();
+    db.store
+        .transaction(|conn| seed::seed_practice(conn, &practice))
+        .unwrap();
+    let storage = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate();
+    let engine = ExportEngine::new(
+        db.store.clone(),
+        Arc::new(LocalFileStore::new(storage.path(), master.clone()).unwrap()),
+        Arc::new(StoreSource(db.store.clone())),
+        EngineConfig::default(),
+    );
+    let actor = Actor {
+        user_id: "7d25348d-75bb-5e22-8073-05bfd9b3230c".parse().unwrap(),
+        role: Role::Therapist,
+    };
+    let request = ProgressReportInput {
+        patient_id: "54b440a5-f8fe-5f5d-bf49-e04fc5321bf1".into(),
+        start_date: "2025-01-01".into(),
+        end_date: "2025-03-31".into(),
+        format: "json".into(),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    let now = Utc::now() - chrono::Duration::seconds(5);
+    for _ in 0..JOBS {
+        engine
+            .submit(
+                &actor,
+                ExportRequest::ProgressReport(request.clone()),
+                None,
+                &RequestOrigin::default(),
+                now,
+            )
+            .unwrap();
+    }
+
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|w| {
+            Command::new(env!("CARGO_BIN_EXE_export-cli"))
+                .args([
+                    "--database",
+                    &db.url,
+                    "work",
+                    "--name",
+                    &format!("worker-{w}"),
+                ])
+                .arg("--storage")
+                .arg(storage.path())
+                .env("EXPORT_MASTER_KEY", master.to_hex())
+                .env("RUST_LOG", "warn")
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut worker in workers {
+        assert!(worker.wait().unwrap().success());
+    }
+
+    let mut conn = db.store.connection().unwrap();
+    assert_eq!(
+        jobs::count_jobs_by_status(&mut conn).unwrap(),
+        [(JobStatus::Completed, JOBS as i64)]
+    );
+    let all = jobs::list_jobs(
+        &mut conn,
+        &jobs::JobFilter {
+            limit: 1000,
+            ..jobs::JobFilter::of_user(actor.user_id)
+        },
+    )
+    .unwrap();
+    assert!(
+        all.iter().all(|j| j.attempts == 1),
+        "a job was claimed twice"
+    );
+    let created = audit::list(
+        &mut conn,
+        &audit::AuditFilter {
+            action: Some(AuditAction::Created),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let created_jobs: HashSet<_> = created.iter().map(|e| e.entry.export_job_id).collect();
+    assert_eq!(
+        (created.len(), created_jobs.len()),
+        (JOBS, JOBS),
+        "one created entry per job"
+    );
+    assert_eq!(
+        std::fs::read_dir(storage.path().join("exports"))
+            .unwrap()
+            .count(),
+        JOBS
+    );
+    assert!(matches!(
+        verify_store(&db.store).unwrap(),
+        ChainReport::Intact { .. }
+    ));
+}
