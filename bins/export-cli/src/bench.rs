@@ -154,18 +154,18 @@ pub fn bench_engine(jobs: u64) -> anyhow::Result<String> {
     }
     let run_seconds = started.elapsed().as_secs_f64();
 
-    // The same work without the engine: gather and render only.
-    let templates = TemplateEngine::new();
-    let pdf = PdfRenderer::with_system_fonts()?;
+    // The same work without the engine: the Producer its workers use, into memory.
+    let producer = export_core::produce::Producer::new();
+    let patient_records = practice.of_patient(request.patient_id);
     let started = Instant::now();
     for _ in 0..jobs {
-        let context = export_core::gather::progress_report(&practice, &request, now)?;
-        let document = templates.render_document(
-            "progress_report.html",
-            &context,
-            export_core::gather::meta_for(&context.header, now),
+        let request = ExportRequest::ProgressReport(request.clone());
+        producer.produce(
+            &patient_records,
+            &request,
+            now,
+            &mut std::io::Cursor::new(Vec::new()),
         )?;
-        pdf.render_document(&document, &mut std::io::Cursor::new(Vec::new()))?;
     }
     let render_seconds = started.elapsed().as_secs_f64();
     let per = |s: f64| (s / jobs.max(1) as f64 * 1e5).round() / 100.0;

@@ -554,50 +554,9 @@ pub fn full_record_data(
 ) -> Result<Practice, GatherError> {
     let patient = find_patient(practice, request.patient_id)?;
     let in_range = |day: NaiveDate| request.date_range.is_none_or(|r| r.contains(day));
-    let links: Vec<_> = practice
-        .therapist_patients
-        .iter()
-        .filter(|l| l.patient_id == patient.id)
-        .cloned()
-        .collect();
-    let users = practice
-        .users
-        .iter()
-        .filter(|u| u.id == patient.id || links.iter().any(|l| l.therapist_id == u.id))
-        .cloned()
-        .collect();
-    Ok(Practice {
-        users,
-        therapist_patients: links,
-        therapy_sessions: practice
-            .therapy_sessions
-            .iter()
-            .filter(|s| s.patient_id == patient.id && in_range(s.session_date.date_naive()))
-            .cloned()
-            .collect(),
-        goals: practice
-            .goals
-            .iter()
-            .filter(|g| g.patient_id == patient.id)
-            .cloned()
-            .collect(),
-        assessments: practice
-            .assessments
-            .iter()
-            .filter(|a| a.patient_id == patient.id && in_range(a.administered_on))
-            .cloned()
-            .collect(),
-        diagnoses: practice
-            .diagnoses
-            .iter()
-            .filter(|d| d.patient_id == patient.id)
-            .cloned()
-            .collect(),
-        treatment_plans: practice
-            .treatment_plans
-            .iter()
-            .filter(|p| p.patient_id == patient.id)
-            .cloned()
-            .collect(),
-    })
+    let mut data = practice.of_patient(patient.id);
+    data.therapy_sessions
+        .retain(|s| in_range(s.session_date.date_naive()));
+    data.assessments.retain(|a| in_range(a.administered_on));
+    Ok(data)
 }

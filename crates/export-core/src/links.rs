@@ -4,9 +4,12 @@
 //! must still check that the user may download the job, and audit the use.
 
 use chrono::{DateTime, Duration, Utc};
+use export_domain::to_hex;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use uuid::Uuid;
+
+use crate::storage::decode_hex;
 
 /// How long a link lives unless the caller says otherwise.
 pub const DEFAULT_LINK_LIFETIME: Duration = Duration::minutes(15);
@@ -66,13 +69,7 @@ impl LinkSigner {
             grant.user_id.simple(),
             grant.expires_at.timestamp()
         );
-        let signature: String = self
-            .mac(&message)
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let signature = to_hex(&self.mac(&message).finalize().into_bytes());
         format!("{message}.{signature}")
     }
 
@@ -82,7 +79,9 @@ impl LinkSigner {
         let [job, user, expiry, signature] = parts.as_slice() else {
             return Err(LinkError::Malformed);
         };
-        let signature = decode_hex(signature).ok_or(LinkError::Malformed)?;
+        let signature = decode_hex(signature)
+            .filter(|s| s.len() == 32)
+            .ok_or(LinkError::Malformed)?;
         let message = format!("{job}.{user}.{expiry}");
         self.mac(&message)
             .verify_slice(&signature)
@@ -101,16 +100,6 @@ impl LinkSigner {
         }
         Ok(grant)
     }
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    (0..64)
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

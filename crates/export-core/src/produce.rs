@@ -104,30 +104,15 @@ impl Producer {
         out: &mut dyn Output,
     ) -> Result<u64, ProduceError> {
         let format = request.format();
-        let export_type = request.export_type();
         Ok(match request {
             ExportRequest::ProgressReport(r) => {
                 let context = gather::progress_report(practice, r, generated_at)?;
-                self.write(
-                    export_type,
-                    format,
-                    &context,
-                    &context.header,
-                    generated_at,
-                    out,
-                )?;
+                self.write(request, &context, &context.header, generated_at, out)?;
                 context.session_count as u64
             }
             ExportRequest::TreatmentSummary(r) => {
                 let context = gather::treatment_summary(practice, r, generated_at)?;
-                self.write(
-                    export_type,
-                    format,
-                    &context,
-                    &context.header,
-                    generated_at,
-                    out,
-                )?;
+                self.write(request, &context, &context.header, generated_at, out)?;
                 context.session_count as u64
             }
             ExportRequest::FullRecord(r) => {
@@ -141,61 +126,49 @@ impl Producer {
                     )
                     .map_err(render_error)?;
                 } else {
-                    self.write(
-                        export_type,
-                        format,
-                        &context,
-                        &context.header,
-                        generated_at,
-                        out,
-                    )?;
+                    self.write(request, &context, &context.header, generated_at, out)?;
                 }
                 context.sessions.len() as u64
             }
             ExportRequest::SessionNotes(r) => {
                 let context = gather::session_notes(practice, r, generated_at)?;
                 match format {
-                    ExportFormat::Csv => {
-                        CsvRenderer::default()
+                    ExportFormat::Csv | ExportFormat::Xlsx => {
+                        let table: Box<dyn Renderer> = if format == ExportFormat::Csv {
+                            Box::new(CsvRenderer::default())
+                        } else {
+                            Box::new(XlsxRenderer {
+                                sheet_name: "Session notes".into(),
+                            })
+                        };
+                        table
                             .render_rows(&mut gather::session_notes_table(&context), out)
                             .map_err(render_error)?;
                     }
-                    ExportFormat::Xlsx => {
-                        XlsxRenderer {
-                            sheet_name: "Session notes".into(),
-                        }
-                        .render_rows(&mut gather::session_notes_table(&context), out)
-                        .map_err(render_error)?;
-                    }
-                    _ => self.write(
-                        export_type,
-                        format,
-                        &context,
-                        &context.header,
-                        generated_at,
-                        out,
-                    )?,
+                    _ => self.write(request, &context, &context.header, generated_at, out)?,
                 }
                 context.sessions.len() as u64
             }
         })
     }
 
+    /// Writes a document export of `request` from its context: JSON as is, PDF and DOCX through
+    /// the type's built-in template.
     fn write<C: Serialize>(
         &self,
-        export_type: ExportType,
-        format: ExportFormat,
+        request: &ExportRequest,
         context: &C,
         header: &DocumentHeader,
         generated_at: DateTime<Utc>,
         out: &mut dyn Output,
     ) -> Result<(), ProduceError> {
+        let format = request.format();
         if format == ExportFormat::Json {
             serde_json::to_writer(&mut *out, context).map_err(render_error)?;
             return out.flush().map_err(render_error);
         }
-        let template =
-            built_in_template(export_type).ok_or(ProduceError::Render("no template".into()))?;
+        let template = built_in_template(request.export_type())
+            .ok_or(ProduceError::Render("no template".into()))?;
         let document = self
             .templates
             .render_document(template, context, gather::meta_for(header, generated_at))

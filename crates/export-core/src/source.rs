@@ -61,52 +61,7 @@ impl ClinicalSource for PracticeSource {
     }
 
     fn patient_records(&self, patient_id: Uuid) -> Result<Practice, SourceError> {
-        let p = &self.0;
-        let links: Vec<_> = p
-            .therapist_patients
-            .iter()
-            .filter(|l| l.patient_id == patient_id)
-            .cloned()
-            .collect();
-        Ok(Practice {
-            users: p
-                .users
-                .iter()
-                .filter(|u| u.id == patient_id || links.iter().any(|l| l.therapist_id == u.id))
-                .cloned()
-                .collect(),
-            therapist_patients: links,
-            therapy_sessions: p
-                .therapy_sessions
-                .iter()
-                .filter(|s| s.patient_id == patient_id)
-                .cloned()
-                .collect(),
-            goals: p
-                .goals
-                .iter()
-                .filter(|g| g.patient_id == patient_id)
-                .cloned()
-                .collect(),
-            assessments: p
-                .assessments
-                .iter()
-                .filter(|a| a.patient_id == patient_id)
-                .cloned()
-                .collect(),
-            diagnoses: p
-                .diagnoses
-                .iter()
-                .filter(|d| d.patient_id == patient_id)
-                .cloned()
-                .collect(),
-            treatment_plans: p
-                .treatment_plans
-                .iter()
-                .filter(|t| t.patient_id == patient_id)
-                .cloned()
-                .collect(),
-        })
+        Ok(self.0.of_patient(patient_id))
     }
 }
 

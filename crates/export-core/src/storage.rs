@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload};
 use aes_gcm::{AeadCore, Aes256Gcm, Key, Nonce};
-use export_domain::ExportFormat;
+use export_domain::{ExportFormat, to_hex};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -112,7 +112,7 @@ impl MasterKey {
 
     /// The key as 64 hex digits, to write into configuration once.
     pub fn to_hex(&self) -> String {
-        encode_hex(&self.0)
+        to_hex(&self.0)
     }
 
     fn cipher(&self) -> Aes256Gcm {
@@ -249,8 +249,8 @@ impl FileStore for LocalFileStore {
         wrapped_key.extend_from_slice(&wrapped);
         Ok(StoredFile {
             size_bytes: size,
-            sha256: encode_hex(&hasher.finalize()),
-            wrapped_key: encode_hex(&wrapped_key),
+            sha256: to_hex(&hasher.finalize()),
+            wrapped_key: to_hex(&wrapped_key),
         })
     }
 
@@ -363,11 +363,8 @@ impl Read for DecryptingReader {
     }
 }
 
-fn encode_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
+/// The bytes of lower-case or upper-case hex; `None` for anything else.
+pub(crate) fn decode_hex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
     }

@@ -19,11 +19,12 @@ pub fn chain_hash(prev_hash: &str, sequence: i64, entry: &NewAuditEntry) -> Stri
     hasher.update(sequence.to_string().as_bytes());
     hasher.update(b"\n");
     hasher.update(&canonical);
-    hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    to_hex(&hasher.finalize())
+}
+
+/// Lower-case hex of `bytes`, as digests and keys are written.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -217,6 +217,58 @@ pub struct Practice {
     pub treatment_plans: Vec<TreatmentPlan>,
 }
 
+impl Practice {
+    /// Everything about one patient: the patient, their therapists and relationships, and their
+    /// sessions, goals, assessments, diagnoses and plans.
+    pub fn of_patient(&self, patient_id: Uuid) -> Practice {
+        let links: Vec<TherapistPatient> = self
+            .therapist_patients
+            .iter()
+            .filter(|l| l.patient_id == patient_id)
+            .cloned()
+            .collect();
+        Practice {
+            users: self
+                .users
+                .iter()
+                .filter(|u| u.id == patient_id || links.iter().any(|l| l.therapist_id == u.id))
+                .cloned()
+                .collect(),
+            therapist_patients: links,
+            therapy_sessions: self
+                .therapy_sessions
+                .iter()
+                .filter(|s| s.patient_id == patient_id)
+                .cloned()
+                .collect(),
+            goals: self
+                .goals
+                .iter()
+                .filter(|g| g.patient_id == patient_id)
+                .cloned()
+                .collect(),
+            assessments: self
+                .assessments
+                .iter()
+                .filter(|a| a.patient_id == patient_id)
+                .cloned()
+                .collect(),
+            diagnoses: self
+                .diagnoses
+                .iter()
+                .filter(|d| d.patient_id == patient_id)
+                .cloned()
+                .collect(),
+            treatment_plans: self
+                .treatment_plans
+                .iter()
+                .filter(|t| t.patient_id == patient_id)
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ mod records;
 mod request;
 mod vocabulary;
 
-pub use audit::{GENESIS_HASH, chain_hash};
+pub use audit::{GENESIS_HASH, chain_hash, to_hex};
 pub use clinical::{
     ActionItem, Assessment, Diagnosis, ExtractedNotes, Goal, Practice, RiskFlag, Strategy,
     TherapistPatient, TherapySession, TranscriptSegment, TreatmentPlan, User,
