@@ -50,6 +50,14 @@ impl ClinicalSource for HostRecords {
         )
     }
 
+    fn patients_of(&self, therapist_id: Uuid) -> Result<Vec<Uuid>, SourceError> {
+        Ok(if therapist_id == self.therapist {
+            vec![self.patient]
+        } else {
+            Vec::new()
+        })
+    }
+
     fn session_patients(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>, SourceError> {
         Ok(self
             .sessions

@@ -6,10 +6,16 @@ use std::io::{Cursor, Read};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use export_domain::{AuditAction, AuditOutcome, ExportJob, JobStatus, NewAuditEntry, Role};
+use export_domain::{
+    AuditAction, AuditOutcome, ExportJob, FieldError, JobStatus, NewAuditEntry, Role,
+    ValidationErrors,
+};
 use export_store::{Store, StoreError, audit, jobs};
 use uuid::Uuid;
 
+use crate::dataset::{
+    Audience, Dataset, DatasetError, DatasetQuery, DatasetRegistry, PATIENT_FILTER, check_filters,
+};
 use crate::gather::GatherError;
 use crate::links::{LinkError, LinkGrant, LinkSigner};
 pub use crate::produce::ExportRequest;
@@ -38,6 +44,8 @@ pub struct RequestOrigin {
 pub enum EngineError {
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    #[error("invalid request: {0}")]
+    Invalid(#[from] ValidationErrors),
     #[error("export job {0} does not exist")]
     JobNotFound(Uuid),
     #[error("export job {id} is {status}; only completed jobs can be downloaded")]
@@ -54,6 +62,17 @@ pub enum EngineError {
     Render(String),
     #[error(transparent)]
     Link(#[from] LinkError),
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> EngineError {
+    EngineError::Invalid(ValidationErrors {
+        errors: vec![FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        }],
+    })
 }
 
 impl From<ProduceError> for EngineError {
@@ -91,6 +110,7 @@ pub struct ExportEngine {
     files: Arc<dyn FileStore>,
     source: Arc<dyn ClinicalSource>,
     producer: Producer,
+    datasets: DatasetRegistry,
     links: Option<LinkSigner>,
     config: EngineConfig,
 }
@@ -118,6 +138,7 @@ impl ExportEngine {
         config: EngineConfig,
     ) -> ExportEngine {
         ExportEngine {
+            datasets: DatasetRegistry::built_in(source.clone(), store.clone()),
             store,
             files,
             source,
@@ -179,14 +200,43 @@ impl ExportEngine {
         }
     }
 
-    /// The patient a request is about, and whether `actor` may export them.
-    fn authorize(&self, actor: &Actor, request: &ExportRequest) -> Result<Uuid, EngineError> {
-        if actor.role != Role::Therapist {
-            return Err(EngineError::Forbidden(
-                "only therapists export clinical records",
-            ));
-        }
+    /// The patient a request is about, if any, and whether `actor` may export it. Bad input is
+    /// `Invalid`; a refusal is `Forbidden`.
+    fn authorize(
+        &self,
+        actor: &Actor,
+        request: &ExportRequest,
+    ) -> Result<Option<Uuid>, EngineError> {
         let patient_id = match request {
+            ExportRequest::Dataset(r) => {
+                let dataset = self.dataset(&r.dataset)?;
+                let audience = dataset.audience();
+                match (audience, actor.role) {
+                    (Audience::Therapists, Role::Therapist) | (Audience::Admins, Role::Admin) => {}
+                    (Audience::Therapists, _) => {
+                        return Err(EngineError::Forbidden(
+                            "only therapists export this dataset",
+                        ));
+                    }
+                    (Audience::Admins, _) => {
+                        return Err(EngineError::Forbidden(
+                            "only administrators export this dataset",
+                        ));
+                    }
+                }
+                let filters = check_filters(dataset.as_ref(), &r.filters)
+                    .map_err(|errors| ValidationErrors { errors })?;
+                match (audience, filters.uuid(PATIENT_FILTER)) {
+                    (Audience::Therapists, Some(patient)) => patient,
+                    (Audience::Admins, patient) => return Ok(patient),
+                    (Audience::Therapists, None) => return Ok(None),
+                }
+            }
+            _ if actor.role != Role::Therapist => {
+                return Err(EngineError::Forbidden(
+                    "only therapists export clinical records",
+                ));
+            }
             ExportRequest::SessionNotes(r) => {
                 let owners = self.source.session_patients(&r.session_ids)?;
                 let first = owners
@@ -205,11 +255,33 @@ impl ExportEngine {
             ExportRequest::FullRecord(r) => r.patient_id,
         };
         match self.source.relationship(actor.user_id, patient_id)? {
-            Some(link) if link.is_active => Ok(patient_id),
+            Some(link) if link.is_active => Ok(Some(patient_id)),
             _ => Err(EngineError::Forbidden(
                 "no active care relationship with this patient",
             )),
         }
+    }
+
+    /// The registered dataset called `name`.
+    fn dataset(&self, name: &str) -> Result<&std::sync::Arc<dyn Dataset>, EngineError> {
+        self.datasets.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.datasets.iter().map(|d| d.name()).collect();
+            invalid(
+                "dataset",
+                format!("there is no such dataset; known: {}", known.join(", ")),
+            )
+        })
+    }
+
+    /// Adds a dataset of the embedding service's, replacing a built-in one of the same name.
+    pub fn with_dataset(mut self, dataset: std::sync::Arc<dyn Dataset>) -> ExportEngine {
+        self.datasets.register(dataset);
+        self
+    }
+
+    /// The datasets this engine offers.
+    pub fn datasets(&self) -> &DatasetRegistry {
+        &self.datasets
     }
 
     /// Submits `request` for `actor`: a pending job, or the job already submitted with the same
@@ -240,8 +312,9 @@ impl ExportEngine {
         );
         job.idempotency_key = idempotency_key.map(str::to_owned);
         match self.authorize(actor, &request) {
+            Err(EngineError::Invalid(problems)) => Err(EngineError::Invalid(problems)),
             Ok(patient_id) => {
-                job.patient_id = Some(patient_id);
+                job.patient_id = patient_id;
                 self.transaction(|conn| {
                     jobs::insert_job(conn, &job)?;
                     self.audit(
@@ -368,15 +441,60 @@ impl ExportEngine {
     fn produce(&self, job: &ExportJob) -> Result<(Vec<u8>, u64), EngineError> {
         let request: ExportRequest =
             serde_json::from_value(job.parameters.clone()).map_err(render_error)?;
-        let patient_id = job
-            .patient_id
-            .ok_or(EngineError::Forbidden("the job names no patient"))?;
-        let practice = self.source.patient_records(patient_id)?;
         let mut out = Cursor::new(Vec::new());
-        let rows = self
-            .producer
-            .produce(&practice, &request, job.created_at, &mut out)?;
+        let rows = match &request {
+            ExportRequest::Dataset(r) => self.produce_dataset(job, r, &mut out)?,
+            _ => {
+                let patient_id = job
+                    .patient_id
+                    .ok_or(EngineError::Forbidden("the job names no patient"))?;
+                let practice = self.source.patient_records(patient_id)?;
+                self.producer
+                    .produce(&practice, &request, job.created_at, &mut out)?
+            }
+        };
         Ok((out.into_inner(), rows))
+    }
+
+    /// Writes a dataset export, narrowing a therapist dataset to the patients its requester cares
+    /// for now (a relationship may have ended since the request).
+    fn produce_dataset(
+        &self,
+        job: &ExportJob,
+        request: &export_domain::DatasetRequest,
+        out: &mut Cursor<Vec<u8>>,
+    ) -> Result<u64, EngineError> {
+        let dataset = self.dataset(&request.dataset)?;
+        let filters = check_filters(dataset.as_ref(), &request.filters)
+            .map_err(|errors| ValidationErrors { errors })?;
+        let patients = match dataset.audience() {
+            Audience::Admins => {
+                let user = self.source.user(job.user_id)?;
+                if user.is_none_or(|u| u.role != Role::Admin) {
+                    return Err(EngineError::Forbidden(
+                        "only administrators export this dataset",
+                    ));
+                }
+                Vec::new()
+            }
+            Audience::Therapists => {
+                let mut patients = self.source.patients_of(job.user_id)?;
+                if let Some(only) = filters.uuid(PATIENT_FILTER) {
+                    patients.retain(|p| *p == only);
+                }
+                patients
+            }
+        };
+        let query = DatasetQuery {
+            requested_by: job.user_id,
+            patients: &patients,
+            filters: &filters,
+            generated_at: job.created_at,
+        };
+        let mut rows = dataset.rows(&query)?;
+        Ok(self
+            .producer
+            .write_rows(request.format, dataset.name(), rows.as_mut(), out)?)
     }
 
     /// `actor`'s jobs, newest first.

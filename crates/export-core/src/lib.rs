@@ -8,6 +8,7 @@
 //! responses.
 
 pub mod audit;
+pub mod dataset;
 pub mod engine;
 pub mod gather;
 pub mod links;

@@ -4,12 +4,12 @@
 
 use chrono::{DateTime, Utc};
 use export_domain::{
-    ExportFormat, ExportType, FullRecordRequest, Practice, ProgressReportRequest,
+    DatasetRequest, ExportFormat, ExportType, FullRecordRequest, Practice, ProgressReportRequest,
     SessionNotesRequest, TreatmentSummaryRequest,
 };
 use export_render::{
-    CsvRenderer, DocumentHeader, DocxRenderer, Output, PdfRenderer, Renderer, TemplateEngine,
-    XlsxRenderer, built_in_template,
+    CsvRenderer, DocumentHeader, DocxRenderer, JsonRenderer, Output, PdfRenderer, Renderer,
+    RowSource, TemplateEngine, XlsxRenderer, built_in_template,
 };
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +29,7 @@ fn render_error(err: impl std::fmt::Display) -> ProduceError {
     ProduceError::Render(err.to_string())
 }
 
-/// A checked export request of one of the four document types.
+/// A checked export request: one of the four document types, or a dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "export_type", rename_all = "snake_case")]
 pub enum ExportRequest {
@@ -37,6 +37,7 @@ pub enum ExportRequest {
     ProgressReport(ProgressReportRequest),
     TreatmentSummary(TreatmentSummaryRequest),
     FullRecord(FullRecordRequest),
+    Dataset(DatasetRequest),
 }
 
 impl ExportRequest {
@@ -46,6 +47,7 @@ impl ExportRequest {
             ExportRequest::ProgressReport(_) => ExportType::ProgressReport,
             ExportRequest::TreatmentSummary(_) => ExportType::TreatmentSummary,
             ExportRequest::FullRecord(_) => ExportType::FullRecord,
+            ExportRequest::Dataset(_) => ExportType::Dataset,
         }
     }
 
@@ -55,15 +57,17 @@ impl ExportRequest {
             ExportRequest::ProgressReport(r) => r.format,
             ExportRequest::TreatmentSummary(r) => r.format,
             ExportRequest::FullRecord(r) => r.format,
+            ExportRequest::Dataset(r) => r.format,
         }
     }
 }
 
 impl ExportRequest {
-    /// The patient the request is about, when the request names one (session notes name sessions).
+    /// The patient the request is about, when the request names one (session notes name
+    /// sessions, datasets filter).
     pub fn patient_id(&self) -> Option<uuid::Uuid> {
         match self {
-            ExportRequest::SessionNotes(_) => None,
+            ExportRequest::SessionNotes(_) | ExportRequest::Dataset(_) => None,
             ExportRequest::ProgressReport(r) => Some(r.patient_id),
             ExportRequest::TreatmentSummary(r) => Some(r.patient_id),
             ExportRequest::FullRecord(r) => Some(r.patient_id),
@@ -134,22 +138,47 @@ impl Producer {
                 let context = gather::session_notes(practice, r, generated_at)?;
                 match format {
                     ExportFormat::Csv | ExportFormat::Xlsx => {
-                        let table: Box<dyn Renderer> = if format == ExportFormat::Csv {
-                            Box::new(CsvRenderer::default())
-                        } else {
-                            Box::new(XlsxRenderer {
-                                sheet_name: "Session notes".into(),
-                            })
-                        };
-                        table
-                            .render_rows(&mut gather::session_notes_table(&context), out)
-                            .map_err(render_error)?;
+                        let mut table = gather::session_notes_table(&context);
+                        self.write_rows(format, "Session notes", &mut table, out)?;
                     }
                     _ => self.write(request, &context, &context.header, generated_at, out)?,
                 }
                 context.sessions.len() as u64
             }
+            ExportRequest::Dataset(r) => {
+                return Err(ProduceError::Render(format!(
+                    "dataset {} is not made from one patient's records",
+                    r.dataset
+                )));
+            }
         })
+    }
+
+    /// Writes a table in a tabular format (CSV, JSON, XLSX) or as a PDF table; returns the rows.
+    pub fn write_rows(
+        &self,
+        format: ExportFormat,
+        title: &str,
+        rows: &mut dyn RowSource,
+        out: &mut dyn Output,
+    ) -> Result<u64, ProduceError> {
+        let outcome = match format {
+            ExportFormat::Csv => CsvRenderer::default().render_rows(rows, out),
+            ExportFormat::Json => JsonRenderer.render_rows(rows, out),
+            ExportFormat::Xlsx => XlsxRenderer {
+                sheet_name: title.chars().take(31).collect(),
+            }
+            .render_rows(rows, out),
+            ExportFormat::Pdf => self
+                .pdf
+                .as_ref()
+                .ok_or(ProduceError::Render(
+                    "no fonts for PDF output are installed".into(),
+                ))?
+                .render_rows(rows, out),
+            ExportFormat::Docx => DocxRenderer::default().render_rows(rows, out),
+        };
+        Ok(outcome.map_err(render_error)?.rows)
     }
 
     /// Writes a document export of `request` from its context: JSON as is, PDF and DOCX through

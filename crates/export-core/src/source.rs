@@ -21,6 +21,8 @@ pub trait ClinicalSource: Send + Sync {
         therapist_id: Uuid,
         patient_id: Uuid,
     ) -> Result<Option<TherapistPatient>, SourceError>;
+    /// The patients a therapist actively cares for.
+    fn patients_of(&self, therapist_id: Uuid) -> Result<Vec<Uuid>, SourceError>;
     /// The patient each of these sessions belongs to, for the sessions that exist.
     fn session_patients(&self, session_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>, SourceError>;
     /// Everything about one patient: the patient, their therapists and relationships, sessions,
@@ -48,6 +50,16 @@ impl ClinicalSource for PracticeSource {
             .iter()
             .find(|l| l.therapist_id == therapist_id && l.patient_id == patient_id)
             .cloned())
+    }
+
+    fn patients_of(&self, therapist_id: Uuid) -> Result<Vec<Uuid>, SourceError> {
+        Ok(self
+            .0
+            .therapist_patients
+            .iter()
+            .filter(|l| l.therapist_id == therapist_id && l.is_active)
+            .map(|l| l.patient_id)
+            .collect())
     }
 
     fn session_patients(&self, session_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>, SourceError> {
@@ -86,6 +98,16 @@ impl ClinicalSource for StoreSource {
     ) -> Result<Option<TherapistPatient>, SourceError> {
         let mut conn = self.0.connection().map_err(failed)?;
         clinical::find_relationship(&mut conn, therapist_id, patient_id).map_err(failed)
+    }
+
+    fn patients_of(&self, therapist_id: Uuid) -> Result<Vec<Uuid>, SourceError> {
+        let mut conn = self.0.connection().map_err(failed)?;
+        Ok(clinical::list_relationships(&mut conn, therapist_id, true)
+            .map_err(failed)?
+            .into_iter()
+            .filter(|l| l.is_active)
+            .map(|l| l.patient_id)
+            .collect())
     }
 
     fn session_patients(&self, session_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>, SourceError> {

@@ -34,6 +34,9 @@ macro_rules! vocabulary {
             /// Every variant, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant,)+];
 
+            /// Every spelling, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$($text,)+];
+
             /// The spelling used in JSON, URLs and the database.
             pub const fn as_str(self) -> &'static str {
                 match self {

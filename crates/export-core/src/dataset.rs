@@ -1,0 +1,656 @@
+//! Tabular exports: the `Dataset` trait, the filters a dataset declares and the engine checks, and
+//! the built-in datasets (`sessions`, `goals`, `audit`). An embedding service registers its own
+//! with [`ExportEngine::with_dataset`](crate::engine::ExportEngine::with_dataset).
+//!
+//! A dataset says who may export it ([`Audience`]). For therapist datasets the engine works out
+//! the patients the requester actively cares for (narrowed to one when the request filters on
+//! `patient_id`) and hands the dataset only those; the dataset must not return rows of anyone else.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use export_domain::{AuditAction, AuditEntry, FieldError, GoalStatus, SessionStatus};
+use export_render::{Column, ColumnKind, RenderError, RowBuffer, RowSource};
+use export_store::{Store, audit};
+use uuid::Uuid;
+
+use crate::source::ClinicalSource;
+
+/// Why a dataset could not produce its rows. Ids only.
+#[derive(Debug, thiserror::Error)]
+#[error("dataset {dataset} failed: {reason}")]
+pub struct DatasetError {
+    pub dataset: String,
+    pub reason: String,
+}
+
+impl DatasetError {
+    pub fn new(dataset: &str, reason: impl std::fmt::Display) -> DatasetError {
+        DatasetError {
+            dataset: dataset.to_owned(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Who may export a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Therapists, each seeing only the patients they actively care for.
+    Therapists,
+    /// Administrators: data about the system, not about patients.
+    Admins,
+}
+
+/// The type of a filter's value, as a client sends it in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterKind {
+    /// A UUID string.
+    Uuid,
+    /// A `YYYY-MM-DD` string.
+    Date,
+    /// One of the listed words.
+    Choice(&'static [&'static str]),
+    /// Free text of at most this many characters.
+    Text(usize),
+}
+
+/// One filter a dataset accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilterSpec {
+    pub name: &'static str,
+    pub kind: FilterKind,
+    pub description: &'static str,
+}
+
+/// A checked filter value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilterValue {
+    Uuid(Uuid),
+    Date(NaiveDate),
+    Text(String),
+}
+
+/// The checked filters of one request, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters(BTreeMap<String, FilterValue>);
+
+impl Filters {
+    pub fn uuid(&self, name: &str) -> Option<Uuid> {
+        match self.0.get(name) {
+            Some(FilterValue::Uuid(id)) => Some(*id),
+            _ => None,
+        }
+    }
+
+    pub fn date(&self, name: &str) -> Option<NaiveDate> {
+        match self.0.get(name) {
+            Some(FilterValue::Date(date)) => Some(*date),
+            _ => None,
+        }
+    }
+
+    pub fn text(&self, name: &str) -> Option<&str> {
+        match self.0.get(name) {
+            Some(FilterValue::Text(text)) => Some(text),
+            _ => None,
+        }
+    }
+}
+
+/// The filter through which a therapist dataset is narrowed to one patient.
+pub const PATIENT_FILTER: &str = "patient_id";
+
+/// What a dataset is asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct DatasetQuery<'a> {
+    /// The user the export is for.
+    pub requested_by: Uuid,
+    /// For therapist datasets, the only patients whose rows may appear; empty for admin datasets.
+    pub patients: &'a [Uuid],
+    pub filters: &'a Filters,
+    pub generated_at: DateTime<Utc>,
+}
+
+/// A table an export can be made of.
+pub trait Dataset: Send + Sync {
+    /// The name in the request path: 1 to 64 characters of `a-z`, `0-9` and `_`.
+    fn name(&self) -> &str;
+    fn description(&self) -> &str;
+    fn audience(&self) -> Audience;
+    fn columns(&self) -> Vec<Column>;
+    fn filters(&self) -> &[FilterSpec];
+    /// Checks between filters (a range's ends in order, say); each problem names its field.
+    fn check(&self, _filters: &Filters) -> Vec<FieldError> {
+        Vec::new()
+    }
+    /// The rows, streamed.
+    fn rows(&self, query: &DatasetQuery<'_>) -> Result<Box<dyn RowSource + Send>, DatasetError>;
+}
+
+fn field_error(name: &str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: format!("filters.{name}"),
+        message: message.into(),
+    }
+}
+
+/// Checks the filters a client sent against what `dataset` declares: every problem, with its
+/// field (`filters.from`).
+pub fn check_filters(
+    dataset: &dyn Dataset,
+    raw: &BTreeMap<String, serde_json::Value>,
+) -> Result<Filters, Vec<FieldError>> {
+    let specs = dataset.filters();
+    let mut problems = Vec::new();
+    let mut checked = BTreeMap::new();
+    for (name, value) in raw {
+        let Some(spec) = specs.iter().find(|s| s.name == name) else {
+            let known: Vec<&str> = specs.iter().map(|s| s.name).collect();
+            let message = if known.is_empty() {
+                format!("dataset {} takes no filters", dataset.name())
+            } else {
+                format!(
+                    "is not a filter of this dataset; known: {}",
+                    known.join(", ")
+                )
+            };
+            problems.push(field_error(name, message));
+            continue;
+        };
+        if value.is_null() {
+            continue;
+        }
+        let Some(text) = value.as_str() else {
+            problems.push(field_error(name, "must be a string"));
+            continue;
+        };
+        let parsed = match spec.kind {
+            FilterKind::Uuid => Uuid::try_parse(text)
+                .map(FilterValue::Uuid)
+                .map_err(|_| "must be a UUID".to_owned()),
+            FilterKind::Date => NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map(FilterValue::Date)
+                .map_err(|_| "must be a date as YYYY-MM-DD".to_owned()),
+            FilterKind::Choice(words) => {
+                if words.contains(&text) {
+                    Ok(FilterValue::Text(text.to_owned()))
+                } else {
+                    Err(format!("must be one of: {}", words.join(", ")))
+                }
+            }
+            FilterKind::Text(max) => {
+                if text.chars().count() <= max {
+                    Ok(FilterValue::Text(text.to_owned()))
+                } else {
+                    Err(format!("must be at most {max} characters"))
+                }
+            }
+        };
+        match parsed {
+            Ok(value) => {
+                checked.insert(name.clone(), value);
+            }
+            Err(message) => problems.push(field_error(name, message)),
+        }
+    }
+    let filters = Filters(checked);
+    if problems.is_empty() {
+        problems = dataset.check(&filters);
+    }
+    if problems.is_empty() {
+        Ok(filters)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The named datasets an engine offers.
+#[derive(Clone, Default)]
+pub struct DatasetRegistry(BTreeMap<String, Arc<dyn Dataset>>);
+
+impl std::fmt::Debug for DatasetRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+impl DatasetRegistry {
+    /// The built-in datasets over `source` and the engine's `store`.
+    pub fn built_in(source: Arc<dyn ClinicalSource>, store: Store) -> DatasetRegistry {
+        let mut registry = DatasetRegistry::default();
+        registry.register(Arc::new(SessionsDataset(source.clone())));
+        registry.register(Arc::new(GoalsDataset(source)));
+        registry.register(Arc::new(AuditDataset(store)));
+        registry
+    }
+
+    /// Adds `dataset`, replacing one of the same name.
+    pub fn register(&mut self, dataset: Arc<dyn Dataset>) {
+        self.0.insert(dataset.name().to_owned(), dataset);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Dataset>> {
+        self.0.get(name)
+    }
+
+    /// Every dataset, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Dataset>> {
+        self.0.values()
+    }
+}
+
+/// Rows made from records in memory, one record per row.
+struct RecordRows<T> {
+    columns: Vec<Column>,
+    records: std::vec::IntoIter<T>,
+    count: u64,
+    fill: fn(&T, &mut RowBuffer),
+}
+
+impl<T> RecordRows<T> {
+    fn new(columns: Vec<Column>, records: Vec<T>, fill: fn(&T, &mut RowBuffer)) -> Self {
+        RecordRows {
+            columns,
+            count: records.len() as u64,
+            records: records.into_iter(),
+            fill,
+        }
+    }
+}
+
+impl<T> RowSource for RecordRows<T> {
+    fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    fn next_row(&mut self, row: &mut RowBuffer) -> Result<bool, RenderError> {
+        match self.records.next() {
+            Some(record) => {
+                (self.fill)(&record, row);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn row_count_hint(&self) -> Option<u64> {
+        Some(self.count)
+    }
+}
+
+fn columns(spec: &[(&str, ColumnKind)]) -> Vec<Column> {
+    spec.iter().map(|(n, k)| Column::new(*n, *k)).collect()
+}
+
+fn push_opt_text(row: &mut RowBuffer, text: Option<&str>) {
+    match text {
+        Some(text) => row.push_text(text),
+        None => row.push_null(),
+    }
+}
+
+fn push_opt_id(row: &mut RowBuffer, id: Option<Uuid>) {
+    match id {
+        Some(id) => row.push_text_with(|b| b.push_str(id.hyphenated().encode_lower(&mut [0; 36]))),
+        None => row.push_null(),
+    }
+}
+
+const DATE_RANGE: [FilterSpec; 2] = [
+    FilterSpec {
+        name: "from",
+        kind: FilterKind::Date,
+        description: "only rows on or after this date",
+    },
+    FilterSpec {
+        name: "to",
+        kind: FilterKind::Date,
+        description: "only rows on or before this date",
+    },
+];
+
+fn check_range(filters: &Filters) -> Vec<FieldError> {
+    match (filters.date("from"), filters.date("to")) {
+        (Some(from), Some(to)) if from > to => {
+            vec![field_error("to", "must not be before filters.from")]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn in_range(filters: &Filters, date: NaiveDate) -> bool {
+    filters.date("from").is_none_or(|from| date >= from)
+        && filters.date("to").is_none_or(|to| date <= to)
+}
+
+/// Every session of the requester's patients: one row per session.
+#[derive(Clone)]
+pub struct SessionsDataset(pub Arc<dyn ClinicalSource>);
+
+impl std::fmt::Debug for SessionsDataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionsDataset")
+    }
+}
+
+struct SessionRow {
+    session: export_domain::TherapySession,
+    patient_name: String,
+}
+
+impl Dataset for SessionsDataset {
+    fn name(&self) -> &str {
+        "sessions"
+    }
+
+    fn description(&self) -> &str {
+        "One row per therapy session of the patients you care for"
+    }
+
+    fn audience(&self) -> Audience {
+        Audience::Therapists
+    }
+
+    fn columns(&self) -> Vec<Column> {
+        use ColumnKind::*;
+        columns(&[
+            ("session_id", Text),
+            ("patient_id", Text),
+            ("patient_name", Text),
+            ("therapist_id", Text),
+            ("session_date", DateTime),
+            ("duration_minutes", Integer),
+            ("status", Text),
+            ("key_topics", Text),
+            ("therapist_summary", Text),
+        ])
+    }
+
+    fn filters(&self) -> &[FilterSpec] {
+        const SPECS: [FilterSpec; 4] = [
+            FilterSpec {
+                name: PATIENT_FILTER,
+                kind: FilterKind::Uuid,
+                description: "only this patient's sessions",
+            },
+            DATE_RANGE[0],
+            DATE_RANGE[1],
+            FilterSpec {
+                name: "status",
+                kind: FilterKind::Choice(SessionStatus::NAMES),
+                description: "only sessions in this processing state",
+            },
+        ];
+        &SPECS
+    }
+
+    fn check(&self, filters: &Filters) -> Vec<FieldError> {
+        check_range(filters)
+    }
+
+    fn rows(&self, query: &DatasetQuery<'_>) -> Result<Box<dyn RowSource + Send>, DatasetError> {
+        let status: Option<SessionStatus> =
+            query.filters.text("status").and_then(|s| s.parse().ok());
+        let mut records = Vec::new();
+        for &patient_id in query.patients {
+            let practice = self
+                .0
+                .patient_records(patient_id)
+                .map_err(|e| DatasetError::new(self.name(), e))?;
+            let patient_name = practice
+                .users
+                .iter()
+                .find(|u| u.id == patient_id)
+                .map(|u| u.full_name())
+                .unwrap_or_default();
+            records.extend(
+                practice
+                    .therapy_sessions
+                    .into_iter()
+                    .filter(|s| s.patient_id == patient_id)
+                    .filter(|s| status.is_none_or(|want| s.status == want))
+                    .filter(|s| in_range(query.filters, s.session_date.date_naive()))
+                    .map(|session| SessionRow {
+                        session,
+                        patient_name: patient_name.clone(),
+                    }),
+            );
+        }
+        records.sort_by_key(|r| (r.session.session_date, r.session.id));
+        Ok(Box::new(RecordRows::new(
+            self.columns(),
+            records,
+            |r, row| {
+                let s = &r.session;
+                push_opt_id(row, Some(s.id));
+                push_opt_id(row, Some(s.patient_id));
+                row.push_text(&r.patient_name);
+                push_opt_id(row, Some(s.therapist_id));
+                row.push_datetime(s.session_date);
+                row.push_integer(i64::from(s.duration_seconds) / 60);
+                row.push_text(s.status.as_str());
+                match &s.extracted_notes {
+                    Some(notes) => row.push_text(&notes.key_topics.join("; ")),
+                    None => row.push_null(),
+                }
+                push_opt_text(row, s.therapist_summary.as_deref());
+            },
+        )))
+    }
+}
+
+/// Every treatment goal of the requester's patients.
+#[derive(Clone)]
+pub struct GoalsDataset(pub Arc<dyn ClinicalSource>);
+
+impl std::fmt::Debug for GoalsDataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GoalsDataset")
+    }
+}
+
+struct GoalRow {
+    goal: export_domain::Goal,
+    patient_name: String,
+}
+
+impl Dataset for GoalsDataset {
+    fn name(&self) -> &str {
+        "goals"
+    }
+
+    fn description(&self) -> &str {
+        "One row per treatment goal of the patients you care for, with its progress"
+    }
+
+    fn audience(&self) -> Audience {
+        Audience::Therapists
+    }
+
+    fn columns(&self) -> Vec<Column> {
+        use ColumnKind::*;
+        columns(&[
+            ("goal_id", Text),
+            ("patient_id", Text),
+            ("patient_name", Text),
+            ("description", Text),
+            ("baseline", Text),
+            ("current", Text),
+            ("progress_percentage", Integer),
+            ("status", Text),
+            ("target_date", Date),
+            ("created_at", DateTime),
+        ])
+    }
+
+    fn filters(&self) -> &[FilterSpec] {
+        const SPECS: [FilterSpec; 2] = [
+            FilterSpec {
+                name: PATIENT_FILTER,
+                kind: FilterKind::Uuid,
+                description: "only this patient's goals",
+            },
+            FilterSpec {
+                name: "status",
+                kind: FilterKind::Choice(GoalStatus::NAMES),
+                description: "only goals in this state",
+            },
+        ];
+        &SPECS
+    }
+
+    fn rows(&self, query: &DatasetQuery<'_>) -> Result<Box<dyn RowSource + Send>, DatasetError> {
+        let status: Option<GoalStatus> = query.filters.text("status").and_then(|s| s.parse().ok());
+        let mut records = Vec::new();
+        for &patient_id in query.patients {
+            let practice = self
+                .0
+                .patient_records(patient_id)
+                .map_err(|e| DatasetError::new(self.name(), e))?;
+            let patient_name = practice
+                .users
+                .iter()
+                .find(|u| u.id == patient_id)
+                .map(|u| u.full_name())
+                .unwrap_or_default();
+            records.extend(
+                practice
+                    .goals
+                    .into_iter()
+                    .filter(|g| g.patient_id == patient_id)
+                    .filter(|g| status.is_none_or(|want| g.status == want))
+                    .map(|goal| GoalRow {
+                        goal,
+                        patient_name: patient_name.clone(),
+                    }),
+            );
+        }
+        records.sort_by_key(|r| (r.goal.created_at, r.goal.id));
+        Ok(Box::new(RecordRows::new(
+            self.columns(),
+            records,
+            |r, row| {
+                let g = &r.goal;
+                push_opt_id(row, Some(g.id));
+                push_opt_id(row, Some(g.patient_id));
+                row.push_text(&r.patient_name);
+                row.push_text(&g.description);
+                row.push_text(&g.baseline);
+                row.push_text(&g.current);
+                row.push_integer(i64::from(g.progress_percentage));
+                row.push_text(g.status.as_str());
+                match g.target_date {
+                    Some(date) => row.push_date(date),
+                    None => row.push_null(),
+                }
+                row.push_datetime(g.created_at);
+            },
+        )))
+    }
+}
+
+/// The audit trail, for administrators. It holds ids, never names or notes.
+#[derive(Debug, Clone)]
+pub struct AuditDataset(pub Store);
+
+impl Dataset for AuditDataset {
+    fn name(&self) -> &str {
+        "audit"
+    }
+
+    fn description(&self) -> &str {
+        "The export audit trail in chain order, with each entry's hash"
+    }
+
+    fn audience(&self) -> Audience {
+        Audience::Admins
+    }
+
+    fn columns(&self) -> Vec<Column> {
+        use ColumnKind::*;
+        columns(&[
+            ("sequence", Integer),
+            ("created_at", DateTime),
+            ("action", Text),
+            ("outcome", Text),
+            ("user_id", Text),
+            ("patient_id", Text),
+            ("export_job_id", Text),
+            ("ip_address", Text),
+            ("user_agent", Text),
+            ("request_id", Text),
+            ("metadata", Text),
+            ("entry_hash", Text),
+        ])
+    }
+
+    fn filters(&self) -> &[FilterSpec] {
+        const SPECS: [FilterSpec; 6] = [
+            FilterSpec {
+                name: "action",
+                kind: FilterKind::Choice(AuditAction::NAMES),
+                description: "only entries of this action",
+            },
+            FilterSpec {
+                name: "user_id",
+                kind: FilterKind::Uuid,
+                description: "only entries of this user",
+            },
+            FilterSpec {
+                name: PATIENT_FILTER,
+                kind: FilterKind::Uuid,
+                description: "only entries about this patient",
+            },
+            FilterSpec {
+                name: "export_job_id",
+                kind: FilterKind::Uuid,
+                description: "only entries of this job",
+            },
+            DATE_RANGE[0],
+            DATE_RANGE[1],
+        ];
+        &SPECS
+    }
+
+    fn check(&self, filters: &Filters) -> Vec<FieldError> {
+        check_range(filters)
+    }
+
+    fn rows(&self, query: &DatasetQuery<'_>) -> Result<Box<dyn RowSource + Send>, DatasetError> {
+        let failed = |e: export_store::StoreError| DatasetError::new("audit", e);
+        let filter = audit::AuditFilter {
+            export_job_id: query.filters.uuid("export_job_id"),
+            user_id: query.filters.uuid("user_id"),
+            patient_id: query.filters.uuid(PATIENT_FILTER),
+            action: query
+                .filters
+                .text("action")
+                .and_then(|a| a.parse::<AuditAction>().ok()),
+            ..audit::AuditFilter::default()
+        };
+        let mut conn = self.0.connection().map_err(failed)?;
+        let mut entries = audit::list(&mut conn, &filter).map_err(failed)?;
+        entries.retain(|e| in_range(query.filters, e.entry.created_at.date_naive()));
+        Ok(Box::new(RecordRows::new(
+            self.columns(),
+            entries,
+            |e: &AuditEntry, row| {
+                let x = &e.entry;
+                row.push_integer(e.sequence);
+                row.push_datetime(x.created_at);
+                row.push_text(x.action.as_str());
+                row.push_text(x.outcome.as_str());
+                push_opt_id(row, x.user_id);
+                push_opt_id(row, x.patient_id);
+                push_opt_id(row, x.export_job_id);
+                push_opt_text(row, x.ip_address.as_deref());
+                push_opt_text(row, x.user_agent.as_deref());
+                push_opt_text(row, x.request_id.as_deref());
+                row.push_text(&x.metadata.to_string());
+                row.push_text(&e.entry_hash);
+            },
+        )))
+    }
+}

@@ -1,0 +1,496 @@
+//! Every export type in every format it allows, and every built-in dataset, from request to
+//! downloaded file on SQLite and PostgreSQL, each file read back by a real reader: pdftotext for
+//! PDF, python-docx for DOCX, calamine for XLSX, the csv crate for CSV, serde_json for JSON.
+
+use std::collections::BTreeMap;
+use std::io::{Cursor, Read};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use export_core::engine::{
+    Actor, EngineConfig, EngineError, ExportEngine, ExportRequest, RequestOrigin,
+};
+use export_core::source::StoreSource;
+use export_core::storage::{LocalFileStore, MasterKey};
+use export_domain::{
+    AuditAction, AuditOutcome, DatasetInput, ExportFormat, ExportType, FullRecordInput, JobStatus,
+    ProgressReportInput, Role, SessionNotesInput, TreatmentSummaryInput,
+};
+use export_store::testing::TestDatabase;
+use export_store::{audit, seed, test_on_both_backends};
+use uuid::Uuid;
+
+const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
+const DANIEL: &str = "97b930e0-79af-5b44-83f0-6df6f68564d7";
+const HELEN: &str = "5c84fc77-b00f-59f3-b3f1-c41f6fb7eee9"; // the administrator
+const ZOE: &str = "4333a588-c713-5117-85aa-6c9dc288e1df"; // Margaret's patient
+const LUKASZ: &str = "94c319c2-8698-5dbc-bff1-889f6cb77255"; // not Margaret's patient
+/// Text every export about Zoë carries.
+const MARKER: &str = "Brontë-Lefèvre";
+
+fn engine(db: &TestDatabase, files: &Path) -> ExportEngine {
+    let practice = seed::load_practice(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures"
+    )))
+    .unwrap();
+    db.store
+        .transaction(|conn| seed::seed_practice(conn, &practice))
+        .unwrap();
+    ExportEngine::new(
+        db.store.clone(),
+        Arc::new(LocalFileStore::new(files, MasterKey::generate()).unwrap()),
+        Arc::new(StoreSource(db.store.clone())),
+        EngineConfig::default(),
+    )
+}
+
+fn actor(id: &str, role: Role) -> Actor {
+    Actor {
+        user_id: Uuid::parse_str(id).unwrap(),
+        role,
+    }
+}
+
+fn zoe_sessions(db: &TestDatabase) -> Vec<String> {
+    let mut conn = db.store.connection().unwrap();
+    export_store::clinical::list_patient_sessions(
+        &mut conn,
+        Uuid::parse_str(ZOE).unwrap(),
+        Some(export_domain::SessionStatus::Processed),
+        None,
+        None,
+    )
+    .unwrap()
+    .iter()
+    .take(4)
+    .map(|s| s.id.to_string())
+    .collect()
+}
+
+fn request(export_type: ExportType, format: ExportFormat, sessions: &[String]) -> ExportRequest {
+    let format = format.as_str().to_owned();
+    match export_type {
+        ExportType::SessionNotes => ExportRequest::SessionNotes(
+            SessionNotesInput {
+                session_ids: sessions.to_vec(),
+                format,
+                ..Default::default()
+            }
+            .validate()
+            .unwrap(),
+        ),
+        ExportType::ProgressReport => ExportRequest::ProgressReport(
+            ProgressReportInput {
+                patient_id: ZOE.into(),
+                start_date: "2024-01-01".into(),
+                end_date: "2026-12-31".into(),
+                format,
+                ..Default::default()
+            }
+            .validate()
+            .unwrap(),
+        ),
+        ExportType::TreatmentSummary => ExportRequest::TreatmentSummary(
+            TreatmentSummaryInput {
+                patient_id: ZOE.into(),
+                format,
+                purpose: "transfer".into(),
+                ..Default::default()
+            }
+            .validate()
+            .unwrap(),
+        ),
+        ExportType::FullRecord => ExportRequest::FullRecord(
+            FullRecordInput {
+                patient_id: ZOE.into(),
+                format,
+                ..Default::default()
+            }
+            .validate()
+            .unwrap(),
+        ),
+        ExportType::Dataset => dataset("sessions", format.as_str(), &[("patient_id", ZOE)]),
+    }
+}
+
+fn dataset(name: &str, format: &str, filters: &[(&str, &str)]) -> ExportRequest {
+    ExportRequest::Dataset(
+        DatasetInput {
+            format: format.into(),
+            filters: filters
+                .iter()
+                .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+                .collect::<BTreeMap<_, _>>(),
+        }
+        .validate(name)
+        .unwrap(),
+    )
+}
+
+fn pdf_text(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("file.pdf");
+    std::fs::write(&path, bytes).unwrap();
+    let out = Command::new("pdftotext")
+        .args(["-enc", "UTF-8"])
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (scripts/install-fonts installs poppler-utils)");
+    assert!(out.status.success(), "pdftotext failed on a downloaded PDF");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn docx_text(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("file.docx");
+    std::fs::write(&path, bytes).unwrap();
+    let script = "import docx, sys\n\
+        d = docx.Document(sys.argv[1])\n\
+        print('\\n'.join(p.text for p in d.paragraphs))\n\
+        for t in d.tables:\n\
+        \x20   for r in t.rows:\n\
+        \x20       print(' | '.join(c.text for c in r.cells))\n";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .expect("python3 with python-docx (scripts/setup-machine installs it)");
+    assert!(
+        out.status.success(),
+        "python-docx could not open a downloaded DOCX: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The text of a downloaded file as its format's reader sees it, and its data rows when tabular.
+fn read_back(format: ExportFormat, bytes: &[u8]) -> (String, Option<usize>) {
+    match format {
+        ExportFormat::Pdf => (pdf_text(bytes), None),
+        ExportFormat::Docx => (docx_text(bytes), None),
+        ExportFormat::Json => {
+            let value: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+            let rows = value.as_array().map(Vec::len);
+            (value.to_string(), rows)
+        }
+        ExportFormat::Csv => {
+            let mut reader = csv::Reader::from_reader(bytes);
+            let header = reader.headers().unwrap().clone();
+            let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+            let mut text = header.iter().collect::<Vec<_>>().join(",");
+            for record in &records {
+                text.push('\n');
+                text.push_str(&record.iter().collect::<Vec<_>>().join(","));
+            }
+            (text, Some(records.len()))
+        }
+        ExportFormat::Xlsx => {
+            use calamine::Reader;
+            let mut book: calamine::Xlsx<_> =
+                calamine::open_workbook_from_rs(Cursor::new(bytes.to_vec())).unwrap();
+            let sheet = book.sheet_names()[0].clone();
+            let range = book.worksheet_range(&sheet).unwrap();
+            let text = range
+                .rows()
+                .map(|r| {
+                    r.iter()
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            (text, Some(range.height() - 1))
+        }
+    }
+}
+
+fn download(engine: &ExportEngine, who: &Actor, job: Uuid) -> Vec<u8> {
+    let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+    let (_, mut reader) = engine
+        .download(who, job, &RequestOrigin::default(), now)
+        .unwrap();
+    let mut bytes = Vec::new();
+    reader.read_to_end(&mut bytes).unwrap();
+    bytes
+}
+
+test_on_both_backends! {
+    every_type_in_every_format_goes_from_request_to_a_readable_file,
+    datasets_show_only_what_their_requester_may_see,
+}
+
+fn every_type_in_every_format_goes_from_request_to_a_readable_file(db: &TestDatabase) {
+    let files = tempfile::tempdir().unwrap();
+    let engine = engine(db, files.path());
+    let now = Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap();
+    let margaret = actor(MARGARET, Role::Therapist);
+    let sessions = zoe_sessions(db);
+    assert_eq!(
+        sessions.len(),
+        4,
+        "the fixtures give Zoë processed sessions"
+    );
+
+    let mut submitted = Vec::new();
+    for &export_type in ExportType::ALL {
+        for &format in export_type.formats() {
+            let job = engine
+                .submit(
+                    &margaret,
+                    request(export_type, format, &sessions),
+                    None,
+                    &RequestOrigin::default(),
+                    now,
+                )
+                .unwrap();
+            submitted.push((export_type, format, job.id));
+        }
+    }
+    assert_eq!(
+        submitted.len(),
+        17,
+        "5 + 3 + 3 + 2 + 4 type and format pairs"
+    );
+    while engine.run_next("worker", now).unwrap().is_some() {}
+
+    for (export_type, format, id) in submitted {
+        let what = format!("{export_type} as {format}");
+        let job = engine.job(&margaret, id).unwrap();
+        assert_eq!(
+            job.status,
+            JobStatus::Completed,
+            "{what}: {:?}",
+            job.error_message
+        );
+        let bytes = download(&engine, &margaret, id);
+        assert_eq!(job.file_size_bytes, Some(bytes.len() as i64), "{what}");
+        let (text, rows) = read_back(format, &bytes);
+        let notes_table = export_type == ExportType::SessionNotes
+            && matches!(format, ExportFormat::Csv | ExportFormat::Xlsx);
+        if notes_table || (export_type == ExportType::Dataset && format != ExportFormat::Pdf) {
+            let rows = rows.unwrap_or_else(|| panic!("{what} has rows"));
+            assert_eq!(
+                Some(rows as i64),
+                job.row_count,
+                "{what}: row count on the job"
+            );
+        }
+        // Tabular session notes carry dates and notes, not the patient's name.
+        if !notes_table {
+            assert!(
+                text.contains(MARKER),
+                "{what} names the patient:\n{text:.400}"
+            );
+        }
+        if export_type == ExportType::SessionNotes {
+            assert_eq!(
+                job.row_count,
+                Some(4),
+                "{what}: the four requested sessions"
+            );
+        }
+    }
+    let mut conn = db.store.connection().unwrap();
+    let created = audit::list(
+        &mut conn,
+        &audit::AuditFilter {
+            action: Some(AuditAction::Created),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(created.len(), 17, "one created entry per file");
+}
+
+fn datasets_show_only_what_their_requester_may_see(db: &TestDatabase) {
+    let files = tempfile::tempdir().unwrap();
+    let engine = engine(db, files.path());
+    let now = Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap();
+    let origin = RequestOrigin::default();
+    let margaret = actor(MARGARET, Role::Therapist);
+    let daniel = actor(DANIEL, Role::Therapist);
+    let helen = actor(HELEN, Role::Admin);
+
+    let all_sessions = engine
+        .submit(
+            &margaret,
+            dataset("sessions", "csv", &[]),
+            None,
+            &origin,
+            now,
+        )
+        .unwrap();
+    assert_eq!(all_sessions.patient_id, None);
+    let goals = engine
+        .submit(&margaret, dataset("goals", "xlsx", &[]), None, &origin, now)
+        .unwrap();
+    let processed = engine
+        .submit(
+            &margaret,
+            dataset(
+                "sessions",
+                "json",
+                &[
+                    ("status", "processed"),
+                    ("from", "2025-01-01"),
+                    ("to", "2025-03-31"),
+                ],
+            ),
+            None,
+            &origin,
+            now,
+        )
+        .unwrap();
+    let trail = engine
+        .submit(
+            &helen,
+            dataset("audit", "csv", &[("action", "requested")]),
+            None,
+            &origin,
+            now,
+        )
+        .unwrap();
+    while engine.run_next("worker", now).unwrap().is_some() {}
+
+    // Margaret's active patients, and their sessions and goals, as the database has them.
+    let margaret_id = Uuid::parse_str(MARGARET).unwrap();
+    let mut conn = db.store.connection().unwrap();
+    let patients: Vec<Uuid> =
+        export_store::clinical::list_relationships(&mut conn, margaret_id, true)
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.is_active)
+            .map(|l| l.patient_id)
+            .collect();
+    let mut session_count = 0;
+    let mut goal_count = 0;
+    let mut processed_in_q1 = 0;
+    for patient in &patients {
+        let sessions =
+            export_store::clinical::list_patient_sessions(&mut conn, *patient, None, None, None)
+                .unwrap();
+        session_count += sessions.len();
+        processed_in_q1 += sessions
+            .iter()
+            .filter(|s| {
+                s.status == export_domain::SessionStatus::Processed
+                    && s.session_date.date_naive() >= "2025-01-01".parse().unwrap()
+                    && s.session_date.date_naive() <= "2025-03-31".parse().unwrap()
+            })
+            .count();
+        goal_count += export_store::clinical::list_goals(&mut conn, *patient)
+            .unwrap()
+            .len();
+    }
+    assert!(session_count > 0 && goal_count > 0 && processed_in_q1 > 0);
+
+    let csv = download(&engine, &margaret, all_sessions.id);
+    let mut reader = csv::Reader::from_reader(csv.as_slice());
+    assert_eq!(&reader.headers().unwrap()[1], "patient_id");
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), session_count);
+    assert!(
+        rows.iter()
+            .all(|r| patients.contains(&Uuid::parse_str(&r[1]).unwrap())),
+        "only Margaret's patients"
+    );
+    assert!(!rows.iter().any(|r| &r[1] == LUKASZ));
+
+    let (_, goal_rows) = read_back(ExportFormat::Xlsx, &download(&engine, &margaret, goals.id));
+    assert_eq!(goal_rows, Some(goal_count));
+
+    let json: serde_json::Value =
+        serde_json::from_slice(&download(&engine, &margaret, processed.id)).unwrap();
+    let json = json.as_array().unwrap();
+    assert_eq!(json.len(), processed_in_q1);
+    assert!(json.iter().all(|r| r["status"] == "processed"));
+    assert!(
+        json[0]["duration_minutes"].is_i64(),
+        "typed cells stay typed"
+    );
+
+    let trail_csv = download(&engine, &helen, trail.id);
+    let mut reader = csv::Reader::from_reader(trail_csv.as_slice());
+    let trail_rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(
+        trail_rows.len(),
+        4,
+        "the four requests before the audit export"
+    );
+    assert!(trail_rows.iter().all(|r| &r[2] == "requested"));
+    assert!(
+        !String::from_utf8_lossy(&trail_csv).contains(MARKER),
+        "the audit trail names no one"
+    );
+
+    // Refusals: audited as denied. Bad input: a field error, not audited.
+    let refusals: Vec<(Actor, ExportRequest)> = vec![
+        (helen, dataset("sessions", "csv", &[])),
+        (margaret, dataset("audit", "csv", &[])),
+        (actor(ZOE, Role::Patient), dataset("goals", "csv", &[])),
+        (
+            margaret,
+            dataset("sessions", "csv", &[("patient_id", LUKASZ)]),
+        ),
+        (daniel, dataset("goals", "json", &[("patient_id", ZOE)])),
+    ];
+    let denied_before = denied(db);
+    for (who, request) in refusals {
+        let err = engine
+            .submit(&who, request, None, &origin, now)
+            .unwrap_err();
+        assert!(matches!(err, EngineError::Forbidden(_)), "{err}");
+    }
+    assert_eq!(denied(db), denied_before + 5);
+
+    let invalid: Vec<(ExportRequest, &str)> = vec![
+        (dataset("caseload", "csv", &[]), "dataset"),
+        (
+            dataset("sessions", "csv", &[("from", "2025-13-01")]),
+            "filters.from",
+        ),
+        (
+            dataset(
+                "sessions",
+                "csv",
+                &[("from", "2025-03-01"), ("to", "2025-01-01")],
+            ),
+            "filters.to",
+        ),
+        (
+            dataset("sessions", "csv", &[("status", "done")]),
+            "filters.status",
+        ),
+        (
+            dataset("sessions", "csv", &[("colour", "red")]),
+            "filters.colour",
+        ),
+        (
+            dataset("goals", "csv", &[("patient_id", "../etc")]),
+            "filters.patient_id",
+        ),
+    ];
+    for (request, field) in invalid {
+        match engine.submit(&margaret, request, None, &origin, now) {
+            Err(EngineError::Invalid(problems)) => {
+                assert_eq!(problems.errors[0].field, field, "{problems}");
+            }
+            other => panic!("{field}: expected a field error, got {other:?}"),
+        }
+    }
+    assert_eq!(denied(db), denied_before + 5, "bad input is not a refusal");
+}
+
+fn denied(db: &TestDatabase) -> usize {
+    let mut conn = db.store.connection().unwrap();
+    audit::list(&mut conn, &audit::AuditFilter::default())
+        .unwrap()
+        .iter()
+        .filter(|e| e.entry.outcome == AuditOutcome::Denied)
+        .count()
+}
