@@ -10,8 +10,9 @@ mod render;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use export_core::worker::WorkerConfig;
 use export_domain::{ExportFormat, Role};
-use export_store::{Store, clinical, seed};
+use export_store::{Store, clinical, jobs, seed};
 
 /// The database used when neither `--database` nor `EXPORT_DATABASE_URL` names one.
 const DEFAULT_DATABASE: &str = "data/export.db";
@@ -56,8 +57,10 @@ enum Command {
         #[arg(long)]
         file: PathBuf,
     },
-    /// Run a worker: claim pending export jobs and produce them until none is left (or forever
-    /// with --watch). Several workers may share one PostgreSQL database.
+    /// Run a worker process: claim export jobs and produce them until every job is finished (or,
+    /// with --watch, until SIGTERM or SIGINT). Several worker processes may share one database.
+    /// On a signal it stops claiming, lets running jobs finish within --grace-seconds and hands
+    /// the rest back to the queue.
     Work {
         /// Folder the encrypted export files go to.
         #[arg(long, env = "EXPORT_STORAGE_DIR", default_value = "data/files")]
@@ -71,6 +74,16 @@ enum Command {
         /// Keep polling once the queue is empty instead of stopping.
         #[arg(long)]
         watch: bool,
+        /// How many jobs this process produces at once.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// How long a claimed job stays this worker's without a renewal; a dead worker's jobs are
+        /// taken over after it.
+        #[arg(long, default_value_t = 300)]
+        lease_seconds: i64,
+        /// How long running jobs may take to finish after a shutdown signal.
+        #[arg(long, default_value_t = 30)]
+        grace_seconds: u64,
     },
     /// Work with the audit trail.
     Audit {
@@ -120,7 +133,22 @@ fn main() -> anyhow::Result<()> {
             master_key,
             name,
             watch,
-        } => work(&cli.database, &storage, &master_key, &name, watch),
+            workers,
+            lease_seconds,
+            grace_seconds,
+        } => work(
+            &cli.database,
+            &storage,
+            &master_key,
+            WorkerConfig {
+                workers,
+                name,
+                idle_poll: std::time::Duration::from_millis(200),
+                grace: std::time::Duration::from_secs(grace_seconds),
+            },
+            lease_seconds,
+            watch,
+        ),
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
@@ -192,40 +220,59 @@ fn work(
     database: &str,
     storage: &std::path::Path,
     master_key: &str,
-    name: &str,
+    config: WorkerConfig,
+    lease_seconds: i64,
     watch: bool,
 ) -> anyhow::Result<()> {
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     use export_core::engine::{EngineConfig, ExportEngine};
     use export_core::source::StoreSource;
     use export_core::storage::{LocalFileStore, MasterKey};
+    use export_core::worker::WorkerPool;
 
+    anyhow::ensure!(lease_seconds >= 1, "--lease-seconds must be at least 1");
     let store = open(database)?;
     let files = LocalFileStore::new(storage, MasterKey::from_hex(master_key)?)?;
     let engine = ExportEngine::new(
         store.clone(),
         Arc::new(files),
-        Arc::new(StoreSource(store)),
-        EngineConfig::default(),
+        Arc::new(StoreSource(store.clone())),
+        EngineConfig {
+            lease: chrono::Duration::seconds(lease_seconds),
+            ..EngineConfig::default()
+        },
     );
-    let mut done = 0u64;
+    let signalled = Arc::new(AtomicBool::new(false));
+    let flag = signalled.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .context("cannot install the SIGTERM and SIGINT handler")?;
+    let name = config.name.clone();
+    let pool = WorkerPool::start(Arc::new(engine), config);
+    log::info!("worker {name} started with {} threads", pool.names().len());
     loop {
-        match engine.run_next(name, chrono::Utc::now())? {
-            Some(job) => {
-                done += 1;
-                log::info!(
-                    "job {} is {} after {} attempts",
-                    job.id,
-                    job.status,
-                    job.attempts
-                );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if signalled.load(Ordering::SeqCst) {
+            log::info!("worker {name}: shutdown asked for");
+            break;
+        }
+        if !watch {
+            let mut conn = store.connection()?;
+            let unfinished = jobs::count_jobs_by_status(&mut conn)?
+                .iter()
+                .any(|(status, count)| !status.is_terminal() && *count > 0);
+            if !unfinished && pool.running() == 0 {
+                break;
             }
-            None if watch => std::thread::sleep(std::time::Duration::from_millis(500)),
-            None => break,
         }
     }
-    println!("worker {name} finished {done} jobs");
+    let report = pool.shutdown();
+    println!(
+        "worker {name} finished {} jobs and released {}",
+        report.jobs_run,
+        report.released.len()
+    );
     Ok(())
 }
 

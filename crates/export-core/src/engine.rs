@@ -3,7 +3,8 @@
 //! only patients they actively care for and sees only their own jobs; patients export nothing.
 
 use std::io::{Cursor, Read};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use chrono::{DateTime, Duration, Utc};
 use export_domain::{
@@ -360,7 +361,9 @@ impl ExportEngine {
         }
     }
 
-    /// Claims and produces the next job as `worker`; `None` when there is nothing to do.
+    /// Claims and produces the next job as `worker`; `None` when there is nothing to do. While it
+    /// works, a heartbeat renews the lease every third of its length and records progress, so a
+    /// long render keeps its job and a dead worker's job is taken over once the lease lapses.
     pub fn run_next(
         &self,
         worker: &str,
@@ -372,9 +375,28 @@ impl ExportEngine {
         };
         let Some(job) = claimed else { return Ok(None) };
         let started = std::time::Instant::now();
-        let result = self.produce(&job);
-        // `now` is when the job was claimed; the work took as long as it took.
-        let now = now + Duration::from_std(started.elapsed()).unwrap_or_default();
+        // Times follow the caller's clock: `now` is when the job was claimed.
+        let clock = || now + Duration::from_std(started.elapsed()).unwrap_or_default();
+        let progress = AtomicI32::new(0);
+        let finished = (Mutex::new(false), Condvar::new());
+        let lost = AtomicBool::new(false);
+        let result = std::thread::scope(|scope| {
+            scope.spawn(|| self.heartbeat(&job, worker, &clock, &progress, &finished, &lost));
+            let result = self.produce(&job, &progress);
+            *finished.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
+            finished.1.notify_all();
+            result
+        });
+        let now = clock();
+        // One last renewal tells whether the job is still this worker's to finish.
+        let still_held = !lost.load(Ordering::SeqCst) && {
+            let mut conn = self.store.connection()?;
+            jobs::renew_lease(&mut conn, job.id, worker, now + self.config.lease, 95)?
+        };
+        if !still_held {
+            let mut conn = self.store.connection()?;
+            return Ok(jobs::get_job(&mut conn, job.id)?);
+        }
         match result {
             Ok((bytes, rows)) => {
                 let key = FileKey::for_job(job.id, job.format);
@@ -438,9 +460,14 @@ impl ExportEngine {
     }
 
     /// Renders a claimed job into bytes; returns them with the row count.
-    fn produce(&self, job: &ExportJob) -> Result<(Vec<u8>, u64), EngineError> {
+    fn produce(
+        &self,
+        job: &ExportJob,
+        progress: &AtomicI32,
+    ) -> Result<(Vec<u8>, u64), EngineError> {
         let request: ExportRequest =
             serde_json::from_value(job.parameters.clone()).map_err(render_error)?;
+        progress.store(10, Ordering::Relaxed);
         let mut out = Cursor::new(Vec::new());
         let rows = match &request {
             ExportRequest::Dataset(r) => self.produce_dataset(job, r, &mut out)?,
@@ -449,11 +476,77 @@ impl ExportEngine {
                     .patient_id
                     .ok_or(EngineError::Forbidden("the job names no patient"))?;
                 let practice = self.source.patient_records(patient_id)?;
+                progress.store(30, Ordering::Relaxed);
                 self.producer
                     .produce(&practice, &request, job.created_at, &mut out)?
             }
         };
+        progress.store(90, Ordering::Relaxed);
         Ok((out.into_inner(), rows))
+    }
+
+    /// Renews `worker`'s lease on `job` every third of the lease until `finished`, recording
+    /// progress; sets `lost` when the job is no longer this worker's (cancelled, released, or
+    /// taken over after a lapse).
+    fn heartbeat(
+        &self,
+        job: &ExportJob,
+        worker: &str,
+        clock: &dyn Fn() -> DateTime<Utc>,
+        progress: &AtomicI32,
+        finished: &(Mutex<bool>, Condvar),
+        lost: &AtomicBool,
+    ) {
+        let every = (self.config.lease / 3)
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(1))
+            .max(std::time::Duration::from_millis(100));
+        let mut done = finished.0.lock().unwrap_or_else(PoisonError::into_inner);
+        while !*done {
+            let (guard, wait) = finished
+                .1
+                .wait_timeout(done, every)
+                .unwrap_or_else(PoisonError::into_inner);
+            done = guard;
+            if *done || !wait.timed_out() {
+                continue;
+            }
+            let until = clock() + self.config.lease;
+            let renewed =
+                self.store
+                    .connection()
+                    .map_err(EngineError::from)
+                    .and_then(|mut conn| {
+                        Ok(jobs::renew_lease(
+                            &mut conn,
+                            job.id,
+                            worker,
+                            until,
+                            progress.load(Ordering::Relaxed),
+                        )?)
+                    });
+            match renewed {
+                Ok(true) => {}
+                Ok(false) => {
+                    log::info!("job {} is no longer held by worker {worker}", job.id);
+                    lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+                // A database hiccup: the next beat tries again, well within the lease.
+                Err(err) => log::warn!("renewing the lease on job {} failed: {err}", job.id),
+            }
+        }
+    }
+
+    /// Hands the jobs `worker` still holds back to the queue without counting the attempt: for a
+    /// worker shutting down whose jobs did not finish in time.
+    pub fn release_worker(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Uuid>, EngineError> {
+        let mut conn = self.store.connection()?;
+        Ok(jobs::release_worker_jobs(&mut conn, worker, now)?)
     }
 
     /// Writes a dataset export, narrowing a therapist dataset to the patients its requester cares

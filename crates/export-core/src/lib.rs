@@ -16,3 +16,4 @@ pub mod metrics;
 pub mod produce;
 pub mod source;
 pub mod storage;
+pub mod worker;

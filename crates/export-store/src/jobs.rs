@@ -333,13 +333,15 @@ pub fn claim_next(
     row.map(JobRow::into_job).transpose()
 }
 
-/// Extends `worker`'s lease on a job it holds; false when it no longer holds it (the lease lapsed
-/// and another worker claimed the job, or the job was cancelled).
+/// Extends `worker`'s lease on a job it holds and records how far it has got; false when it no
+/// longer holds it (the lease lapsed and another worker claimed the job, the job was cancelled,
+/// or it was released).
 pub fn renew_lease(
     conn: &mut DbConnection,
     job_id: Uuid,
     worker: &str,
     until: DateTime<Utc>,
+    progress_percent: i32,
 ) -> Result<bool, StoreError> {
     let changed = diesel::update(
         export_jobs::table
@@ -347,9 +349,49 @@ pub fn renew_lease(
             .filter(export_jobs::status.eq(JobStatus::Processing.as_str()))
             .filter(export_jobs::lease_owner.eq(worker)),
     )
-    .set(export_jobs::lease_expires_at.eq(naive(until)))
+    .set((
+        export_jobs::lease_expires_at.eq(naive(until)),
+        export_jobs::progress_percent.eq(progress_percent.clamp(0, 99)),
+    ))
     .execute(conn)?;
     Ok(changed == 1)
+}
+
+/// Hands every job `worker` holds back to the queue, as if it had never been claimed (the attempt
+/// does not count): for a worker shutting down. Returns the jobs released.
+pub fn release_worker_jobs(
+    conn: &mut DbConnection,
+    worker: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>, StoreError> {
+    let held = export_jobs::table
+        .filter(export_jobs::status.eq(JobStatus::Processing.as_str()))
+        .filter(export_jobs::lease_owner.eq(worker))
+        .select(export_jobs::id)
+        .load::<String>(conn)?;
+    let mut released = Vec::new();
+    for id in held {
+        let changed = diesel::update(
+            export_jobs::table
+                .find(&id)
+                .filter(export_jobs::status.eq(JobStatus::Processing.as_str()))
+                .filter(export_jobs::lease_owner.eq(worker)),
+        )
+        .set((
+            export_jobs::status.eq(JobStatus::Pending.as_str()),
+            export_jobs::lease_owner.eq(None::<String>),
+            export_jobs::lease_expires_at.eq(None::<NaiveDateTime>),
+            export_jobs::attempts.eq(export_jobs::attempts - 1),
+            export_jobs::progress_percent.eq(0),
+            export_jobs::run_after.eq(naive(now)),
+            export_jobs::updated_at.eq(naive(now)),
+        ))
+        .execute(conn)?;
+        if changed == 1 {
+            released.push(crate::convert::id("export_jobs.id", &id)?);
+        }
+    }
+    Ok(released)
 }
 
 /// The file a finished job produced.

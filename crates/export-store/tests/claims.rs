@@ -83,12 +83,12 @@ fn claims_take_the_oldest_and_leases_lapse(db: &TestDatabase) {
     );
 
     // w1 renews; w2 does not and dies. After the lapse only w2's job is claimable again.
-    assert!(jobs::renew_lease(&mut conn, ids[2], "w1", at(40)).unwrap());
+    assert!(jobs::renew_lease(&mut conn, ids[2], "w1", at(40), 50).unwrap());
     assert!(
-        !jobs::renew_lease(&mut conn, ids[1], "w9", at(40)).unwrap(),
+        !jobs::renew_lease(&mut conn, ids[1], "w9", at(40), 50).unwrap(),
         "only the holder renews"
     );
-    assert!(jobs::renew_lease(&mut conn, ids[0], "w3", at(40)).unwrap());
+    assert!(jobs::renew_lease(&mut conn, ids[0], "w3", at(40), 50).unwrap());
     let taken_over = jobs::claim_next(&mut conn, "w4", at(26), lease)
         .unwrap()
         .unwrap();
@@ -103,7 +103,7 @@ fn claims_take_the_oldest_and_leases_lapse(db: &TestDatabase) {
         "the first start is kept"
     );
     assert!(
-        !jobs::renew_lease(&mut conn, ids[1], "w2", at(50)).unwrap(),
+        !jobs::renew_lease(&mut conn, ids[1], "w2", at(50), 50).unwrap(),
         "the dead worker lost it"
     );
 }

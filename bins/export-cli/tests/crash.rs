@@ -1,0 +1,176 @@
+//! A worker process killed with SIGKILL in the middle of a large export: while it rendered, its
+//! heartbeat kept the lease, so a second worker did not take the job; once it died, the lease
+//! lapsed, the second worker took the job over, and the job completed exactly once: one file,
+//! one "created" audit entry, attempts = 2. Runs on SQLite, and on PostgreSQL when
+//! EXPORT_TEST_POSTGRES_URL is set.
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use export_core::audit::{ChainReport, verify_store};
+use export_core::engine::{Actor, EngineConfig, ExportEngine, ExportRequest, RequestOrigin};
+use export_core::source::StoreSource;
+use export_core::storage::{LocalFileStore, MasterKey};
+use export_domain::{AuditAction, DatasetInput, JobStatus, Role, SessionStatus};
+use export_store::testing::TestDatabase;
+use export_store::{audit, clinical, jobs, seed, test_on_both_backends};
+use uuid::Uuid;
+
+const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
+const ZOE: &str = "4333a588-c713-5117-85aa-6c9dc288e1df";
+/// Sessions added to Zoë's record so that her sessions PDF takes seconds to render.
+const EXTRA_SESSIONS: usize = 12_000;
+const LEASE_SECONDS: &str = "1";
+
+fn worker(db: &TestDatabase, storage: &Path, master: &MasterKey, name: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_export-cli"))
+        .args(["--database", &db.url, "work", "--name", name])
+        .args(["--lease-seconds", LEASE_SECONDS])
+        .arg("--storage")
+        .arg(storage)
+        .env("EXPORT_MASTER_KEY", master.to_hex())
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap()
+}
+
+fn job_now(db: &TestDatabase, id: Uuid) -> export_domain::ExportJob {
+    let mut conn = db.store.connection().unwrap();
+    jobs::get_job(&mut conn, id).unwrap().unwrap()
+}
+
+test_on_both_backends! {
+    a_killed_worker_s_job_completes_exactly_once_after_a_restart,
+}
+
+fn a_killed_worker_s_job_completes_exactly_once_after_a_restart(db: &TestDatabase) {
+    let practice = seed::load_practice(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures"
+    )))
+    .unwrap();
+    db.store
+        .transaction(|conn| seed::seed_practice(conn, &practice))
+        .unwrap();
+    let zoe = Uuid::parse_str(ZOE).unwrap();
+    let template = practice
+        .therapy_sessions
+        .iter()
+        .find(|s| s.patient_id == zoe && s.status == SessionStatus::Processed)
+        .unwrap()
+        .clone();
+    db.store
+        .transaction(|conn| {
+            for i in 0..EXTRA_SESSIONS {
+                let mut session = template.clone();
+                session.id = Uuid::from_u128(0x00C0_FFEE_0000 + i as u128);
+                session.session_date -= chrono::Duration::hours(i as i64);
+                clinical::insert_session(conn, &session)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+
+    let storage = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate();
+    let engine = ExportEngine::new(
+        db.store.clone(),
+        Arc::new(LocalFileStore::new(storage.path(), master.clone()).unwrap()),
+        Arc::new(StoreSource(db.store.clone())),
+        EngineConfig::default(),
+    );
+    let margaret = Actor {
+        user_id: Uuid::parse_str(MARGARET).unwrap(),
+        role: Role::Therapist,
+    };
+    let request = DatasetInput {
+        format: "pdf".into(),
+        filters: [("patient_id".to_owned(), serde_json::Value::from(ZOE))].into(),
+    }
+    .validate("sessions")
+    .unwrap();
+    let job = engine
+        .submit(
+            &margaret,
+            ExportRequest::Dataset(request),
+            None,
+            &RequestOrigin::default(),
+            Utc::now() - chrono::Duration::seconds(1),
+        )
+        .unwrap();
+
+    let mut first = worker(db, storage.path(), &master, "first");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while job_now(db, job.id).status != JobStatus::Processing {
+        assert!(
+            Instant::now() < deadline,
+            "the first worker never claimed the job"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let claimed_at = Instant::now();
+    // The second worker runs alongside; the first one's heartbeat must keep the job from it.
+    let mut second = worker(db, storage.path(), &master, "second");
+    std::thread::sleep(Duration::from_millis(2_500));
+    let held = job_now(db, job.id);
+    assert_eq!(
+        (held.status, held.attempts, held.lease_owner.as_deref()),
+        (JobStatus::Processing, 1, Some("first-0")),
+        "after more than twice the lease the first worker still holds the job \
+         ({:?} since the claim); if it completed, the export is too small for this test",
+        claimed_at.elapsed()
+    );
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+
+    assert!(second.wait().unwrap().success());
+    let done = job_now(db, job.id);
+    assert_eq!(
+        done.status,
+        JobStatus::Completed,
+        "{:?}",
+        done.error_message
+    );
+    assert_eq!(done.attempts, 2);
+    assert_eq!(done.lease_owner, None);
+    let fixture_sessions = practice
+        .therapy_sessions
+        .iter()
+        .filter(|s| s.patient_id == zoe)
+        .count();
+    assert_eq!(
+        done.row_count,
+        Some((EXTRA_SESSIONS + fixture_sessions) as i64)
+    );
+
+    let files: Vec<_> = std::fs::read_dir(storage.path().join("exports"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files.len(), 1, "one file, no leftovers: {files:?}");
+    let mut conn = db.store.connection().unwrap();
+    let created = audit::list(
+        &mut conn,
+        &audit::AuditFilter {
+            export_job_id: Some(job.id),
+            action: Some(AuditAction::Created),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(created.len(), 1, "one created entry");
+    assert!(matches!(
+        verify_store(&db.store).unwrap(),
+        ChainReport::Intact { .. }
+    ));
+    let (_, mut file) = engine
+        .download(&margaret, job.id, &RequestOrigin::default(), Utc::now())
+        .unwrap();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes).unwrap();
+    assert!(bytes.starts_with(b"%PDF-"));
+    assert_eq!(done.file_size_bytes, Some(bytes.len() as i64));
+}

@@ -1,0 +1,211 @@
+//! A pool of worker threads that claim and produce export jobs, and shut down gracefully: on
+//! [`WorkerPool::shutdown`] they stop claiming, running jobs get a grace period to finish, and
+//! the jobs still running after it are released back to the queue (their attempt not counted) for
+//! another worker or the next start.
+
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::engine::ExportEngine;
+
+/// Settings of a worker pool.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// How many jobs run at once.
+    pub workers: usize,
+    /// The workers' name prefix; worker `i` is `<name>-<i>`. Names must be unique among the
+    /// processes sharing a database: the default adds the host's process id.
+    pub name: String,
+    /// How long an idle worker waits before looking for work again, unless woken.
+    pub idle_poll: Duration,
+    /// How long running jobs may take to finish after shutdown is asked for.
+    pub grace: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            workers: 2,
+            name: format!("worker-{}", std::process::id()),
+            idle_poll: Duration::from_millis(500),
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What shutting down did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Jobs the pool finished (completed or failed an attempt) while it ran.
+    pub jobs_run: u64,
+    /// Jobs still running when the grace period ended, handed back to the queue.
+    pub released: Vec<Uuid>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    stopping: bool,
+    /// Bumped by `wake` so idle workers look again at once.
+    wakeups: u64,
+    running: usize,
+    jobs_run: u64,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Worker threads over one engine.
+#[derive(Debug)]
+pub struct WorkerPool {
+    engine: Arc<ExportEngine>,
+    shared: Arc<Shared>,
+    names: Vec<String>,
+    threads: Vec<JoinHandle<()>>,
+    grace: Duration,
+}
+
+impl WorkerPool {
+    /// Starts `config.workers` threads claiming jobs from `engine`.
+    pub fn start(engine: Arc<ExportEngine>, config: WorkerConfig) -> WorkerPool {
+        let shared = Arc::new(Shared::default());
+        let names: Vec<String> = (0..config.workers.max(1))
+            .map(|i| format!("{}-{i}", config.name))
+            .collect();
+        let threads = names
+            .iter()
+            .map(|name| {
+                let (engine, shared, name) = (engine.clone(), shared.clone(), name.clone());
+                let idle = config.idle_poll;
+                std::thread::Builder::new()
+                    .name(name.clone())
+                    .spawn(move || work(&engine, &shared, &name, idle))
+                    .expect("the system can start a worker thread")
+            })
+            .collect();
+        WorkerPool {
+            engine,
+            shared,
+            names,
+            threads,
+            grace: config.grace,
+        }
+    }
+
+    /// Tells idle workers there may be work (a job was just submitted).
+    pub fn wake(&self) {
+        self.shared.lock().wakeups += 1;
+        self.shared.changed.notify_all();
+    }
+
+    /// The workers' names, as jobs' `lease_owner` shows them.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// How many jobs are being produced right now.
+    pub fn running(&self) -> usize {
+        self.shared.lock().running
+    }
+
+    /// Stops claiming, waits up to the grace period for running jobs, then releases the jobs
+    /// still held. Workers still rendering then are left to finish on their own; their results
+    /// are discarded, because the jobs are no longer theirs.
+    pub fn shutdown(self) -> ShutdownReport {
+        let deadline = Instant::now() + self.grace;
+        let mut state = self.shared.lock();
+        state.stopping = true;
+        self.shared.changed.notify_all();
+        while state.running > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        let (still_running, jobs_run) = (state.running, state.jobs_run);
+        drop(state);
+        let mut released = Vec::new();
+        if still_running > 0 {
+            for name in &self.names {
+                match self.engine.release_worker(name, Utc::now()) {
+                    Ok(jobs) => released.extend(jobs),
+                    Err(err) => log::error!("releasing the jobs of worker {name} failed: {err}"),
+                }
+            }
+            log::warn!(
+                "{} jobs were still running after the grace period and were released",
+                released.len()
+            );
+        } else {
+            for thread in self.threads {
+                let _ = thread.join();
+            }
+        }
+        ShutdownReport { jobs_run, released }
+    }
+}
+
+fn work(engine: &ExportEngine, shared: &Shared, name: &str, idle: Duration) {
+    loop {
+        let seen = {
+            let mut state = shared.lock();
+            if state.stopping {
+                return;
+            }
+            state.running += 1;
+            state.wakeups
+        };
+        let outcome = engine.run_next(name, Utc::now());
+        let mut state = shared.lock();
+        state.running -= 1;
+        shared.changed.notify_all();
+        let pause = match outcome {
+            Ok(Some(job)) => {
+                state.jobs_run += 1;
+                log::info!(
+                    "worker {name}: job {} is {} after {} attempts",
+                    job.id,
+                    job.status,
+                    job.attempts
+                );
+                continue;
+            }
+            Ok(None) => idle,
+            Err(err) => {
+                log::warn!("worker {name}: {err}");
+                idle
+            }
+        };
+        // Idle: wait for a wake-up, shutdown, or the poll interval.
+        let deadline = Instant::now() + pause;
+        while !state.stopping && state.wakeups == seen {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = shared
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}

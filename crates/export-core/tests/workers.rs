@@ -1,0 +1,305 @@
+//! The worker pool and the heartbeat, with a dataset of the test's own whose rows wait for the
+//! test to open a gate, so a job is "running" exactly as long as the test wants: a pool finishes
+//! what is submitted; a long job keeps its lease and records progress; shutdown lets a job finish
+//! within the grace period, releases one that does not, and the released job's late result is
+//! discarded; a job cancelled while it runs leaves no file.
+
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use export_core::dataset::{Audience, Dataset, DatasetError, DatasetQuery, FilterSpec};
+use export_core::engine::{Actor, EngineConfig, ExportEngine, ExportRequest, RequestOrigin};
+use export_core::source::StoreSource;
+use export_core::storage::{LocalFileStore, MasterKey};
+use export_core::worker::{WorkerConfig, WorkerPool};
+use export_domain::{AuditAction, DatasetInput, ExportJob, JobStatus, Role};
+use export_render::{Column, ColumnKind, RowSource, TextRows};
+use export_store::testing::TestDatabase;
+use export_store::{audit, jobs, seed, test_on_both_backends};
+use uuid::Uuid;
+
+const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
+
+/// A gate the test opens; `rows` waits at it.
+#[derive(Debug, Default)]
+struct Gate {
+    open: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Gate {
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.changed.notify_all();
+    }
+
+    fn wait(&self) {
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.changed.wait(open).unwrap();
+        }
+    }
+}
+
+/// The host's own dataset: one row, made once the gate opens.
+struct Gated(Arc<Gate>);
+
+impl Dataset for Gated {
+    fn name(&self) -> &str {
+        "gated"
+    }
+
+    fn description(&self) -> &str {
+        "a test dataset that waits"
+    }
+
+    fn audience(&self) -> Audience {
+        Audience::Therapists
+    }
+
+    fn columns(&self) -> Vec<Column> {
+        vec![Column::new("n", ColumnKind::Text)]
+    }
+
+    fn filters(&self) -> &[FilterSpec] {
+        &[]
+    }
+
+    fn rows(&self, _query: &DatasetQuery<'_>) -> Result<Box<dyn RowSource + Send>, DatasetError> {
+        self.0.wait();
+        Ok(Box::new(TextRows::new(
+            self.columns(),
+            vec![vec![Some("1".into())]],
+        )))
+    }
+}
+
+struct Setup {
+    engine: Arc<ExportEngine>,
+    gate: Arc<Gate>,
+    files: tempfile::TempDir,
+    margaret: Actor,
+}
+
+fn setup(db: &TestDatabase, lease: chrono::Duration) -> Setup {
+    let practice = seed::load_practice(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures"
+    )))
+    .unwrap();
+    db.store
+        .transaction(|conn| seed::seed_practice(conn, &practice))
+        .unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let gate = Arc::new(Gate::default());
+    let engine = ExportEngine::new(
+        db.store.clone(),
+        Arc::new(LocalFileStore::new(files.path(), MasterKey::generate()).unwrap()),
+        Arc::new(StoreSource(db.store.clone())),
+        EngineConfig {
+            lease,
+            ..EngineConfig::default()
+        },
+    )
+    .with_dataset(Arc::new(Gated(gate.clone())));
+    Setup {
+        engine: Arc::new(engine),
+        gate,
+        files,
+        margaret: Actor {
+            user_id: Uuid::parse_str(MARGARET).unwrap(),
+            role: Role::Therapist,
+        },
+    }
+}
+
+fn submit(setup: &Setup, dataset: &str) -> ExportJob {
+    let request = DatasetInput {
+        format: "csv".into(),
+        ..Default::default()
+    }
+    .validate(dataset)
+    .unwrap();
+    setup
+        .engine
+        .submit(
+            &setup.margaret,
+            ExportRequest::Dataset(request),
+            None,
+            &RequestOrigin::default(),
+            Utc::now() - chrono::Duration::seconds(1),
+        )
+        .unwrap()
+}
+
+fn pool(setup: &Setup, name: &str, workers: usize, grace: Duration) -> WorkerPool {
+    WorkerPool::start(
+        setup.engine.clone(),
+        WorkerConfig {
+            workers,
+            name: name.into(),
+            idle_poll: Duration::from_millis(50),
+            grace,
+        },
+    )
+}
+
+fn job_now(db: &TestDatabase, id: Uuid) -> ExportJob {
+    let mut conn = db.store.connection().unwrap();
+    jobs::get_job(&mut conn, id).unwrap().unwrap()
+}
+
+fn wait_for(
+    db: &TestDatabase,
+    id: Uuid,
+    what: &str,
+    test: impl Fn(&ExportJob) -> bool,
+) -> ExportJob {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let job = job_now(db, id);
+        if test(&job) {
+            return job;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited too long for {what}: {job:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn files_in(setup: &Setup) -> usize {
+    std::fs::read_dir(setup.files.path().join("exports"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn created_entries(db: &TestDatabase, id: Uuid) -> usize {
+    let mut conn = db.store.connection().unwrap();
+    audit::list(
+        &mut conn,
+        &audit::AuditFilter {
+            export_job_id: Some(id),
+            action: Some(AuditAction::Created),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .len()
+}
+
+test_on_both_backends! {
+    a_pool_finishes_what_is_submitted_and_a_long_job_keeps_its_lease,
+    shutdown_waits_for_the_grace_period_then_releases,
+    a_job_cancelled_while_it_runs_leaves_no_file,
+}
+
+fn a_pool_finishes_what_is_submitted_and_a_long_job_keeps_its_lease(db: &TestDatabase) {
+    let setup = setup(db, chrono::Duration::milliseconds(600));
+    let quick: Vec<ExportJob> = (0..6).map(|_| submit(&setup, "goals")).collect();
+    let slow = submit(&setup, "gated");
+    let pool = pool(&setup, "pool", 2, Duration::from_secs(10));
+    pool.wake();
+    for job in &quick {
+        wait_for(db, job.id, "a quick job", |j| {
+            j.status == JobStatus::Completed
+        });
+    }
+    // The slow job runs for more than three leases; its heartbeat keeps it and shows progress.
+    let running = wait_for(db, slow.id, "the slow job to start", |j| {
+        j.status == JobStatus::Processing
+    });
+    let first_lease = running.lease_expires_at.unwrap();
+    std::thread::sleep(Duration::from_millis(2_000));
+    let later = job_now(db, slow.id);
+    assert_eq!(later.status, JobStatus::Processing);
+    assert_eq!(later.attempts, 1, "no one took the job over");
+    assert!(later.lease_expires_at.unwrap() > first_lease + chrono::Duration::seconds(1));
+    assert!(later.progress_percent > 0, "progress is recorded");
+    setup.gate.open();
+    let done = wait_for(db, slow.id, "the slow job", |j| {
+        j.status == JobStatus::Completed
+    });
+    assert_eq!((done.attempts, done.progress_percent), (1, 100));
+    let report = pool.shutdown();
+    assert_eq!(report.jobs_run, 7);
+    assert!(report.released.is_empty());
+    assert_eq!(files_in(&setup), 7);
+}
+
+fn shutdown_waits_for_the_grace_period_then_releases(db: &TestDatabase) {
+    // Within the grace period: the running job finishes.
+    let setup = setup(db, chrono::Duration::seconds(30));
+    let job = submit(&setup, "gated");
+    let first = pool(&setup, "graceful", 1, Duration::from_secs(20));
+    wait_for(db, job.id, "the job to start", |j| {
+        j.status == JobStatus::Processing
+    });
+    let gate = setup.gate.clone();
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        gate.open();
+    });
+    let report = first.shutdown();
+    opener.join().unwrap();
+    assert_eq!((report.jobs_run, report.released.len()), (1, 0));
+    assert_eq!(job_now(db, job.id).status, JobStatus::Completed);
+
+    // Past the grace period: the job goes back to the queue, its attempt not counted.
+    let setup = self::setup(db, chrono::Duration::seconds(30));
+    let job = submit(&setup, "gated");
+    let second = pool(&setup, "impatient", 1, Duration::from_millis(200));
+    wait_for(db, job.id, "the job to start", |j| {
+        j.status == JobStatus::Processing
+    });
+    let report = second.shutdown();
+    assert_eq!(report.released, vec![job.id]);
+    let released = job_now(db, job.id);
+    assert_eq!(
+        (released.status, released.attempts, released.lease_owner),
+        (JobStatus::Pending, 0, None)
+    );
+    // The old worker finishes late: its result is no longer wanted.
+    setup.gate.open();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(job_now(db, job.id).status, JobStatus::Pending);
+    assert_eq!(files_in(&setup), 0, "the late result was discarded");
+    // The next start finishes it, once.
+    let third = pool(&setup, "next", 1, Duration::from_secs(10));
+    let done = wait_for(db, job.id, "the released job", |j| {
+        j.status == JobStatus::Completed
+    });
+    assert_eq!(done.attempts, 1);
+    third.shutdown();
+    assert_eq!(files_in(&setup), 1);
+    assert_eq!(created_entries(db, job.id), 1);
+}
+
+fn a_job_cancelled_while_it_runs_leaves_no_file(db: &TestDatabase) {
+    let setup = setup(db, chrono::Duration::seconds(30));
+    let job = submit(&setup, "gated");
+    let pool = pool(&setup, "cancel", 1, Duration::from_secs(10));
+    wait_for(db, job.id, "the job to start", |j| {
+        j.status == JobStatus::Processing
+    });
+    let cancelled = setup
+        .engine
+        .cancel_or_delete(
+            &setup.margaret,
+            job.id,
+            &RequestOrigin::default(),
+            Utc::now(),
+        )
+        .unwrap();
+    assert_eq!(cancelled.status, JobStatus::Cancelled);
+    setup.gate.open();
+    let report = pool.shutdown();
+    assert_eq!(report.jobs_run, 1);
+    let after = job_now(db, job.id);
+    assert_eq!((after.status, after.file_key), (JobStatus::Cancelled, None));
+    assert_eq!(files_in(&setup), 0);
+    assert_eq!(created_entries(db, job.id), 0);
+}
