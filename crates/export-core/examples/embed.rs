@@ -9,13 +9,15 @@ use std::io::Read;
 use std::sync::Arc;
 
 use chrono::{NaiveDate, TimeZone, Utc};
+use export_core::dataset::{Audience, Dataset, DatasetError, DatasetQuery, FilterSpec};
 use export_core::engine::{Actor, EngineConfig, ExportEngine, ExportRequest, RequestOrigin};
 use export_core::source::{ClinicalSource, SourceError};
 use export_core::storage::{LocalFileStore, MasterKey};
 use export_domain::{
-    ExtractedNotes, Practice, RelationshipType, Role, SessionNotesInput, SessionStatus,
-    TherapistPatient, TherapySession, User,
+    DatasetInput, ExtractedNotes, Practice, RelationshipType, Role, SessionNotesInput,
+    SessionStatus, TherapistPatient, TherapySession, User,
 };
+use export_render::{Column, ColumnKind, RowSource, TextRows};
 use uuid::Uuid;
 
 /// The host's own records: one therapist, one patient, their sessions.
@@ -85,6 +87,43 @@ impl ClinicalSource for HostRecords {
     }
 }
 
+/// A table of the host's own: minutes per session, for its billing team.
+struct BillableMinutes(Vec<TherapySession>);
+
+impl Dataset for BillableMinutes {
+    fn name(&self) -> &str {
+        "billable_minutes"
+    }
+    fn description(&self) -> &str {
+        "Minutes per session of your patients"
+    }
+    fn audience(&self) -> Audience {
+        Audience::Therapists
+    }
+    fn columns(&self) -> Vec<Column> {
+        vec![
+            Column::new("session_id", ColumnKind::Text),
+            Column::new("minutes", ColumnKind::Text),
+        ]
+    }
+    fn filters(&self) -> &[FilterSpec] {
+        &[]
+    }
+    fn rows(&self, query: &DatasetQuery<'_>) -> Result<Box<dyn RowSource + Send>, DatasetError> {
+        // Only the patients the engine says the requester may see.
+        let rows = (self.0.iter())
+            .filter(|s| query.patients.contains(&s.patient_id))
+            .map(|s| {
+                vec![
+                    Some(s.id.to_string()),
+                    Some((s.duration_seconds / 60).to_string()),
+                ]
+            })
+            .collect();
+        Ok(Box::new(TextRows::new(self.columns(), rows)))
+    }
+}
+
 fn person(id: u128, role: Role, first: &str, last: &str) -> User {
     User {
         id: Uuid::from_u128(id),
@@ -129,7 +168,7 @@ fn main() -> anyhow::Result<()> {
             (patient.id, patient.clone()),
         ]
         .into(),
-        sessions,
+        sessions: sessions.clone(),
         therapist: therapist.id,
         patient: patient.id,
     };
@@ -144,7 +183,8 @@ fn main() -> anyhow::Result<()> {
         Arc::new(files),
         Arc::new(source),
         EngineConfig::default(),
-    );
+    )
+    .with_dataset(Arc::new(BillableMinutes(sessions)));
 
     let actor = Actor {
         user_id: therapist.id,
@@ -181,5 +221,25 @@ fn main() -> anyhow::Result<()> {
         job.sha256.unwrap_or_default()
     );
     print!("{csv}");
+
+    // The host's own dataset, exported like any other.
+    let request = DatasetInput {
+        format: "json".into(),
+        ..Default::default()
+    }
+    .validate("billable_minutes")
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let job = engine.submit(
+        &actor,
+        ExportRequest::Dataset(request),
+        None,
+        &RequestOrigin::default(),
+        now,
+    )?;
+    engine.run_next("host-worker", now)?;
+    let (_, mut file) = engine.download(&actor, job.id, &RequestOrigin::default(), now)?;
+    let mut json = String::new();
+    file.read_to_string(&mut json)?;
+    println!("{json}");
     Ok(())
 }
