@@ -85,6 +85,26 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         grace_seconds: u64,
     },
+    /// Mint a bearer token for the export API (HS256, with the server's token secret): for the
+    /// demo users and for trying the API by hand. The role comes from the database.
+    Token {
+        /// The user the token stands for.
+        #[arg(long)]
+        user: String,
+        /// File holding the secret (the server generates it on first start).
+        #[arg(
+            long,
+            env = "EXPORT_TOKEN_SECRET_FILE",
+            default_value = "data/token.secret"
+        )]
+        secret_file: PathBuf,
+        /// The secret itself, instead of the file.
+        #[arg(long, env = "EXPORT_TOKEN_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// Minutes until it expires.
+        #[arg(long, default_value_t = 60)]
+        minutes: i64,
+    },
     /// Work with the audit trail.
     Audit {
         #[command(subcommand)]
@@ -149,6 +169,12 @@ fn main() -> anyhow::Result<()> {
             lease_seconds,
             watch,
         ),
+        Command::Token {
+            user,
+            secret_file,
+            secret,
+            minutes,
+        } => token(&cli.database, &user, &secret_file, secret, minutes),
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
@@ -273,6 +299,57 @@ fn work(
         report.jobs_run,
         report.released.len()
     );
+    Ok(())
+}
+
+fn token(
+    database: &str,
+    user: &str,
+    secret_file: &std::path::Path,
+    secret: Option<String>,
+    minutes: i64,
+) -> anyhow::Result<()> {
+    #[derive(serde::Serialize)]
+    struct Claims {
+        sub: String,
+        role: String,
+        exp: i64,
+        iat: i64,
+    }
+    anyhow::ensure!(
+        (1..=7 * 24 * 60).contains(&minutes),
+        "--minutes must be from 1 to 10080"
+    );
+    let user_id = uuid::Uuid::try_parse(user).context("--user must be a user id (a UUID)")?;
+    let store = open(database)?;
+    let mut conn = store.connection()?;
+    let found = clinical::get_user(&mut conn, user_id)?
+        .with_context(|| format!("there is no user {user_id} in {database}"))?;
+    let secret = match secret {
+        Some(secret) => secret,
+        None => std::fs::read_to_string(secret_file)
+            .with_context(|| {
+                format!(
+                    "cannot read the token secret {} (start export-server once to create it)",
+                    secret_file.display()
+                )
+            })?
+            .trim()
+            .to_owned(),
+    };
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        sub: user_id.to_string(),
+        role: found.role.to_string(),
+        exp: now + minutes * 60,
+        iat: now,
+    };
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )?;
+    println!("{token}");
     Ok(())
 }
 

@@ -1,9 +1,219 @@
-//! The HTTP server of the export engine (actix-web over `export-core`).
+//! The HTTP server of the export engine: the export API (actix-web over `export-core`) and the
+//! workers that produce the exports, in one process or as separate roles.
 //!
-//! Not built yet: the server issue fills it. Until then this binary only says so, and
-//! `export-cli` is the way in (see README.md).
+//! With no configuration it creates and migrates `data/export.db`, keeps files in `data/files`,
+//! generates its secrets beside the database, and serves on 127.0.0.1:8080. SIGTERM or SIGINT stop
+//! it gracefully: the API stops accepting, in-flight requests finish, workers stop claiming and
+//! get the grace period to finish what they hold, and the rest goes back to the queue.
+
+mod app;
+mod auth;
+mod config;
+mod error;
+mod metrics;
+mod openapi;
+mod routes;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix_web::{App, HttpServer, middleware, web};
+use anyhow::Context;
+use clap::Parser;
+use export_core::engine::{EngineConfig, ExportEngine};
+use export_core::links::LinkSigner;
+use export_core::source::StoreSource;
+use export_core::storage::{FileStore, LocalFileStore, MasterKey};
+use export_core::worker::{WorkerConfig, WorkerPool};
+use export_store::{Store, seed};
+use hmac::{Hmac, Mac};
+
+use crate::config::{Config, ServerRole, redact_url};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "export-server",
+    version,
+    about = "The export API and its workers"
+)]
+struct Args {
+    /// A TOML configuration file (see README.md); environment variables override it.
+    #[arg(long, env = "EXPORT_CONFIG")]
+    config: Option<PathBuf>,
+    /// What this process runs: the API, the workers, or both.
+    #[arg(long)]
+    role: Option<ServerRole>,
+    /// Seed the demo practice from the fixtures before serving.
+    #[arg(long)]
+    seed_demo: bool,
+    /// Address to listen on (overrides the configuration).
+    #[arg(long)]
+    bind: Option<String>,
+}
 
 fn main() {
-    eprintln!("export-server is not built yet; use `export-cli` (see README.md)");
-    std::process::exit(2);
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    if let Err(err) = run() {
+        log::error!("{err:#}");
+        eprintln!("export-server: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut config = Config::load(args.config.as_deref(), |name| std::env::var(name).ok())?;
+    if let Some(role) = args.role {
+        config.role = role;
+    }
+    if let Some(bind) = args.bind {
+        config.bind = bind;
+    }
+    config.seed_demo |= args.seed_demo;
+    log::info!(
+        "starting: role {:?}, database {}",
+        config.role,
+        redact_url(&config.database_url)
+    );
+
+    if let Some(parent) = std::path::Path::new(&config.database_url)
+        .parent()
+        .filter(|p| !config.database_url.contains("://") && !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let store = Store::open(&config.database_url)
+        .with_context(|| format!("cannot open {}", redact_url(&config.database_url)))?;
+    if config.seed_demo {
+        let practice = seed::load_practice(&config.fixtures_dir).with_context(|| {
+            format!(
+                "cannot load the demo practice from {}",
+                config.fixtures_dir.display()
+            )
+        })?;
+        let report = store.transaction(|conn| seed::seed_practice(conn, &practice))?;
+        log::info!(
+            "demo practice seeded: {} rows inserted",
+            report.inserted.values().sum::<usize>()
+        );
+    }
+
+    let master = MasterKey::from_hex(&config.master_key_hex()?)
+        .context("the master key must be 64 hex digits")?;
+    let files: Arc<dyn FileStore> = match &config.s3 {
+        Some(_) => anyhow::bail!("this build has no S3 storage; unset s3 to use storage_dir"),
+        None => Arc::new(
+            LocalFileStore::new(&config.storage_dir, master.clone()).with_context(|| {
+                format!("cannot use {} for files", config.storage_dir.display())
+            })?,
+        ),
+    };
+    // Download links are signed with a key derived from the master key.
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(master.to_hex().as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(b"export download links v1");
+    let link_key = mac.finalize().into_bytes().to_vec();
+    let engine = Arc::new(
+        ExportEngine::new(
+            store.clone(),
+            files,
+            Arc::new(StoreSource(store.clone())),
+            EngineConfig {
+                retention: chrono::Duration::days(config.retention_days),
+                lease: chrono::Duration::seconds(config.lease_seconds),
+                ..EngineConfig::default()
+            },
+        )
+        .with_link_signer(LinkSigner::new(link_key)),
+    );
+
+    let metrics = Arc::new(metrics::Metrics::default());
+    let pool = config.role.runs_workers().then(|| {
+        let metrics = metrics.clone();
+        WorkerPool::start_observed(
+            engine.clone(),
+            WorkerConfig {
+                workers: config.workers,
+                grace: std::time::Duration::from_secs(config.grace_seconds),
+                ..WorkerConfig::default()
+            },
+            move |job| metrics.export_finished(job),
+        )
+    });
+
+    if config.role.serves_api() {
+        let tokens = match &config.token_public_key_file {
+            Some(path) => auth::TokenVerifier::rs256(
+                &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+            )?,
+            None => auth::TokenVerifier::hs256(config.token_secret()?.as_bytes()),
+        };
+        let state = web::Data::new(app::AppState {
+            engine: engine.clone(),
+            tokens,
+            metrics,
+            ip_limiter: app::IpLimiter::new(config.requests_per_minute_per_ip),
+            exports_per_hour: config.exports_per_hour,
+            link_minutes: config.link_minutes,
+            max_body_bytes: config.max_body_bytes,
+            waker: pool.as_ref().map(WorkerPool::waker),
+        });
+        serve(&config, state)?;
+    } else {
+        wait_for_signal()?;
+    }
+
+    if let Some(pool) = pool {
+        log::info!("stopping the workers");
+        let report = pool.shutdown();
+        log::info!(
+            "workers stopped: {} jobs run, {} released",
+            report.jobs_run,
+            report.released.len()
+        );
+    }
+    log::info!("stopped");
+    Ok(())
+}
+
+/// Serves the API until SIGTERM or SIGINT, then drains in-flight requests.
+fn serve(config: &Config, state: web::Data<app::AppState>) -> anyhow::Result<()> {
+    let grace = config.grace_seconds;
+    let system = actix_web::rt::System::new();
+    system.block_on(async move {
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(app::json_errors())
+                .wrap(middleware::from_fn(app::observe))
+                .configure(app::routes)
+        })
+        .shutdown_timeout(grace)
+        .bind(&config.bind)
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
+        for address in server.addrs() {
+            #[allow(clippy::print_stdout)] // the address tests and operators read
+            {
+                println!("listening on http://{address}");
+            }
+        }
+        server.run().await.context("the server failed")
+    })
+}
+
+/// Blocks a worker-only process until SIGTERM or SIGINT.
+fn wait_for_signal() -> anyhow::Result<()> {
+    let system = actix_web::rt::System::new();
+    system.block_on(async {
+        let mut term = actix_web::rt::signal::unix::signal(
+            actix_web::rt::signal::unix::SignalKind::terminate(),
+        )
+        .context("cannot listen for SIGTERM")?;
+        let interrupt = Box::pin(actix_web::rt::signal::ctrl_c());
+        let terminate = Box::pin(term.recv());
+        futures_util::future::select(interrupt, terminate).await;
+        log::info!("shutdown asked for");
+        Ok(())
+    })
 }

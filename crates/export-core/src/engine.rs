@@ -285,6 +285,11 @@ impl ExportEngine {
         &self.datasets
     }
 
+    /// The engine's database, for the read-only queries in `queries`.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Submits `request` for `actor`: a pending job, or the job already submitted with the same
     /// idempotency key. A refusal is audited too.
     pub fn submit(

@@ -14,6 +14,7 @@ pub mod gather;
 pub mod links;
 pub mod metrics;
 pub mod produce;
+pub mod queries;
 pub mod source;
 pub mod storage;
 pub mod worker;

@@ -77,10 +77,15 @@ pub fn stats(
     let since = now - window;
     let mut conn = store.connection()?;
     let jobs = jobs::list_created_since(&mut conn, since)?;
+    Ok(stats_of(since, &jobs))
+}
+
+/// Statistics of `jobs`, created since `since`.
+pub fn stats_of(since: DateTime<Utc>, jobs: &[ExportJob]) -> ExportStats {
     let mut by_type = BTreeMap::new();
     let mut by_format = BTreeMap::new();
     let mut by_status = BTreeMap::new();
-    for job in &jobs {
+    for job in jobs {
         *by_type.entry(job.export_type.to_string()).or_default() += 1;
         *by_format.entry(job.format.to_string()).or_default() += 1;
         *by_status.entry(job.status.to_string()).or_default() += 1;
@@ -102,7 +107,7 @@ pub fn stats(
     let sizes: Vec<f64> = finished.iter().map(|m| m.bytes as f64).collect();
     finished.sort_by(|a, b| b.duration_seconds.total_cmp(&a.duration_seconds));
     finished.truncate(5);
-    Ok(ExportStats {
+    ExportStats {
         since,
         total: jobs.len(),
         by_type,
@@ -113,5 +118,5 @@ pub fn stats(
         average_rows_per_second: mean(&throughputs),
         average_bytes: mean(&sizes),
         slowest: finished,
-    })
+    }
 }

@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use export_domain::ExportJob;
 use uuid::Uuid;
 
 use crate::engine::ExportEngine;
@@ -67,6 +68,17 @@ impl Shared {
     }
 }
 
+/// Wakes a pool's idle workers.
+#[derive(Debug, Clone)]
+pub struct PoolWaker(Arc<Shared>);
+
+impl PoolWaker {
+    pub fn wake(&self) {
+        self.0.lock().wakeups += 1;
+        self.0.changed.notify_all();
+    }
+}
+
 /// Worker threads over one engine.
 #[derive(Debug)]
 pub struct WorkerPool {
@@ -80,6 +92,17 @@ pub struct WorkerPool {
 impl WorkerPool {
     /// Starts `config.workers` threads claiming jobs from `engine`.
     pub fn start(engine: Arc<ExportEngine>, config: WorkerConfig) -> WorkerPool {
+        WorkerPool::start_observed(engine, config, |_| {})
+    }
+
+    /// Starts the pool, calling `observe` with every job a worker finishes an attempt of
+    /// (completed, failed, or back to pending for a retry): for metrics and notifications.
+    pub fn start_observed(
+        engine: Arc<ExportEngine>,
+        config: WorkerConfig,
+        observe: impl Fn(&ExportJob) + Send + Sync + 'static,
+    ) -> WorkerPool {
+        let observe: Arc<dyn Fn(&ExportJob) + Send + Sync> = Arc::new(observe);
         let shared = Arc::new(Shared::default());
         let names: Vec<String> = (0..config.workers.max(1))
             .map(|i| format!("{}-{i}", config.name))
@@ -88,10 +111,10 @@ impl WorkerPool {
             .iter()
             .map(|name| {
                 let (engine, shared, name) = (engine.clone(), shared.clone(), name.clone());
-                let idle = config.idle_poll;
+                let (idle, observe) = (config.idle_poll, observe.clone());
                 std::thread::Builder::new()
                     .name(name.clone())
-                    .spawn(move || work(&engine, &shared, &name, idle))
+                    .spawn(move || work(&engine, &shared, &name, idle, observe.as_ref()))
                     .expect("the system can start a worker thread")
             })
             .collect();
@@ -106,8 +129,12 @@ impl WorkerPool {
 
     /// Tells idle workers there may be work (a job was just submitted).
     pub fn wake(&self) {
-        self.shared.lock().wakeups += 1;
-        self.shared.changed.notify_all();
+        self.waker().wake();
+    }
+
+    /// A handle that wakes this pool's idle workers, for the code that submits jobs.
+    pub fn waker(&self) -> PoolWaker {
+        PoolWaker(self.shared.clone())
     }
 
     /// The workers' names, as jobs' `lease_owner` shows them.
@@ -163,7 +190,13 @@ impl WorkerPool {
     }
 }
 
-fn work(engine: &ExportEngine, shared: &Shared, name: &str, idle: Duration) {
+fn work(
+    engine: &ExportEngine,
+    shared: &Shared,
+    name: &str,
+    idle: Duration,
+    observe: &(dyn Fn(&ExportJob) + Send + Sync),
+) {
     loop {
         let seen = {
             let mut state = shared.lock();
@@ -174,6 +207,9 @@ fn work(engine: &ExportEngine, shared: &Shared, name: &str, idle: Duration) {
             state.wakeups
         };
         let outcome = engine.run_next(name, Utc::now());
+        if let Ok(Some(job)) = &outcome {
+            observe(job);
+        }
         let mut state = shared.lock();
         state.running -= 1;
         shared.changed.notify_all();

@@ -1,0 +1,258 @@
+//! The application: shared state, the routes, and the middleware every request passes (request
+//! id, per-IP rate limit, metrics, access log, JSON error bodies).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
+use export_core::engine::{ExportEngine, RequestOrigin};
+use export_core::worker::PoolWaker;
+
+use crate::auth::TokenVerifier;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// What every handler shares.
+pub struct AppState {
+    pub engine: Arc<ExportEngine>,
+    pub tokens: TokenVerifier,
+    pub metrics: Arc<Metrics>,
+    pub ip_limiter: IpLimiter,
+    pub exports_per_hour: u32,
+    pub link_minutes: i64,
+    pub max_body_bytes: usize,
+    /// Wakes this process's workers when a job is submitted; `None` in an API-only process.
+    pub waker: Option<PoolWaker>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+/// The request id of a request: the client's `X-Request-Id` when it is a short token, else a
+/// fresh one. It is on the response and on every log line about the request.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+fn request_id_of(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// The request id a handler sees.
+pub fn request_id(req: &HttpRequest) -> String {
+    req.extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+/// Where a request came from, for the audit trail.
+pub fn origin(req: &HttpRequest) -> RequestOrigin {
+    RequestOrigin {
+        ip_address: req.peer_addr().map(|a| a.ip().to_string()),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect()),
+        request_id: Some(request_id(req)),
+    }
+}
+
+/// A token bucket per client IP: `per_minute` requests a minute, in bursts of up to that many.
+#[derive(Debug)]
+pub struct IpLimiter {
+    per_minute: f64,
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl IpLimiter {
+    pub fn new(per_minute: u32) -> IpLimiter {
+        IpLimiter {
+            per_minute: f64::from(per_minute.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `None` when the request may go ahead; otherwise the seconds to wait.
+    pub fn check(&self, ip: IpAddr) -> Option<u64> {
+        let now = Instant::now();
+        let rate = self.per_minute / 60.0;
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if buckets.len() > 100_000 {
+            // Forget the clients that have been quiet long enough to be full again.
+            let full = self.per_minute / rate;
+            buckets.retain(|_, (_, at)| now.duration_since(*at).as_secs_f64() < full);
+        }
+        let (tokens, at) = buckets.entry(ip).or_insert((self.per_minute, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(self.per_minute);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            None
+        } else {
+            Some(((1.0 - *tokens) / rate).ceil() as u64)
+        }
+    }
+}
+
+/// Request id, per-IP limit, timing, metrics and the access log around every request.
+pub async fn observe(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<BoxBody, impl MessageBody>>, actix_web::Error> {
+    let started = Instant::now();
+    let id = request_id_of(&req);
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let limited = match (&state, req.peer_addr()) {
+        (Some(state), Some(peer)) => state.ip_limiter.check(peer.ip()),
+        _ => None,
+    };
+    let method = req.method().to_string();
+    let mut response = match limited {
+        Some(wait) => {
+            let error = ApiError::too_many("too many requests from this address", wait);
+            req.into_response(error.error_response())
+                .map_into_left_body()
+        }
+        None => next.call(req).await?.map_into_right_body(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let status = response.status().as_u16();
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(state) = state {
+        state.metrics.request(&method, &route, status, seconds);
+    }
+    log::info!(
+        "request {id} {method} {route} {status} {:.1}ms",
+        seconds * 1000.0
+    );
+    Ok(response)
+}
+
+/// Turns actix's own error responses (unknown route, wrong method, bad path or query) into the
+/// API's JSON error body.
+pub fn json_errors<B: MessageBody + 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().default_handler(|res: ServiceResponse<B>| {
+        let is_json = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if is_json {
+            return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+        }
+        let status = res.status();
+        let (code, message) = match status.as_u16() {
+            404 => ("not_found", "there is no such resource".to_owned()),
+            405 => (
+                "method_not_allowed",
+                "this resource does not take this method".to_owned(),
+            ),
+            413 => (
+                "payload_too_large",
+                "the request body is too large".to_owned(),
+            ),
+            s if s < 500 => (
+                "bad_request",
+                status
+                    .canonical_reason()
+                    .unwrap_or("bad request")
+                    .to_lowercase(),
+            ),
+            _ => (
+                "internal",
+                "the server could not complete the request".to_owned(),
+            ),
+        };
+        let mut error = ApiError::new(status, code, message);
+        if status.as_u16() == 400 {
+            error.message = "the request's path or query is not valid".to_owned();
+        }
+        let (req, _) = res.into_parts();
+        let res = ServiceResponse::new(req, error.error_response()).map_into_right_body();
+        Ok(ErrorHandlerResponse::Response(res))
+    })
+}
+
+/// The API's routes.
+pub fn routes(config: &mut web::ServiceConfig) {
+    use crate::routes;
+    config
+        .app_data(web::PathConfig::default().error_handler(|err, _| {
+            ApiError::bad_request(format!("the path is not valid: {err}")).into()
+        }))
+        .app_data(web::QueryConfig::default().error_handler(|err, _| {
+            ApiError::bad_request(format!("the query is not valid: {err}")).into()
+        }))
+        .route("/healthz", web::get().to(routes::healthz))
+        .route("/readyz", web::get().to(routes::readyz))
+        .route("/metrics", web::get().to(routes::metrics))
+        .route("/api/v1/openapi.json", web::get().to(routes::openapi))
+        .service(
+            web::scope("/api/v1/export")
+                .route("/session-notes", web::post().to(routes::session_notes))
+                .route("/progress-report", web::post().to(routes::progress_report))
+                .route(
+                    "/treatment-summary",
+                    web::post().to(routes::treatment_summary),
+                )
+                .route("/full-record", web::post().to(routes::full_record))
+                .route("/datasets", web::get().to(routes::list_datasets))
+                .route("/datasets/{name}", web::post().to(routes::dataset))
+                .route("/jobs", web::get().to(routes::list_jobs))
+                .route("/jobs/{id}", web::get().to(routes::get_job))
+                .route("/jobs/{id}", web::delete().to(routes::delete_job))
+                .route("/jobs/{id}/link", web::post().to(routes::issue_link))
+                .route("/download/{id}", web::get().to(routes::download))
+                .route("/stats", web::get().to(routes::stats)),
+        )
+        .service(
+            web::scope("/api/v1/audit")
+                .route("/logs", web::get().to(routes::audit_logs))
+                .route("/logs/export", web::get().to(routes::audit_export)),
+        )
+        .default_service(web::to(|| async {
+            ApiError::not_found("there is no such resource").error_response()
+        }));
+}
+
+/// The response to a request whose handler failed inside `web::block`.
+pub fn blocking_failed(req: &HttpRequest) -> ApiError {
+    ApiError::internal(&request_id(req), "a blocking task was cancelled")
+}
+
+/// `HttpResponse` with the JSON of `value`.
+pub fn json<T: serde::Serialize>(status: actix_web::http::StatusCode, value: &T) -> HttpResponse {
+    HttpResponse::build(status).json(value)
+}

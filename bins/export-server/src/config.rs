@@ -1,0 +1,407 @@
+//! Configuration: defaults that start a working server with no setup, an optional TOML file, and
+//! `EXPORT_*` environment variables over both. Every setting is documented in README.md.
+//!
+//! Secrets that are not configured (the master key that wraps file keys, the token secret) are
+//! generated on first start into files beside the database, readable by their owner only, so a
+//! fresh checkout runs securely without anyone choosing a key.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// What this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerRole {
+    /// The HTTP API only.
+    Api,
+    /// Workers only: claim and produce jobs.
+    Worker,
+    /// Both (the default).
+    All,
+}
+
+impl ServerRole {
+    pub fn serves_api(self) -> bool {
+        matches!(self, ServerRole::Api | ServerRole::All)
+    }
+
+    pub fn runs_workers(self) -> bool {
+        matches!(self, ServerRole::Worker | ServerRole::All)
+    }
+}
+
+/// S3-compatible object storage.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Settings {
+    pub bucket: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub allow_http: bool,
+    pub prefix: Option<String>,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("bucket", &self.bucket)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every setting, with its default.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the API listens on.
+    pub bind: String,
+    /// A SQLite file path or a `postgres://` URL.
+    pub database_url: String,
+    /// Folder of the encrypted export files (when no S3 bucket is configured).
+    pub storage_dir: PathBuf,
+    /// S3-compatible storage instead of the folder.
+    pub s3: Option<S3Settings>,
+    /// 64 hex digits; when unset, read from (or generated into) `master_key_file`.
+    pub master_key: Option<String>,
+    pub master_key_file: PathBuf,
+    /// HS256 secret of the bearer tokens; when neither this nor `token_public_key_file` is set,
+    /// read from (or generated into) `token_secret_file`.
+    pub token_secret: Option<String>,
+    pub token_secret_file: PathBuf,
+    /// PEM public key: tokens are then RS256, signed by the host platform.
+    pub token_public_key_file: Option<PathBuf>,
+    /// Days a completed file is kept.
+    pub retention_days: i64,
+    /// Exports one user may request per hour.
+    pub exports_per_hour: u32,
+    /// Requests one IP address may make per minute, on every route.
+    pub requests_per_minute_per_ip: u32,
+    /// Jobs produced at once by this process.
+    pub workers: usize,
+    pub lease_seconds: i64,
+    pub grace_seconds: u64,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Minutes a signed download link stays valid.
+    pub link_minutes: i64,
+    /// Seed the demo practice (fixtures) at start-up.
+    pub seed_demo: bool,
+    pub fixtures_dir: PathBuf,
+    pub role: ServerRole,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: "127.0.0.1:8080".into(),
+            database_url: "data/export.db".into(),
+            storage_dir: "data/files".into(),
+            s3: None,
+            master_key: None,
+            master_key_file: "data/master.key".into(),
+            token_secret: None,
+            token_secret_file: "data/token.secret".into(),
+            token_public_key_file: None,
+            retention_days: 7,
+            exports_per_hour: 20,
+            requests_per_minute_per_ip: 1200,
+            workers: 2,
+            lease_seconds: 300,
+            grace_seconds: 30,
+            max_body_bytes: 1024 * 1024,
+            link_minutes: 15,
+            seed_demo: false,
+            fixtures_dir: "fixtures".into(),
+            role: ServerRole::All,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("storage_dir", &self.storage_dir)
+            .field("s3", &self.s3)
+            .field("role", &self.role)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The environment variables read, each overriding the file: `EXPORT_<SETTING>` in capitals.
+pub const ENV_SETTINGS: &[&str] = &[
+    "bind",
+    "database_url",
+    "storage_dir",
+    "master_key",
+    "master_key_file",
+    "token_secret",
+    "token_secret_file",
+    "token_public_key_file",
+    "retention_days",
+    "exports_per_hour",
+    "requests_per_minute_per_ip",
+    "workers",
+    "lease_seconds",
+    "grace_seconds",
+    "max_body_bytes",
+    "link_minutes",
+    "seed_demo",
+    "fixtures_dir",
+    "role",
+    "s3_bucket",
+    "s3_endpoint",
+    "s3_region",
+    "s3_access_key_id",
+    "s3_secret_access_key",
+    "s3_allow_http",
+    "s3_prefix",
+];
+
+impl Config {
+    /// The defaults, then `file` when given, then the environment.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Config> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the configuration {}", path.display()))?;
+                text.parse::<toml::Table>()
+                    .with_context(|| format!("{} is not valid TOML", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for setting in ENV_SETTINGS {
+            let name = format!("EXPORT_{}", setting.to_ascii_uppercase());
+            let Some(value) = env(&name) else { continue };
+            let value = typed_value(setting, &value)
+                .with_context(|| format!("environment variable {name}"))?;
+            if let Some(s3_key) = setting.strip_prefix("s3_") {
+                let s3 = table
+                    .entry("s3")
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if let toml::Value::Table(s3) = s3 {
+                    s3.insert(s3_key.to_owned(), value);
+                }
+            } else {
+                table.insert((*setting).to_owned(), value);
+            }
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|err: toml::de::Error| anyhow::anyhow!("invalid configuration: {err}"))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if self.retention_days < 1 {
+            bail!("retention_days must be at least 1");
+        }
+        if self.workers == 0 && self.role.runs_workers() {
+            bail!("workers must be at least 1 when this process runs workers");
+        }
+        if self.lease_seconds < 5 {
+            bail!("lease_seconds must be at least 5");
+        }
+        if self.exports_per_hour == 0 || self.requests_per_minute_per_ip == 0 {
+            bail!("rate limits must be at least 1");
+        }
+        if !(1..=24 * 60).contains(&self.link_minutes) {
+            bail!("link_minutes must be between 1 and 1440");
+        }
+        if let Some(s3) = &self.s3
+            && s3.bucket.is_empty()
+        {
+            bail!("s3.bucket must name a bucket");
+        }
+        Ok(())
+    }
+
+    /// The master key: configured, or kept in `master_key_file` (generated there on first start).
+    pub fn master_key_hex(&self) -> anyhow::Result<String> {
+        match &self.master_key {
+            Some(key) => Ok(key.trim().to_owned()),
+            None => secret_file(&self.master_key_file, || {
+                export_core::storage::MasterKey::generate().to_hex()
+            }),
+        }
+    }
+
+    /// The HS256 token secret: configured, or kept in `token_secret_file`.
+    pub fn token_secret(&self) -> anyhow::Result<String> {
+        match &self.token_secret {
+            Some(secret) => Ok(secret.clone()),
+            None => secret_file(&self.token_secret_file, || {
+                export_core::storage::MasterKey::generate().to_hex()
+            }),
+        }
+    }
+}
+
+/// A setting's text from the environment as the TOML value its field expects.
+fn typed_value(setting: &str, text: &str) -> anyhow::Result<toml::Value> {
+    const INTEGERS: &[&str] = &[
+        "retention_days",
+        "exports_per_hour",
+        "requests_per_minute_per_ip",
+        "workers",
+        "lease_seconds",
+        "grace_seconds",
+        "max_body_bytes",
+        "link_minutes",
+    ];
+    Ok(if INTEGERS.contains(&setting) {
+        toml::Value::Integer(
+            text.trim()
+                .parse()
+                .with_context(|| format!("{setting} must be a whole number"))?,
+        )
+    } else if setting == "seed_demo" || setting == "s3_allow_http" {
+        toml::Value::Boolean(match text.trim() {
+            "1" | "true" | "yes" => true,
+            "0" | "false" | "no" | "" => false,
+            _ => bail!("{setting} must be true or false"),
+        })
+    } else {
+        toml::Value::String(text.to_owned())
+    })
+}
+
+/// The secret kept in `path`, made by `generate` and written there (owner-only) when missing.
+fn secret_file(path: &Path, generate: impl FnOnce() -> String) -> anyhow::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text.trim().to_owned()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            let secret = generate();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            match options.open(path) {
+                Ok(mut file) => {
+                    std::io::Write::write_all(&mut file, secret.as_bytes())
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    log::info!("generated a new secret in {}", path.display());
+                    Ok(secret)
+                }
+                // Another process made it first: use theirs.
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Ok(std::fs::read_to_string(path)?.trim().to_owned())
+                }
+                Err(err) => Err(err).with_context(|| format!("cannot create {}", path.display())),
+            }
+        }
+        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file_which_overrides_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("server.toml");
+        std::fs::write(
+            &file,
+            "bind = \"0.0.0.0:9000\"\nworkers = 4\n[s3]\nbucket = \"exports\"\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(&file),
+            env_of(&[("EXPORT_WORKERS", "8"), ("EXPORT_S3_ALLOW_HTTP", "true")]),
+        )
+        .unwrap();
+        assert_eq!(config.bind, "0.0.0.0:9000");
+        assert_eq!(config.workers, 8);
+        assert_eq!(config.retention_days, 7);
+        let s3 = config.s3.unwrap();
+        assert_eq!((s3.bucket.as_str(), s3.allow_http), ("exports", true));
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_their_name() {
+        let err = Config::load(None, env_of(&[("EXPORT_WORKERS", "many")])).unwrap_err();
+        assert!(format!("{err:#}").contains("EXPORT_WORKERS"), "{err:#}");
+        let err = Config::load(None, env_of(&[("EXPORT_ROLE", "cook")])).unwrap_err();
+        assert!(format!("{err:#}").contains("role"), "{err:#}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("server.toml");
+        std::fs::write(&file, "colour = \"red\"\n").unwrap();
+        let err = Config::load(Some(&file), env_of(&[])).unwrap_err();
+        assert!(format!("{err:#}").contains("colour"), "{err:#}");
+    }
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/exports"),
+            "postgres://app:***@db:5432/exports"
+        );
+        assert_eq!(redact_url("data/export.db"), "data/export.db");
+    }
+
+    #[test]
+    fn a_missing_secret_is_generated_once_and_kept_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            master_key_file: dir.path().join("keys/master.key"),
+            ..Config::default()
+        };
+        let first = config.master_key_hex().unwrap();
+        assert_eq!(first.len(), 64);
+        assert_eq!(config.master_key_hex().unwrap(), first);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&config.master_key_file)
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

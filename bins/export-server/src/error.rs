@@ -1,0 +1,282 @@
+//! Every error the API returns: `{"error": code, "message": sentence, "field": optional}` with the
+//! right status. Engine errors become responses here and only here. Messages carry ids, never
+//! names or note text; a server-side failure is logged with its request id and answered with a
+//! sentence that reveals nothing of the cause.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderValue, RETRY_AFTER};
+use actix_web::{HttpResponse, ResponseError};
+use export_core::engine::EngineError;
+use export_domain::ValidationErrors;
+use serde::Serialize;
+
+/// An API error.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+    /// Seconds, for 429 and 503.
+    pub retry_after: Option<u64>,
+    /// Every problem, when validation found several.
+    pub errors: Vec<FieldProblem>,
+}
+
+/// One of several problems with a request.
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldProblem {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[FieldProblem]>::is_empty")]
+    errors: &'a [FieldProblem],
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            retry_after: None,
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message).with_field(field)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn too_many(message: impl Into<String>, retry_after: u64) -> ApiError {
+        ApiError {
+            retry_after: Some(retry_after.max(1)),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+        }
+    }
+
+    /// A failure on our side: logged in full with the request id, answered with a sentence.
+    pub fn internal(request_id: &str, cause: impl std::fmt::Display) -> ApiError {
+        log::error!("request {request_id} failed: {cause}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the server could not complete request {request_id}; it has been logged"),
+        )
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError {
+            retry_after: Some(5),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        }
+    }
+
+    pub fn from_validation(errors: &ValidationErrors) -> ApiError {
+        let first = errors.errors.first();
+        ApiError {
+            field: first.map(|e| e.field.clone()),
+            errors: errors
+                .errors
+                .iter()
+                .map(|e| FieldProblem {
+                    field: e.field.clone(),
+                    message: e.message.clone(),
+                })
+                .collect(),
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                match first {
+                    Some(e) if errors.errors.len() == 1 => format!("{}: {}", e.field, e.message),
+                    Some(e) => format!(
+                        "{}: {} (and {} more problems)",
+                        e.field,
+                        e.message,
+                        errors.errors.len() - 1
+                    ),
+                    None => "the request is not valid".to_owned(),
+                },
+            )
+        }
+    }
+
+    /// The response of an engine error for request `request_id`.
+    pub fn from_engine(err: EngineError, request_id: &str) -> ApiError {
+        match err {
+            EngineError::Invalid(problems) => ApiError::from_validation(&problems),
+            EngineError::Forbidden(reason) => ApiError::forbidden(reason),
+            EngineError::JobNotFound(id) => {
+                ApiError::not_found(format!("export job {id} does not exist"))
+            }
+            EngineError::NotReady { id, status } => ApiError::new(
+                StatusCode::CONFLICT,
+                "not_ready",
+                format!("export job {id} is {status}; only completed jobs can be downloaded"),
+            ),
+            EngineError::Link(reason) => ApiError::forbidden(reason.to_string()),
+            other => ApiError::internal(request_id, other),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.insert_header((RETRY_AFTER, value));
+        }
+        response.json(Body {
+            error: self.code,
+            message: &self.message,
+            field: self.field.as_deref(),
+            errors: &self.errors,
+        })
+    }
+}
+
+/// Parses a JSON body into `T`, naming the field of the first problem: malformed JSON, an unknown
+/// field, a wrong type.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let field = (path != ".").then_some(path);
+        let message = describe_json_error(&inner);
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", message);
+                match field.or_else(|| unknown_field_name(&inner.to_string())) {
+                    Some(field) => error.with_field(field),
+                    None => error,
+                }
+            }
+            _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", message),
+        }
+    })?;
+    deserializer.end().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "the body holds something after its JSON value",
+        )
+    })?;
+    Ok(value)
+}
+
+/// A sentence for a JSON error, without serde's line and column noise where it adds nothing.
+fn describe_json_error(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    match err.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            format!("the body is not valid JSON ({text})")
+        }
+        _ => match text.rfind(" at line ") {
+            Some(cut) => text[..cut].to_owned(),
+            None => text,
+        },
+    }
+}
+
+/// The field serde names in "unknown field `x`, expected ...".
+fn unknown_field_name(text: &str) -> Option<String> {
+    let rest = text.strip_prefix("unknown field `")?;
+    Some(rest[..rest.find('`')?].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Input {
+        name: String,
+        #[serde(default)]
+        options: std::collections::BTreeMap<String, bool>,
+    }
+
+    #[test]
+    fn json_problems_name_their_field() {
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            ("{", "malformed_json", None),
+            ("", "bad_request", None),
+            ("[1]", "invalid_field", None),
+            (r#"{"name": 3}"#, "invalid_field", Some("name")),
+            (
+                r#"{"name": "a", "colour": 1}"#,
+                "invalid_field",
+                Some("colour"),
+            ),
+            (
+                r#"{"name": "a", "options": {"x": "yes"}}"#,
+                "invalid_field",
+                Some("options.x"),
+            ),
+            (r#"{"name": "a"} {}"#, "malformed_json", None),
+        ];
+        for (body, code, field) in cases {
+            let err = parse_json::<Input>(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                (err.code, err.field.as_deref()),
+                (*code, *field),
+                "{body}: {err}"
+            );
+            assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        }
+    }
+}

@@ -1,0 +1,766 @@
+//! The handlers. Each parses and checks its input (naming the field of any problem), asks the
+//! engine on the blocking pool, and shapes the answer; authorization is the engine's.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Duration, Utc};
+use export_core::dataset::{DatasetQuery, FilterKind, check_filters};
+use export_core::engine::{Actor, EngineError, ExportRequest};
+use export_core::queries::{AuditQuery, JobQuery};
+use export_domain::{
+    AuditEntry, DatasetInput, ExportFormat, ExportJob, FullRecordInput, JobStatus,
+    ProgressReportInput, SessionNotesInput, TreatmentSummaryInput, ValidationErrors,
+};
+use futures_util::StreamExt;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::app::{AppState, blocking_failed, json, origin, request_id};
+use crate::auth::Caller;
+use crate::error::{ApiError, parse_json};
+
+type Data = web::Data<AppState>;
+type Answer = Result<HttpResponse, ApiError>;
+
+/// Runs `work` on the blocking pool and maps an engine error to its response.
+async fn engine_call<T: Send + 'static>(
+    req: &HttpRequest,
+    work: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match web::block(work).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(ApiError::from_engine(err, &request_id(req))),
+        Err(_) => Err(blocking_failed(req)),
+    }
+}
+
+/// Reads the body, refusing one larger than the configured limit.
+async fn body(state: &AppState, mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|_| ApiError::bad_request("the request body could not be read"))?;
+        if body.len() + chunk.len() > state.max_body_bytes {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "the request body is larger than {} bytes",
+                    state.max_body_bytes
+                ),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn parse_id(text: &str, field: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(text)
+        .map_err(|_| ApiError::bad_request(format!("{field} must be a UUID")).with_field(field))
+}
+
+/// A job as clients see it (the seed platform's `ExportJobResponse`, with more).
+#[derive(Debug, Serialize)]
+pub struct JobView {
+    pub id: Uuid,
+    pub export_type: String,
+    pub format: String,
+    pub status: JobStatus,
+    pub progress_percent: i32,
+    pub patient_id: Option<Uuid>,
+    pub template_id: Option<Uuid>,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub file_size_bytes: Option<i64>,
+    pub sha256: Option<String>,
+    pub row_count: Option<i64>,
+    pub download_url: Option<String>,
+    pub error_message: Option<String>,
+}
+
+impl JobView {
+    pub fn of(job: ExportJob) -> JobView {
+        let completed = job.status == JobStatus::Completed;
+        JobView {
+            download_url: completed.then(|| format!("/api/v1/export/download/{}", job.id)),
+            id: job.id,
+            export_type: job.export_type.to_string(),
+            format: job.format.to_string(),
+            status: job.status,
+            progress_percent: job.progress_percent,
+            patient_id: job.patient_id,
+            template_id: job.template_id,
+            attempts: job.attempts,
+            created_at: job.created_at,
+            started_at: job.started_at,
+            completed_at: job.completed_at,
+            expires_at: job.expires_at,
+            file_size_bytes: job.file_size_bytes,
+            sha256: job.sha256,
+            row_count: job.row_count,
+            error_message: job.error_message,
+        }
+    }
+}
+
+fn job_location(id: Uuid) -> String {
+    format!("/api/v1/export/jobs/{id}")
+}
+
+/// The `Idempotency-Key` header: up to 255 visible ASCII characters.
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .ok()
+        .filter(|t| !t.is_empty() && t.len() <= 255 && t.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")
+                .with_field("Idempotency-Key")
+        })?;
+    Ok(Some(text.to_owned()))
+}
+
+/// Submits a checked request: the idempotent replay, the per-user limit, the engine, a wake-up
+/// for the workers, and the `202 Accepted` of the async pattern.
+async fn submit(req: HttpRequest, state: Data, caller: Caller, request: ExportRequest) -> Answer {
+    let actor = caller.0;
+    let key = idempotency_key(&req)?;
+    let parameters =
+        serde_json::to_value(&request).map_err(|e| ApiError::internal(&request_id(&req), e))?;
+    if let Some(key) = key.clone() {
+        let engine = state.engine.clone();
+        let earlier =
+            engine_call(&req, move || engine.job_by_idempotency_key(&actor, &key)).await?;
+        if let Some(job) = earlier {
+            if job.parameters != parameters {
+                return Err(ApiError::invalid(
+                    "Idempotency-Key",
+                    "this key was used for a different request",
+                ));
+            }
+            return Ok(accepted(job));
+        }
+    }
+    let now = Utc::now();
+    let limit = state.exports_per_hour;
+    let engine = state.engine.clone();
+    let user = actor.user_id;
+    let recent = engine_call(&req, move || {
+        engine.submissions_since(user, now - Duration::hours(1), i64::from(limit))
+    })
+    .await?;
+    if recent.len() >= limit as usize {
+        let wait = recent.first().map_or(60, |oldest| {
+            (*oldest + Duration::hours(1) - now).num_seconds()
+        });
+        return Err(ApiError::too_many(
+            format!("at most {limit} exports an hour may be requested"),
+            wait.max(1) as u64,
+        ));
+    }
+    let engine = state.engine.clone();
+    let origin = origin(&req);
+    let job = engine_call(&req, move || {
+        engine.submit(&actor, request, key.as_deref(), &origin, now)
+    })
+    .await?;
+    if let Some(waker) = &state.waker {
+        waker.wake();
+    }
+    Ok(accepted(job))
+}
+
+fn accepted(job: ExportJob) -> HttpResponse {
+    HttpResponse::Accepted()
+        .insert_header((header::CONTENT_LOCATION, job_location(job.id)))
+        .json(JobView::of(job))
+}
+
+fn checked<T>(result: Result<T, ValidationErrors>) -> Result<T, ApiError> {
+    result.map_err(|errors| ApiError::from_validation(&errors))
+}
+
+pub async fn session_notes(
+    req: HttpRequest,
+    state: Data,
+    caller: Caller,
+    payload: web::Payload,
+) -> Answer {
+    let input: SessionNotesInput = parse_json(&body(&state, payload).await?)?;
+    let request = ExportRequest::SessionNotes(checked(input.validate())?);
+    submit(req, state, caller, request).await
+}
+
+pub async fn progress_report(
+    req: HttpRequest,
+    state: Data,
+    caller: Caller,
+    payload: web::Payload,
+) -> Answer {
+    let input: ProgressReportInput = parse_json(&body(&state, payload).await?)?;
+    let request = ExportRequest::ProgressReport(checked(input.validate())?);
+    submit(req, state, caller, request).await
+}
+
+pub async fn treatment_summary(
+    req: HttpRequest,
+    state: Data,
+    caller: Caller,
+    payload: web::Payload,
+) -> Answer {
+    let input: TreatmentSummaryInput = parse_json(&body(&state, payload).await?)?;
+    let request = ExportRequest::TreatmentSummary(checked(input.validate())?);
+    submit(req, state, caller, request).await
+}
+
+pub async fn full_record(
+    req: HttpRequest,
+    state: Data,
+    caller: Caller,
+    payload: web::Payload,
+) -> Answer {
+    let input: FullRecordInput = parse_json(&body(&state, payload).await?)?;
+    let request = ExportRequest::FullRecord(checked(input.validate())?);
+    submit(req, state, caller, request).await
+}
+
+pub async fn dataset(
+    req: HttpRequest,
+    state: Data,
+    caller: Caller,
+    name: web::Path<String>,
+    payload: web::Payload,
+) -> Answer {
+    let input: DatasetInput = parse_json(&body(&state, payload).await?)?;
+    let request = ExportRequest::Dataset(checked(input.validate(&name))?);
+    submit(req, state, caller, request).await
+}
+
+#[derive(Serialize)]
+struct FilterView {
+    name: &'static str,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    choices: Option<&'static [&'static str]>,
+    description: &'static str,
+}
+
+#[derive(Serialize)]
+struct DatasetView {
+    name: String,
+    description: String,
+    audience: &'static str,
+    columns: Vec<String>,
+    filters: Vec<FilterView>,
+}
+
+pub async fn list_datasets(state: Data, _caller: Caller) -> Answer {
+    let views: Vec<DatasetView> = state
+        .engine
+        .datasets()
+        .iter()
+        .map(|d| DatasetView {
+            name: d.name().to_owned(),
+            description: d.description().to_owned(),
+            audience: match d.audience() {
+                export_core::dataset::Audience::Therapists => "therapists",
+                export_core::dataset::Audience::Admins => "admins",
+            },
+            columns: d.columns().into_iter().map(|c| c.name).collect(),
+            filters: d
+                .filters()
+                .iter()
+                .map(|f| FilterView {
+                    name: f.name,
+                    kind: match f.kind {
+                        FilterKind::Uuid => "uuid",
+                        FilterKind::Date => "date",
+                        FilterKind::Choice(_) => "choice",
+                        FilterKind::Text(_) => "text",
+                    },
+                    choices: match f.kind {
+                        FilterKind::Choice(words) => Some(words),
+                        _ => None,
+                    },
+                    description: f.description,
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "datasets": views }),
+    ))
+}
+
+/// `?status=&patient_id=&limit=&cursor=` of the job list.
+fn job_query(query: &BTreeMap<String, String>) -> Result<JobQuery, ApiError> {
+    let mut page = JobQuery {
+        limit: 100,
+        ..JobQuery::default()
+    };
+    for (name, value) in query {
+        match name.as_str() {
+            "status" => {
+                page.status = Some(value.parse().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "status must be one of: {}",
+                        JobStatus::expected()
+                    ))
+                    .with_field("status")
+                })?);
+            }
+            "patient_id" => page.patient_id = Some(parse_id(value, "patient_id")?),
+            "limit" => {
+                page.limit = value
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_request("limit must be a whole number from 1 to 1000")
+                            .with_field("limit")
+                    })?;
+            }
+            "cursor" => page.before = Some(parse_cursor(value)?),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {other}; known: status, patient_id, limit, cursor"
+                ))
+                .with_field(other));
+            }
+        }
+    }
+    Ok(page)
+}
+
+/// The cursor after a job: its creation time in microseconds and its id.
+fn cursor_of(job: &ExportJob) -> String {
+    format!("{}_{}", job.created_at.timestamp_micros(), job.id.simple())
+}
+
+fn parse_cursor(text: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
+    let bad = || {
+        ApiError::bad_request("cursor must be the next_cursor of a previous page")
+            .with_field("cursor")
+    };
+    let (micros, id) = text.split_once('_').ok_or_else(bad)?;
+    let at = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(bad)?;
+    Ok((at, Uuid::try_parse(id).map_err(|_| bad())?))
+}
+
+pub async fn list_jobs(
+    req: HttpRequest,
+    state: Data,
+    caller: Caller,
+    query: web::Query<BTreeMap<String, String>>,
+) -> Answer {
+    let page = job_query(&query)?;
+    let limit = page.limit as usize;
+    let engine = state.engine.clone();
+    let jobs = engine_call(&req, move || engine.jobs_page(&caller.0, &page)).await?;
+    let next_cursor = (jobs.len() == limit)
+        .then(|| jobs.last().map(cursor_of))
+        .flatten();
+    let jobs: Vec<JobView> = jobs.into_iter().map(JobView::of).collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "jobs": jobs, "next_cursor": next_cursor }),
+    ))
+}
+
+pub async fn get_job(
+    req: HttpRequest,
+    state: Data,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Answer {
+    let id = parse_id(&id, "id")?;
+    let engine = state.engine.clone();
+    let job = engine_call(&req, move || engine.job(&caller.0, id)).await?;
+    let mut response = HttpResponse::Ok();
+    if !job.status.is_terminal() {
+        response.insert_header((header::RETRY_AFTER, "2"));
+    }
+    Ok(response.json(JobView::of(job)))
+}
+
+pub async fn delete_job(
+    req: HttpRequest,
+    state: Data,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Answer {
+    let id = parse_id(&id, "id")?;
+    let engine = state.engine.clone();
+    let origin = origin(&req);
+    let job = engine_call(&req, move || {
+        engine.cancel_or_delete(&caller.0, id, &origin, Utc::now())
+    })
+    .await?;
+    Ok(json(StatusCode::OK, &JobView::of(job)))
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkInput {
+    minutes: Option<i64>,
+}
+
+pub async fn issue_link(
+    req: HttpRequest,
+    state: Data,
+    caller: Caller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Answer {
+    let id = parse_id(&id, "id")?;
+    let body = body(&state, payload).await?;
+    let input: LinkInput = if body.iter().all(u8::is_ascii_whitespace) {
+        LinkInput::default()
+    } else {
+        parse_json(&body)?
+    };
+    let minutes = input.minutes.unwrap_or(state.link_minutes);
+    if !(1..=24 * 60).contains(&minutes) {
+        return Err(ApiError::invalid("minutes", "must be from 1 to 1440"));
+    }
+    let engine = state.engine.clone();
+    let origin = origin(&req);
+    let now = Utc::now();
+    let token = engine_call(&req, move || {
+        engine.issue_link(&caller.0, id, Duration::minutes(minutes), &origin, now)
+    })
+    .await?;
+    Ok(json(
+        StatusCode::CREATED,
+        &serde_json::json!({
+            "url": format!("/api/v1/export/download/{id}?token={token}"),
+            "expires_at": now + Duration::minutes(minutes),
+        }),
+    ))
+}
+
+/// The media type of a format.
+fn media_type(format: ExportFormat) -> &'static str {
+    match format {
+        ExportFormat::Pdf => "application/pdf",
+        ExportFormat::Docx => {
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+        }
+        ExportFormat::Json => "application/json",
+        ExportFormat::Csv => "text/csv; charset=utf-8",
+        ExportFormat::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    }
+}
+
+/// `export_<type>_<id>.<format>`: made of vocabulary words and a UUID, so it is safe as it is
+/// (RFC 6266 `filename=` with ASCII only).
+fn file_name(job: &ExportJob) -> String {
+    format!("export_{}_{}.{}", job.export_type, job.id, job.format)
+}
+
+pub async fn download(
+    req: HttpRequest,
+    state: Data,
+    id: web::Path<String>,
+    query: web::Query<BTreeMap<String, String>>,
+) -> Answer {
+    let id = parse_id(&id, "id")?;
+    let engine = state.engine.clone();
+    let origin = origin(&req);
+    let now = Utc::now();
+    let (job, reader) = match query.get("token") {
+        Some(token) => {
+            let token = token.clone();
+            let (job, reader) = engine_call(&req, move || {
+                engine.download_with_link(&token, &origin, now)
+            })
+            .await?;
+            if job.id != id {
+                return Err(ApiError::forbidden("the link is for another export"));
+            }
+            (job, reader)
+        }
+        None => {
+            let caller = crate::auth::Caller::extract(&req).await?;
+            engine_call(&req, move || engine.download(&caller.0, id, &origin, now)).await?
+        }
+    };
+    let stream = futures_util::stream::unfold(Some(reader), |reader| async move {
+        let mut reader = reader?;
+        let read = web::block(move || {
+            let mut chunk = vec![0u8; 256 * 1024];
+            let mut filled = 0;
+            while filled < chunk.len() {
+                match reader.read(&mut chunk[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(err) => return Err(err),
+                }
+            }
+            chunk.truncate(filled);
+            Ok((chunk, reader))
+        })
+        .await;
+        match read {
+            Ok(Ok((chunk, _))) if chunk.is_empty() => None,
+            Ok(Ok((chunk, reader))) => Some((Ok(web::Bytes::from(chunk)), Some(reader))),
+            Ok(Err(err)) => {
+                log::error!("reading a stored file failed: {err}");
+                Some((Err(err), None))
+            }
+            Err(_) => Some((Err(std::io::Error::other("the read was cancelled")), None)),
+        }
+    });
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header((header::CONTENT_TYPE, media_type(job.format)))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{}\"", file_name(&job)),
+        ))
+        .insert_header(("X-Export-Job-ID", job.id.to_string()))
+        .insert_header((header::CACHE_CONTROL, "no-store"));
+    if let Some(digest) = &job.sha256
+        && let Ok(value) = HeaderValue::from_str(&format!("\"{digest}\""))
+    {
+        response.insert_header((header::ETAG, value));
+    }
+    match job.file_size_bytes {
+        Some(size) => Ok(response.no_chunking(size as u64).streaming(stream)),
+        None => Ok(response.streaming(stream)),
+    }
+}
+
+pub async fn stats(
+    req: HttpRequest,
+    state: Data,
+    caller: Caller,
+    query: web::Query<BTreeMap<String, String>>,
+) -> Answer {
+    let mut days = 7;
+    for (name, value) in query.iter() {
+        match name.as_str() {
+            "days" => {
+                days = value
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|d| (1..=366).contains(d))
+                    .ok_or_else(|| {
+                        ApiError::bad_request("days must be a whole number from 1 to 366")
+                            .with_field("days")
+                    })?;
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {other}; known: days"
+                ))
+                .with_field(other));
+            }
+        }
+    }
+    let engine = state.engine.clone();
+    let stats = engine_call(&req, move || {
+        engine.stats(&caller.0, Utc::now(), Duration::days(days))
+    })
+    .await?;
+    Ok(json(StatusCode::OK, &stats))
+}
+
+/// The audit filters of a query: the audit dataset's filters, plus `after` and `limit`.
+fn audit_filters(
+    state: &AppState,
+    query: &BTreeMap<String, String>,
+) -> Result<(export_core::dataset::Filters, Option<i64>, Option<i64>), ApiError> {
+    let mut raw = BTreeMap::new();
+    let (mut after, mut limit) = (None, None);
+    for (name, value) in query {
+        match name.as_str() {
+            "after" => {
+                after = Some(value.parse::<i64>().map_err(|_| {
+                    ApiError::bad_request("after must be a sequence number").with_field("after")
+                })?);
+            }
+            "limit" => {
+                limit = Some(
+                    value
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|n| (1..=1000).contains(n))
+                        .ok_or_else(|| {
+                            ApiError::bad_request("limit must be a whole number from 1 to 1000")
+                                .with_field("limit")
+                        })?,
+                );
+            }
+            _ => {
+                raw.insert(name.clone(), serde_json::Value::from(value.as_str()));
+            }
+        }
+    }
+    let dataset = state
+        .engine
+        .datasets()
+        .get("audit")
+        .ok_or_else(|| ApiError::not_found("the audit dataset is not available"))?;
+    let filters = check_filters(dataset.as_ref(), &raw).map_err(|errors| {
+        let mut error = ApiError::from_validation(&ValidationErrors { errors });
+        // Query parameters are named without the `filters.` of a dataset request body.
+        error.field = error
+            .field
+            .map(|f| f.trim_start_matches("filters.").to_owned());
+        error.status = StatusCode::BAD_REQUEST;
+        error
+    })?;
+    Ok((filters, after, limit))
+}
+
+#[derive(Serialize)]
+struct AuditView {
+    sequence: i64,
+    #[serde(flatten)]
+    entry: export_domain::NewAuditEntry,
+    prev_hash: String,
+    entry_hash: String,
+}
+
+pub async fn audit_logs(
+    req: HttpRequest,
+    state: Data,
+    caller: Caller,
+    query: web::Query<BTreeMap<String, String>>,
+) -> Answer {
+    let (filters, after, limit) = audit_filters(&state, &query)?;
+    let limit = limit.unwrap_or(100);
+    let audit_query = AuditQuery {
+        export_job_id: filters.uuid("export_job_id"),
+        user_id: filters.uuid("user_id"),
+        patient_id: filters.uuid("patient_id"),
+        action: filters.text("action").and_then(|a| a.parse().ok()),
+        after_sequence: after,
+        limit: Some(limit),
+    };
+    let engine = state.engine.clone();
+    let entries: Vec<AuditEntry> =
+        engine_call(&req, move || engine.audit_entries(&caller.0, &audit_query)).await?;
+    let next_after = (entries.len() as i64 == limit)
+        .then(|| entries.last().map(|e| e.sequence))
+        .flatten();
+    let entries: Vec<AuditView> = entries
+        .into_iter()
+        .filter(|e| {
+            let day = e.entry.created_at.date_naive();
+            filters.date("from").is_none_or(|f| day >= f)
+                && filters.date("to").is_none_or(|t| day <= t)
+        })
+        .map(|e| AuditView {
+            sequence: e.sequence,
+            entry: e.entry,
+            prev_hash: e.prev_hash,
+            entry_hash: e.entry_hash,
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "entries": entries, "next_after": next_after }),
+    ))
+}
+
+pub async fn audit_export(
+    req: HttpRequest,
+    state: Data,
+    caller: Caller,
+    query: web::Query<BTreeMap<String, String>>,
+) -> Answer {
+    let (filters, _, _) = audit_filters(&state, &query)?;
+    let engine = state.engine.clone();
+    let actor: Actor = caller.0;
+    let csv = engine_call(&req, move || {
+        // The same check as the JSON list: administrators only.
+        engine.audit_entries(
+            &actor,
+            &AuditQuery {
+                limit: Some(0),
+                ..AuditQuery::default()
+            },
+        )?;
+        let dataset = engine
+            .datasets()
+            .get("audit")
+            .cloned()
+            .ok_or(EngineError::Forbidden("the audit dataset is not available"))?;
+        let query = DatasetQuery {
+            requested_by: actor.user_id,
+            patients: &[],
+            filters: &filters,
+            generated_at: Utc::now(),
+        };
+        let mut rows = dataset.rows(&query)?;
+        let mut out = std::io::Cursor::new(Vec::new());
+        export_render::Renderer::render_rows(
+            &export_render::CsvRenderer::default(),
+            rows.as_mut(),
+            &mut out,
+        )
+        .map_err(|e| EngineError::Render(e.to_string()))?;
+        Ok(out.into_inner())
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!(
+                "attachment; filename=\"audit_log_{}.csv\"",
+                Utc::now().format("%Y%m%d")
+            ),
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(csv))
+}
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+pub async fn readyz(req: HttpRequest, state: Data) -> Answer {
+    let engine = state.engine.clone();
+    match web::block(move || engine.check_ready()).await {
+        Ok(Ok(())) => Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))),
+        Ok(Err(err)) => {
+            log::warn!("request {}: not ready: {err}", request_id(&req));
+            Err(ApiError::unavailable("the database does not answer"))
+        }
+        Err(_) => Err(blocking_failed(&req)),
+    }
+}
+
+pub async fn metrics(req: HttpRequest, state: Data) -> Answer {
+    let engine = state.engine.clone();
+    let counts = engine_call(&req, move || engine.queue_counts()).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4"))
+        .body(state.metrics.render(&counts)))
+}
+
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .body(crate::openapi::DOCUMENT)
+}
