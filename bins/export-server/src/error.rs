@@ -255,7 +255,8 @@ mod tests {
         let cases: &[(&str, &str, Option<&str>)] = &[
             ("{", "malformed_json", None),
             ("", "bad_request", None),
-            ("[1]", "invalid_field", None),
+            ("[1]", "bad_request", None),
+            ("\"name\"", "bad_request", None),
             (r#"{"name": 3}"#, "invalid_field", Some("name")),
             (
                 r#"{"name": "a", "colour": 1}"#,
