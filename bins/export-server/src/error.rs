@@ -185,7 +185,7 @@ impl ResponseError for ApiError {
 /// Parses a JSON body into `T`, naming the field of the first problem: malformed JSON, an unknown
 /// field, a wrong type.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::bad_request(
             "the request body must be a JSON object",
         ));
