@@ -1,0 +1,159 @@
+//! Export files at rest: the `FileStore` trait, keys built from job ids only, the master key, and
+//! the stores: a local directory (`local`) and, with the `s3` feature, S3-compatible object storage
+//! (`object`). Both write atomically (a reader never sees half a file) and seal every file in the
+//! same format (`crypt`) with its own AES-256-GCM key.
+//!
+//! The per-file key is wrapped (encrypted) with the configured master key and handed back to be
+//! kept with the job, not in the file: a copy of the storage alone decrypts nothing, and deleting
+//! the wrapped key destroys the file in every backup of the storage.
+
+mod crypt;
+mod local;
+#[cfg(feature = "s3")]
+mod object;
+
+use std::io::{self, Read};
+
+use aes_gcm::aead::{KeyInit, OsRng};
+use aes_gcm::{Aes256Gcm, Key};
+use export_domain::{ExportFormat, to_hex};
+use uuid::Uuid;
+
+pub use local::LocalFileStore;
+#[cfg(feature = "s3")]
+pub use object::{ObjectFileStore, S3Config};
+
+/// Why a file could not be stored or read. Never names the content.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    #[error("not a valid file key: {0}")]
+    InvalidKey(&'static str),
+    #[error("the master key must be 64 hex digits (32 bytes)")]
+    InvalidMasterKey,
+    #[error("file {0} does not exist")]
+    NotFound(String),
+    #[error("file {0} cannot be decrypted: it was altered, cut short, or its key is wrong")]
+    Corrupt(String),
+    #[error("storage input/output failed: {0}")]
+    Io(#[from] io::Error),
+    /// Settings of the object store that cannot work (a bad key prefix, a missing bucket…).
+    #[cfg(feature = "s3")]
+    #[error("invalid object storage settings: {0}")]
+    InvalidSettings(&'static str),
+    /// The object store refused or failed a request; the message names keys, never contents.
+    #[cfg(feature = "s3")]
+    #[error("object storage failed: {0}")]
+    ObjectStore(#[from] object_store::Error),
+}
+
+/// Where an export's file lives: `exports/<job id>.<extension>`, made from a job id and never from
+/// user input; keys read back from the database are checked against that exact shape.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FileKey(String);
+
+impl FileKey {
+    /// The key of a job's file.
+    pub fn for_job(job_id: Uuid, format: ExportFormat) -> FileKey {
+        FileKey(format!(
+            "exports/{}.{}",
+            job_id.hyphenated(),
+            format.as_str()
+        ))
+    }
+
+    /// Accepts only `exports/<lower-case hyphenated UUID>.<format>`: no `..`, no separators, no
+    /// encoded or control characters, nothing absolute.
+    pub fn parse(text: &str) -> Result<FileKey, StorageError> {
+        let name = text
+            .strip_prefix("exports/")
+            .ok_or(StorageError::InvalidKey("it must start with exports/"))?;
+        let (id, extension) = name
+            .split_once('.')
+            .ok_or(StorageError::InvalidKey("it has no extension"))?;
+        let format: ExportFormat = extension
+            .parse()
+            .map_err(|_| StorageError::InvalidKey("unknown extension"))?;
+        let job_id = Uuid::try_parse(id)
+            .map_err(|_| StorageError::InvalidKey("the name is not a job id"))?;
+        let key = FileKey::for_job(job_id, format);
+        if key.0 != text {
+            return Err(StorageError::InvalidKey(
+                "the name is not in canonical form",
+            ));
+        }
+        Ok(key)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The key that wraps every file key. Its `Debug` never shows it.
+#[derive(Clone)]
+pub struct MasterKey([u8; 32]);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+impl MasterKey {
+    /// From 64 hex digits, as configuration holds it.
+    pub fn from_hex(text: &str) -> Result<MasterKey, StorageError> {
+        let bytes = decode_hex(text.trim()).ok_or(StorageError::InvalidMasterKey)?;
+        Ok(MasterKey(
+            bytes
+                .try_into()
+                .map_err(|_| StorageError::InvalidMasterKey)?,
+        ))
+    }
+
+    /// A fresh random key, for first start-up and tests.
+    pub fn generate() -> MasterKey {
+        MasterKey(Aes256Gcm::generate_key(OsRng).into())
+    }
+
+    /// The key as 64 hex digits, to write into configuration once.
+    pub fn to_hex(&self) -> String {
+        to_hex(&self.0)
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&self.0))
+    }
+}
+
+/// What storing a file produced; the wrapped key belongs with the job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    /// Plaintext size.
+    pub size_bytes: u64,
+    /// Lower-case hex SHA-256 of the plaintext, as the client downloads it.
+    pub sha256: String,
+    /// The file's own key, encrypted with the master key (hex: nonce ‖ ciphertext).
+    pub wrapped_key: String,
+}
+
+/// Where export files are kept.
+pub trait FileStore: Send + Sync {
+    /// Stores everything `content` yields under `key`, replacing any file there, atomically.
+    fn put(&self, key: &FileKey, content: &mut dyn Read) -> Result<StoredFile, StorageError>;
+    /// Opens the file for reading its plaintext.
+    fn open(&self, key: &FileKey, wrapped_key: &str) -> Result<Box<dyn Read + Send>, StorageError>;
+    /// Removes the file; false when there was none.
+    fn delete(&self, key: &FileKey) -> Result<bool, StorageError>;
+}
+
+/// The bytes of lower-case or upper-case hex; `None` for anything else.
+pub(crate) fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
