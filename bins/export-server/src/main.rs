@@ -102,7 +102,27 @@ fn run() -> anyhow::Result<()> {
     let master = MasterKey::from_hex(&config.master_key_hex()?)
         .context("the master key must be 64 hex digits")?;
     let files: Arc<dyn FileStore> = match &config.s3 {
-        Some(_) => anyhow::bail!("this build has no S3 storage; unset s3 to use storage_dir"),
+        Some(s3) => {
+            let settings = export_core::storage::S3Config {
+                bucket: s3.bucket.clone(),
+                endpoint: s3.endpoint.clone(),
+                region: s3.region.clone().unwrap_or_else(|| "us-east-1".to_owned()),
+                access_key_id: s3
+                    .access_key_id
+                    .clone()
+                    .context("s3.access_key_id is required with an S3 bucket")?,
+                secret_access_key: s3
+                    .secret_access_key
+                    .clone()
+                    .context("s3.secret_access_key is required with an S3 bucket")?,
+                allow_http: s3.allow_http,
+                key_prefix: s3.prefix.clone(),
+            };
+            Arc::new(
+                export_core::storage::ObjectFileStore::s3(&settings, master.clone())
+                    .context("cannot use the S3 bucket for files")?,
+            )
+        }
         None => Arc::new(
             LocalFileStore::new(&config.storage_dir, master.clone()).with_context(|| {
                 format!("cannot use {} for files", config.storage_dir.display())
