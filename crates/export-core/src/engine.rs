@@ -81,6 +81,13 @@ impl From<ProduceError> for EngineError {
         match err {
             ProduceError::Gather(err) => EngineError::Gather(err),
             ProduceError::Render(reason) => EngineError::Render(reason),
+            // Tera's message may quote a value of the records: keep only the line.
+            ProduceError::CustomTemplate(err) => EngineError::Render(format!(
+                "the custom template failed{}",
+                err.line
+                    .map(|l| format!(" at line {l}"))
+                    .unwrap_or_default()
+            )),
         }
     }
 }
@@ -478,7 +485,7 @@ impl ExportEngine {
                 let practice = self.source.patient_records(patient_id)?;
                 progress.store(30, Ordering::Relaxed);
                 self.producer
-                    .produce(&practice, &request, job.created_at, &mut out)?
+                    .produce(&practice, &request, None, job.created_at, &mut out)?
             }
         };
         progress.store(90, Ordering::Relaxed);
