@@ -163,6 +163,7 @@ pub fn bench_engine(jobs: u64) -> anyhow::Result<String> {
         producer.produce(
             &patient_records,
             &request,
+            None,
             now,
             &mut std::io::Cursor::new(Vec::new()),
         )?;

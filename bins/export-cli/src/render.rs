@@ -1,6 +1,6 @@
 //! `export-cli render`: one export made from the fixtures (or any practice folder) straight to a
 //! file, with no database and no server: validate the request as the API would, gather the
-//! context, render it.
+//! context, render it (through a custom template file with `--template`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use export_domain::{
     ExportType, FullRecordInput, Practice, ProgressReportInput, SessionNotesInput,
     TreatmentSummaryInput, ValidationErrors,
 };
+use export_render::TemplateEngine;
 
 /// What to render, as given on the command line.
 #[derive(Debug, clap::Args)]
@@ -48,6 +49,10 @@ pub struct RenderArgs {
     /// Sections to leave out, comma separated (e.g. assessments,recommendations).
     #[arg(long, value_delimiter = ',')]
     pub without: Vec<String>,
+    /// A custom Tera template to lay out a PDF or DOCX with instead of the built-in one; it is
+    /// checked against the type's sample context first, as the engine checks a saved template.
+    #[arg(long)]
+    pub template: Option<PathBuf>,
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -122,6 +127,17 @@ fn request(args: &RenderArgs) -> anyhow::Result<ExportRequest> {
 /// Renders one export as `args` says and returns a one-line summary.
 pub fn render(args: &RenderArgs, generated_at: DateTime<Utc>) -> anyhow::Result<String> {
     let request = request(args)?;
+    let template = match &args.template {
+        Some(path) => {
+            let source = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the template {}", path.display()))?;
+            TemplateEngine::new()
+                .check_custom(args.export_type, &source)
+                .with_context(|| format!("the template {} is not usable", path.display()))?;
+            Some(source)
+        }
+        None => None,
+    };
     let practice: Practice = export_store::seed::load_practice(&args.fixtures)
         .with_context(|| format!("cannot load the practice in {}", args.fixtures.display()))?;
     // Written beside the target and moved into place only when complete: a failed render
@@ -133,7 +149,13 @@ pub fn render(args: &RenderArgs, generated_at: DateTime<Utc>) -> anyhow::Result<
         .unwrap_or(Path::new("."));
     let mut partial = tempfile::NamedTempFile::new_in(folder)
         .with_context(|| format!("cannot write in {}", folder.display()))?;
-    Producer::new().produce(&practice, &request, generated_at, partial.as_file_mut())?;
+    Producer::new().produce(
+        &practice,
+        &request,
+        template.as_deref(),
+        generated_at,
+        partial.as_file_mut(),
+    )?;
     partial
         .persist(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;

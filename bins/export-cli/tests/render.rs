@@ -216,3 +216,60 @@ fn a_bad_request_names_every_field_and_leaves_no_file() {
         "no temporary file left behind"
     );
 }
+
+#[test]
+fn a_custom_template_lays_out_the_document_and_a_bad_one_is_refused_with_its_line() {
+    let folder = tempfile::tempdir().unwrap();
+    let template = folder.path().join("custom.html");
+    std::fs::write(
+        &template,
+        "{% extends \"base.html\" %}\n{% block content %}\n<h2>Custom heading for Noa</h2>\n<p>{{ session_count }} sessions</p>\n{% endblock content %}",
+    )
+    .unwrap();
+    let out = folder.path().join("report.pdf");
+    let args = |template: &std::path::Path, out: &std::path::Path| {
+        export_cli(&[
+            "--type",
+            "progress_report",
+            "--patient",
+            NOA,
+            "--from",
+            "2025-01-01",
+            "--to",
+            "2025-06-30",
+            "--format",
+            "pdf",
+            "--template",
+            template.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let output = args(&template, &out);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = pdf_text(&out);
+    for expected in ["Custom heading for Noa", "נועה כהן", "sessions"] {
+        assert!(text.contains(expected), "{expected:?} missing in\n{text}");
+    }
+    assert!(!text.contains("Treatment Goals"), "the built-in layout");
+
+    let broken = folder.path().join("broken.html");
+    std::fs::write(
+        &broken,
+        "<h1>{{ header.title }}</h1>\n{% if session_count %}\n<p>x</p>",
+    )
+    .unwrap();
+    let never = folder.path().join("never.pdf");
+    let output = args(&broken, &never);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("line 2: {% if %} is never closed"),
+        "{stderr}"
+    );
+    assert!(!never.exists());
+}

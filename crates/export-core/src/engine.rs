@@ -1,6 +1,9 @@
 //! The `ExportEngine`: submit an export on behalf of a user, let a worker produce it, and hand the
 //! file back to its owner, with every step audited. Authorization lives here: a therapist exports
 //! only patients they actively care for and sees only their own jobs; patients export nothing.
+//! Document templates (`templates`) are managed through the engine too.
+
+mod templates;
 
 use std::io::{Cursor, Read};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -49,6 +52,16 @@ pub enum EngineError {
     Invalid(#[from] ValidationErrors),
     #[error("export job {0} does not exist")]
     JobNotFound(Uuid),
+    /// No such template, or one the actor may not see (another user's).
+    #[error("template {0} does not exist")]
+    TemplateNotFound(Uuid),
+    /// A scheduled report still uses the template, so it cannot be deleted.
+    #[error("template {0} is used by a scheduled report; remove the schedule first")]
+    TemplateInUse(Uuid),
+    /// A stored template that cannot lay out a document: deleted after an export named it, or
+    /// failing to render. The reason names lines, never values.
+    #[error("template {id} cannot be used: {reason}")]
+    TemplateUnusable { id: Uuid, reason: String },
     #[error("export job {id} is {status}; only completed jobs can be downloaded")]
     NotReady { id: Uuid, status: JobStatus },
     #[error(transparent)]
@@ -81,6 +94,13 @@ impl From<ProduceError> for EngineError {
         match err {
             ProduceError::Gather(err) => EngineError::Gather(err),
             ProduceError::Render(reason) => EngineError::Render(reason),
+            // Tera's message may quote a value of the records: keep only the line.
+            ProduceError::CustomTemplate(err) => EngineError::Render(format!(
+                "the custom template failed{}",
+                err.line
+                    .map(|l| format!(" at line {l}"))
+                    .unwrap_or_default()
+            )),
         }
     }
 }
@@ -291,7 +311,10 @@ impl ExportEngine {
     }
 
     /// Submits `request` for `actor`: a pending job, or the job already submitted with the same
-    /// idempotency key. A refusal is audited too.
+    /// idempotency key. A refusal is audited too. A `template_id` in the request must name a
+    /// template `actor` may use (a system template or their own) of the request's export type,
+    /// else the request is `Invalid` with field `template_id`; this holds for every format, though
+    /// only PDF and DOCX are laid out by it.
     pub fn submit(
         &self,
         actor: &Actor,
@@ -317,7 +340,12 @@ impl ExportEngine {
             now,
         );
         job.idempotency_key = idempotency_key.map(str::to_owned);
-        match self.authorize(actor, &request) {
+        job.template_id = request.template_id();
+        let authorized = self.authorize(actor, &request).and_then(|patient_id| {
+            self.check_request_template(actor, &request)?;
+            Ok(patient_id)
+        });
+        match authorized {
             Err(EngineError::Invalid(problems)) => Err(EngineError::Invalid(problems)),
             Ok(patient_id) => {
                 job.patient_id = patient_id;
@@ -335,6 +363,13 @@ impl ExportEngine {
                             serde_json::json!({"format": job.format}),
                         ),
                     )
+                })
+                .map_err(|err| match err {
+                    // The template was deleted since it was checked.
+                    StoreError::ForeignKey { .. } if job.template_id.is_some() => {
+                        invalid("template_id", templates::NO_SUCH_TEMPLATE)
+                    }
+                    err => err.into(),
                 })?;
                 Ok(job)
             }
@@ -439,10 +474,16 @@ impl ExportEngine {
             }
             Err(err) => {
                 let backoff = Duration::seconds(10 * 2i64.pow(job.attempts.clamp(0, 10) as u32));
+                // Another attempt does not bring a deleted template back, nor mend one that
+                // fails on these records.
+                let for_good = matches!(err, EngineError::TemplateUnusable { .. });
                 let message = err.to_string();
                 let failed = self.transaction(|conn| {
-                    let after =
-                        jobs::fail_attempt(conn, job.id, worker, &message, now, now + backoff)?;
+                    let after = if for_good {
+                        jobs::fail_job(conn, job.id, worker, &message, now)?
+                    } else {
+                        jobs::fail_attempt(conn, job.id, worker, &message, now, now + backoff)?
+                    };
                     if let Some(after) = after.as_ref().filter(|j| j.status == JobStatus::Failed) {
                         self.audit(
                             conn,
@@ -480,10 +521,29 @@ impl ExportEngine {
                 let patient_id = job
                     .patient_id
                     .ok_or(EngineError::Forbidden("the job names no patient"))?;
+                // JSON, CSV and XLSX are made from the data: a template lays out documents only.
+                let template = match request.template_id() {
+                    Some(id) if request.format().is_document() => {
+                        Some((id, self.job_template(job, id)?))
+                    }
+                    _ => None,
+                };
                 let practice = self.source.patient_records(patient_id)?;
                 progress.store(30, Ordering::Relaxed);
                 self.producer
-                    .produce(&practice, &request, job.created_at, &mut out)?
+                    .produce(
+                        &practice,
+                        &request,
+                        template.as_ref().map(|(_, source)| source.as_str()),
+                        job.created_at,
+                        &mut out,
+                    )
+                    .map_err(|err| match (err, &template) {
+                        (ProduceError::CustomTemplate(err), Some((id, _))) => {
+                            templates::failed_to_render(*id, &err)
+                        }
+                        (err, _) => err.into(),
+                    })?
             }
         };
         progress.store(90, Ordering::Relaxed);

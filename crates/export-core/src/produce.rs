@@ -1,6 +1,6 @@
 //! Making an export's file from a patient's records: gather the context of the request, then
-//! render it in the requested format. The engine's workers and `export-cli render` both come
-//! through here.
+//! render it in the requested format, through the type's built-in template or a custom one. The
+//! engine's workers and `export-cli render` both come through here.
 
 use chrono::{DateTime, Utc};
 use export_domain::{
@@ -9,7 +9,7 @@ use export_domain::{
 };
 use export_render::{
     CsvRenderer, DocumentHeader, DocxRenderer, JsonRenderer, Output, PdfRenderer, Renderer,
-    RowSource, TemplateEngine, XlsxRenderer, built_in_template,
+    RowSource, TemplateEngine, TemplateError, XlsxRenderer, built_in_template,
 };
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +23,11 @@ pub enum ProduceError {
     Gather(#[from] GatherError),
     #[error("rendering failed: {0}")]
     Render(String),
+    /// The custom template did not render with this export's records. Its message comes from
+    /// the template engine and may quote a value of the records; show it to the template's owner
+    /// only, never log or store it.
+    #[error("the custom template failed: {0}")]
+    CustomTemplate(TemplateError),
 }
 
 fn render_error(err: impl std::fmt::Display) -> ProduceError {
@@ -63,6 +68,17 @@ impl ExportRequest {
 }
 
 impl ExportRequest {
+    /// The custom template the request names, if any. Only the document types whose requests
+    /// carry a `template_id` (session notes, progress reports, treatment summaries) have one.
+    pub fn template_id(&self) -> Option<uuid::Uuid> {
+        match self {
+            ExportRequest::SessionNotes(r) => r.template_id,
+            ExportRequest::ProgressReport(r) => r.template_id,
+            ExportRequest::TreatmentSummary(r) => r.template_id,
+            ExportRequest::FullRecord(_) | ExportRequest::Dataset(_) => None,
+        }
+    }
+
     /// The patient the request is about, when the request names one (session notes name
     /// sessions, datasets filter).
     pub fn patient_id(&self) -> Option<uuid::Uuid> {
@@ -98,12 +114,21 @@ impl Producer {
         }
     }
 
+    /// The template engine: the built-in templates, and the checks and sample renders of
+    /// custom ones.
+    pub fn templates(&self) -> &TemplateEngine {
+        &self.templates
+    }
+
     /// Writes the export `request` asks for, made from `practice`, to `out`; returns the number
-    /// of rows (sessions) it holds.
+    /// of rows (sessions) it holds. PDF and DOCX are laid out by `template`, a custom template's
+    /// Tera source, when one is given, otherwise by the type's built-in template; JSON, CSV and
+    /// XLSX are made from the data and ignore `template`.
     pub fn produce(
         &self,
         practice: &Practice,
         request: &ExportRequest,
+        template: Option<&str>,
         generated_at: DateTime<Utc>,
         out: &mut dyn Output,
     ) -> Result<u64, ProduceError> {
@@ -111,12 +136,26 @@ impl Producer {
         Ok(match request {
             ExportRequest::ProgressReport(r) => {
                 let context = gather::progress_report(practice, r, generated_at)?;
-                self.write(request, &context, &context.header, generated_at, out)?;
+                self.write(
+                    request,
+                    template,
+                    &context,
+                    &context.header,
+                    generated_at,
+                    out,
+                )?;
                 context.session_count as u64
             }
             ExportRequest::TreatmentSummary(r) => {
                 let context = gather::treatment_summary(practice, r, generated_at)?;
-                self.write(request, &context, &context.header, generated_at, out)?;
+                self.write(
+                    request,
+                    template,
+                    &context,
+                    &context.header,
+                    generated_at,
+                    out,
+                )?;
                 context.session_count as u64
             }
             ExportRequest::FullRecord(r) => {
@@ -130,7 +169,14 @@ impl Producer {
                     )
                     .map_err(render_error)?;
                 } else {
-                    self.write(request, &context, &context.header, generated_at, out)?;
+                    self.write(
+                        request,
+                        template,
+                        &context,
+                        &context.header,
+                        generated_at,
+                        out,
+                    )?;
                 }
                 context.sessions.len() as u64
             }
@@ -141,7 +187,14 @@ impl Producer {
                         let mut table = gather::session_notes_table(&context);
                         self.write_rows(format, "Session notes", &mut table, out)?;
                     }
-                    _ => self.write(request, &context, &context.header, generated_at, out)?,
+                    _ => self.write(
+                        request,
+                        template,
+                        &context,
+                        &context.header,
+                        generated_at,
+                        out,
+                    )?,
                 }
                 context.sessions.len() as u64
             }
@@ -182,10 +235,11 @@ impl Producer {
     }
 
     /// Writes a document export of `request` from its context: JSON as is, PDF and DOCX through
-    /// the type's built-in template.
+    /// the custom `template` source if there is one, otherwise the type's built-in template.
     fn write<C: Serialize>(
         &self,
         request: &ExportRequest,
+        template: Option<&str>,
         context: &C,
         header: &DocumentHeader,
         generated_at: DateTime<Utc>,
@@ -196,12 +250,20 @@ impl Producer {
             serde_json::to_writer(&mut *out, context).map_err(render_error)?;
             return out.flush().map_err(render_error);
         }
-        let template = built_in_template(request.export_type())
-            .ok_or(ProduceError::Render("no template".into()))?;
-        let document = self
-            .templates
-            .render_document(template, context, gather::meta_for(header, generated_at))
-            .map_err(render_error)?;
+        let meta = gather::meta_for(header, generated_at);
+        let document = match template {
+            Some(source) => self
+                .templates
+                .render_custom(source, context, meta)
+                .map_err(ProduceError::CustomTemplate)?,
+            None => {
+                let name = built_in_template(request.export_type())
+                    .ok_or(ProduceError::Render("no template".into()))?;
+                self.templates
+                    .render_document(name, context, meta)
+                    .map_err(render_error)?
+            }
+        };
         match format {
             ExportFormat::Pdf => {
                 let pdf = self.pdf.as_ref().ok_or(ProduceError::Render(

@@ -275,7 +275,18 @@ impl TemplateEngine {
             generated_at: chrono::DateTime::UNIX_EPOCH,
             page_size: crate::PageSize::Letter,
         };
-        let result = match export_type {
+        self.render_sample(export_type, source, meta).map(|_| ())
+    }
+
+    /// Renders a custom template's `source` with the sample context of `export_type` (no one's
+    /// records): what a template preview shows.
+    pub fn render_sample(
+        &self,
+        export_type: ExportType,
+        source: &str,
+        meta: DocumentMeta,
+    ) -> Result<Document, TemplateError> {
+        match export_type {
             ExportType::ProgressReport => {
                 self.render_custom(source, &samples::progress_report(), meta)
             }
@@ -284,14 +295,11 @@ impl TemplateEngine {
             }
             ExportType::SessionNotes => self.render_custom(source, &samples::session_notes(), meta),
             ExportType::FullRecord => self.render_custom(source, &samples::full_record(), meta),
-            ExportType::Dataset => {
-                return Err(TemplateError {
-                    line: None,
-                    message: "datasets are tables and take no template".into(),
-                });
-            }
-        };
-        result.map(|_| ())
+            ExportType::Dataset => Err(TemplateError {
+                line: None,
+                message: "datasets are tables and take no template".into(),
+            }),
+        }
     }
 }
 

@@ -455,13 +455,40 @@ pub fn fail_attempt(
     now: DateTime<Utc>,
     retry_at: DateTime<Utc>,
 ) -> Result<Option<ExportJob>, StoreError> {
+    record_failure(conn, job_id, worker, error, now, Some(retry_at))
+}
+
+/// Fails a job `worker` holds for good, whatever attempts remain, with `error` (which must name no
+/// patient data): for a failure another attempt cannot mend. Returns the job, or `None` when
+/// `worker` no longer holds it.
+pub fn fail_job(
+    conn: &mut DbConnection,
+    job_id: Uuid,
+    worker: &str,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<ExportJob>, StoreError> {
+    record_failure(conn, job_id, worker, error, now, None)
+}
+
+/// A failed attempt: retried at `retry_at` while attempts remain, failed when they do not or
+/// when there is no `retry_at`.
+fn record_failure(
+    conn: &mut DbConnection,
+    job_id: Uuid,
+    worker: &str,
+    error: &str,
+    now: DateTime<Utc>,
+    retry_at: Option<DateTime<Utc>>,
+) -> Result<Option<ExportJob>, StoreError> {
     let Some(job) = get_job(conn, job_id)? else {
         return Ok(None);
     };
     if job.status != JobStatus::Processing || job.lease_owner.as_deref() != Some(worker) {
         return Ok(None);
     }
-    let give_up = job.attempts >= job.max_attempts;
+    let retry_at = retry_at.filter(|_| job.attempts < job.max_attempts);
+    let give_up = retry_at.is_none();
     let status = if give_up {
         JobStatus::Failed
     } else {
@@ -478,7 +505,7 @@ pub fn fail_attempt(
         export_jobs::error_message.eq(error),
         export_jobs::lease_owner.eq(None::<String>),
         export_jobs::lease_expires_at.eq(None::<NaiveDateTime>),
-        export_jobs::run_after.eq(naive(if give_up { now } else { retry_at })),
+        export_jobs::run_after.eq(naive(retry_at.unwrap_or(now))),
         export_jobs::completed_at.eq(give_up.then(|| naive(now))),
         export_jobs::updated_at.eq(naive(now)),
     ))
