@@ -17,6 +17,7 @@ use export_core::worker::PoolWaker;
 use crate::auth::TokenVerifier;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::{routes, templates};
 
 /// What every handler shares.
 pub struct AppState {
@@ -205,46 +206,59 @@ pub fn json_errors<B: MessageBody + 'static>() -> ErrorHandlers<B> {
     })
 }
 
-/// The API's routes.
+/// Declares the routes once: `API_ROUTES` (what the OpenAPI test compares the document with) and
+/// their registration.
+macro_rules! api_routes {
+    ($($method:ident $path:literal => $handler:path,)*) => {
+        /// Every route the API serves, as (method, path).
+        pub const API_ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path),)*];
+
+        fn register(config: &mut web::ServiceConfig) {
+            $(config.route($path, web::$method().to($handler));)*
+        }
+    };
+}
+
+api_routes! {
+    get "/healthz" => routes::healthz,
+    get "/readyz" => routes::readyz,
+    get "/metrics" => routes::metrics,
+    get "/api/v1/openapi.json" => routes::openapi,
+    post "/api/v1/export/session-notes" => routes::session_notes,
+    post "/api/v1/export/progress-report" => routes::progress_report,
+    post "/api/v1/export/treatment-summary" => routes::treatment_summary,
+    post "/api/v1/export/full-record" => routes::full_record,
+    get "/api/v1/export/datasets" => routes::list_datasets,
+    post "/api/v1/export/datasets/{name}" => routes::dataset,
+    get "/api/v1/export/jobs" => routes::list_jobs,
+    get "/api/v1/export/jobs/{id}" => routes::get_job,
+    delete "/api/v1/export/jobs/{id}" => routes::delete_job,
+    post "/api/v1/export/jobs/{id}/link" => routes::issue_link,
+    get "/api/v1/export/download/{id}" => routes::download,
+    get "/api/v1/export/templates" => templates::list,
+    post "/api/v1/export/templates" => templates::create,
+    get "/api/v1/export/templates/{id}" => templates::get,
+    put "/api/v1/export/templates/{id}" => templates::update,
+    delete "/api/v1/export/templates/{id}" => templates::delete,
+    post "/api/v1/export/templates/{id}/preview" => templates::preview,
+    get "/api/v1/export/stats" => routes::stats,
+    get "/api/v1/audit/logs" => routes::audit_logs,
+    get "/api/v1/audit/logs/export" => routes::audit_export,
+}
+
+/// The API's routes, with JSON errors for bad paths and queries and for unknown routes.
 pub fn routes(config: &mut web::ServiceConfig) {
-    use crate::routes;
     config
         .app_data(web::PathConfig::default().error_handler(|err, _| {
             ApiError::bad_request(format!("the path is not valid: {err}")).into()
         }))
         .app_data(web::QueryConfig::default().error_handler(|err, _| {
             ApiError::bad_request(format!("the query is not valid: {err}")).into()
-        }))
-        .route("/healthz", web::get().to(routes::healthz))
-        .route("/readyz", web::get().to(routes::readyz))
-        .route("/metrics", web::get().to(routes::metrics))
-        .route("/api/v1/openapi.json", web::get().to(routes::openapi))
-        .service(
-            web::scope("/api/v1/export")
-                .route("/session-notes", web::post().to(routes::session_notes))
-                .route("/progress-report", web::post().to(routes::progress_report))
-                .route(
-                    "/treatment-summary",
-                    web::post().to(routes::treatment_summary),
-                )
-                .route("/full-record", web::post().to(routes::full_record))
-                .route("/datasets", web::get().to(routes::list_datasets))
-                .route("/datasets/{name}", web::post().to(routes::dataset))
-                .route("/jobs", web::get().to(routes::list_jobs))
-                .route("/jobs/{id}", web::get().to(routes::get_job))
-                .route("/jobs/{id}", web::delete().to(routes::delete_job))
-                .route("/jobs/{id}/link", web::post().to(routes::issue_link))
-                .route("/download/{id}", web::get().to(routes::download))
-                .route("/stats", web::get().to(routes::stats)),
-        )
-        .service(
-            web::scope("/api/v1/audit")
-                .route("/logs", web::get().to(routes::audit_logs))
-                .route("/logs/export", web::get().to(routes::audit_export)),
-        )
-        .default_service(web::to(|| async {
-            ApiError::not_found("there is no such resource").error_response()
         }));
+    register(config);
+    config.default_service(web::to(|| async {
+        ApiError::not_found("there is no such resource").error_response()
+    }));
 }
 
 /// The response to a request whose handler failed inside `web::block`.

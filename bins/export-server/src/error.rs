@@ -156,6 +156,18 @@ impl ApiError {
                 format!("export job {id} is {status}; only completed jobs can be downloaded"),
             ),
             EngineError::Link(reason) => ApiError::forbidden(reason.to_string()),
+            EngineError::TemplateNotFound(id) => {
+                ApiError::not_found(format!("template {id} does not exist"))
+            }
+            EngineError::TemplateInUse(id) => ApiError::new(
+                StatusCode::CONFLICT,
+                "in_use",
+                format!("template {id} is used by a scheduled report; delete or change that first"),
+            ),
+            err @ EngineError::TemplateUnusable { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", err.to_string())
+                    .with_field("template_content")
+            }
             other => ApiError::internal(request_id, other),
         }
     }

@@ -13,6 +13,7 @@ mod error;
 mod metrics;
 mod openapi;
 mod routes;
+mod templates;
 
 use std::path::PathBuf;
 use std::sync::Arc;

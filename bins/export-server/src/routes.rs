@@ -27,7 +27,7 @@ type Data = web::Data<AppState>;
 type Answer = Result<HttpResponse, ApiError>;
 
 /// Runs `work` on the blocking pool and maps an engine error to its response.
-async fn engine_call<T: Send + 'static>(
+pub async fn engine_call<T: Send + 'static>(
     req: &HttpRequest,
     work: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -39,7 +39,7 @@ async fn engine_call<T: Send + 'static>(
 }
 
 /// Reads the body, refusing one larger than the configured limit.
-async fn body(state: &AppState, mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
+pub async fn body(state: &AppState, mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk =
@@ -59,7 +59,7 @@ async fn body(state: &AppState, mut payload: web::Payload) -> Result<Vec<u8>, Ap
     Ok(body)
 }
 
-fn parse_id(text: &str, field: &str) -> Result<Uuid, ApiError> {
+pub fn parse_id(text: &str, field: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(text)
         .map_err(|_| ApiError::bad_request(format!("{field} must be a UUID")).with_field(field))
 }
