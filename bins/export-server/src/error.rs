@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderValue, RETRY_AFTER};
 use actix_web::{HttpResponse, ResponseError};
 use export_core::engine::EngineError;
-use export_domain::ValidationErrors;
+use export_domain::{JobStatus, ValidationErrors};
 use serde::Serialize;
 
 /// An API error.
@@ -150,6 +150,14 @@ impl ApiError {
             EngineError::JobNotFound(id) => {
                 ApiError::not_found(format!("export job {id} does not exist"))
             }
+            EngineError::NotReady {
+                id,
+                status: status @ (JobStatus::Expired | JobStatus::Cancelled),
+            } => ApiError::new(
+                StatusCode::GONE,
+                "gone",
+                format!("export job {id} is {status}; its file no longer exists"),
+            ),
             EngineError::NotReady { id, status } => ApiError::new(
                 StatusCode::CONFLICT,
                 "not_ready",

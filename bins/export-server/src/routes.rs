@@ -487,14 +487,10 @@ pub async fn download(
     let (job, reader) = match query.get("token") {
         Some(token) => {
             let token = token.clone();
-            let (job, reader) = engine_call(&req, move || {
-                engine.download_with_link(&token, &origin, now)
+            engine_call(&req, move || {
+                engine.download_link_for(id, &token, &origin, now)
             })
-            .await?;
-            if job.id != id {
-                return Err(ApiError::forbidden("the link is for another export"));
-            }
-            (job, reader)
+            .await?
         }
         None => {
             let caller = crate::auth::Caller::extract(&req).await?;

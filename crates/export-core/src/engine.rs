@@ -179,6 +179,10 @@ impl ExportEngine {
         loop {
             match self.store.transaction(&work) {
                 Err(StoreError::AuditSequenceTaken) if attempt < 16 => attempt += 1,
+                Err(err) if err.is_busy() && attempt < 50 => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(2 * attempt));
+                }
                 other => return other,
             }
         }
@@ -797,20 +801,16 @@ impl ExportEngine {
             expires_at: now + lifetime,
         };
         let token = self.signer()?.sign(&grant);
-        let mut conn = self.store.connection()?;
         let metadata = serde_json::json!({"link_expires_at": grant.expires_at});
-        audit::append(
-            &mut conn,
-            Self::entry(
-                Some(actor.user_id),
-                &job,
-                AuditAction::Shared,
-                AuditOutcome::Success,
-                origin,
-                now,
-                metadata,
-            ),
-        )?;
+        self.append(Self::entry(
+            Some(actor.user_id),
+            &job,
+            AuditAction::Shared,
+            AuditOutcome::Success,
+            origin,
+            now,
+            metadata,
+        ))?;
         Ok(token)
     }
 
@@ -823,7 +823,43 @@ impl ExportEngine {
         origin: &RequestOrigin,
         now: DateTime<Utc>,
     ) -> Result<(ExportJob, Box<dyn Read + Send>), EngineError> {
+        self.open_link(None, token, origin, now)
+    }
+
+    /// [`download_with_link`](Self::download_with_link) for a link presented at the address of
+    /// job `job_id`: a link for another job is refused (and audited) before anything is opened.
+    pub fn download_link_for(
+        &self,
+        job_id: Uuid,
+        token: &str,
+        origin: &RequestOrigin,
+        now: DateTime<Utc>,
+    ) -> Result<(ExportJob, Box<dyn Read + Send>), EngineError> {
+        self.open_link(Some(job_id), token, origin, now)
+    }
+
+    fn open_link(
+        &self,
+        expected_job: Option<Uuid>,
+        token: &str,
+        origin: &RequestOrigin,
+        now: DateTime<Utc>,
+    ) -> Result<(ExportJob, Box<dyn Read + Send>), EngineError> {
         let grant = match self.signer()?.verify(token, now) {
+            Ok(grant) if expected_job.is_some_and(|id| id != grant.job_id) => {
+                if let Some(job) = self.job_unchecked(grant.job_id)? {
+                    self.append(Self::entry(
+                        Some(grant.user_id),
+                        &job,
+                        AuditAction::Downloaded,
+                        AuditOutcome::Denied,
+                        origin,
+                        now,
+                        serde_json::json!({"via": "link", "reason": "presented for another export"}),
+                    ))?;
+                }
+                return Err(EngineError::Forbidden("the link is for another export"));
+            }
             Ok(grant) => grant,
             Err(refusal) => {
                 let entry = NewAuditEntry {
@@ -864,19 +900,15 @@ impl ExportEngine {
         };
         if !still_allowed {
             if let Some(job) = self.job_unchecked(grant.job_id)? {
-                let mut conn = self.store.connection()?;
-                audit::append(
-                    &mut conn,
-                    Self::entry(
-                        Some(grant.user_id),
-                        &job,
-                        AuditAction::Downloaded,
-                        AuditOutcome::Denied,
-                        origin,
-                        now,
-                        serde_json::json!({"via": "link"}),
-                    ),
-                )?;
+                self.append(Self::entry(
+                    Some(grant.user_id),
+                    &job,
+                    AuditAction::Downloaded,
+                    AuditOutcome::Denied,
+                    origin,
+                    now,
+                    serde_json::json!({"via": "link"}),
+                ))?;
             }
             return Err(EngineError::Forbidden(
                 "the link's user may no longer download this export",
@@ -916,32 +948,37 @@ impl ExportEngine {
             }
             None => return Err(EngineError::JobNotFound(job_id)),
         };
-        if job.status != JobStatus::Completed {
-            return Err(EngineError::NotReady {
-                id: job.id,
-                status: job.status,
-            });
-        }
-        let (Some(key), Some(wrapped)) = (job.file_key.as_deref(), job.wrapped_key.as_deref())
-        else {
+        drop(conn);
+        let (Some(key), Some(wrapped), JobStatus::Completed) = (
+            job.file_key.as_deref(),
+            job.wrapped_key.as_deref(),
+            job.status,
+        ) else {
+            // A download that cannot be served is still a download attempt on record.
+            self.append(Self::entry(
+                Some(actor.user_id),
+                &job,
+                AuditAction::Downloaded,
+                AuditOutcome::Error,
+                origin,
+                now,
+                serde_json::json!({"status": job.status}),
+            ))?;
             return Err(EngineError::NotReady {
                 id: job.id,
                 status: job.status,
             });
         };
         let reader = self.files.open(&FileKey::parse(key)?, wrapped)?;
-        audit::append(
-            &mut conn,
-            Self::entry(
-                Some(actor.user_id),
-                &job,
-                AuditAction::Downloaded,
-                AuditOutcome::Success,
-                origin,
-                now,
-                serde_json::json!({"bytes": job.file_size_bytes}),
-            ),
-        )?;
+        self.append(Self::entry(
+            Some(actor.user_id),
+            &job,
+            AuditAction::Downloaded,
+            AuditOutcome::Success,
+            origin,
+            now,
+            serde_json::json!({"bytes": job.file_size_bytes}),
+        ))?;
         Ok((job, reader))
     }
 }

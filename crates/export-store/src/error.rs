@@ -43,6 +43,22 @@ pub enum StoreError {
     Query(DieselError),
 }
 
+impl StoreError {
+    /// Whether SQLite refused because another connection holds the write lock and waiting could
+    /// not help (a read transaction that wanted to write after another writer committed): the
+    /// whole transaction should be tried again.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            StoreError::Query(DieselError::DatabaseError(_, info)) => {
+                let message = info.message();
+                message.contains("database is locked")
+                    || message.contains("database table is locked")
+            }
+            _ => false,
+        }
+    }
+}
+
 impl From<DieselError> for StoreError {
     fn from(err: DieselError) -> Self {
         StoreError::Query(err)
