@@ -80,6 +80,14 @@ pub enum EngineError {
     Dataset(#[from] DatasetError),
 }
 
+/// How long a job waits after failed attempt `attempts`: 10 s doubling with each attempt (up to
+/// about three hours), spread by ±25% jitter so that jobs failing together do not retry together.
+fn retry_backoff(attempts: i32) -> Duration {
+    let base = 10_000i64 * 2i64.pow(attempts.clamp(1, 10) as u32 - 1);
+    let spread = (Uuid::new_v4().as_u128() % 501) as i64 - 250; // -250..=250 thousandths
+    Duration::milliseconds(base + base * spread / 1000)
+}
+
 fn invalid(field: &str, message: impl Into<String>) -> EngineError {
     EngineError::Invalid(ValidationErrors {
         errors: vec![FieldError {
@@ -443,7 +451,7 @@ impl ExportEngine {
         }
         match result {
             Ok((bytes, rows)) => {
-                let key = FileKey::for_job(job.id, job.format);
+                let key = FileKey::for_attempt(job.id, job.attempts, job.format);
                 let stored = self.files.put(&key, &mut Cursor::new(bytes))?;
                 let file = jobs::FinishedFile {
                     file_key: key.as_str().to_owned(),
@@ -463,21 +471,16 @@ impl ExportEngine {
                 match done {
                     Some(done) => Ok(Some(done)),
                     None => {
-                        // Cancelled while it rendered (or taken over): a cancelled job keeps no file.
+                        // Cancelled, released or taken over between the last renewal and now:
+                        // this attempt's file is nobody's.
+                        self.files.delete(&key)?;
                         let mut conn = self.store.connection()?;
-                        let now_job = jobs::get_job(&mut conn, job.id)?;
-                        if now_job
-                            .as_ref()
-                            .is_some_and(|j| j.status == JobStatus::Cancelled)
-                        {
-                            self.files.delete(&key)?;
-                        }
-                        Ok(now_job)
+                        Ok(jobs::get_job(&mut conn, job.id)?)
                     }
                 }
             }
             Err(err) => {
-                let backoff = Duration::seconds(10 * 2i64.pow(job.attempts.clamp(0, 10) as u32));
+                let backoff = retry_backoff(job.attempts);
                 // Another attempt does not bring a deleted template back, nor mend one that
                 // fails on these records.
                 let for_good = matches!(err, EngineError::TemplateUnusable { .. });

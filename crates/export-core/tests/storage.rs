@@ -153,7 +153,18 @@ fn keys_never_reach_outside_the_storage_root() {
         FileKey::parse(&good).unwrap(),
         FileKey::for_job(id, ExportFormat::Pdf)
     );
+    let attempt = format!("exports/{}.2.pdf", id.hyphenated());
+    assert_eq!(
+        FileKey::parse(&attempt).unwrap(),
+        FileKey::for_attempt(id, 2, ExportFormat::Pdf)
+    );
     for bad in [
+        "exports/00000000-0000-0000-0000-000000001234.02.pdf",
+        "exports/00000000-0000-0000-0000-000000001234.-1.pdf",
+        "exports/00000000-0000-0000-0000-000000001234.1.2.pdf",
+        "exports/00000000-0000-0000-0000-000000001234..pdf",
+        "exports/00000000-0000-0000-0000-000000001234.1/../../x.pdf",
+        "exports/00000000-0000-0000-0000-000000001234.%2e.pdf",
         "../etc/passwd",
         "/etc/passwd",
         "exports/../../etc/passwd.pdf",

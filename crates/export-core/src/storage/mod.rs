@@ -62,21 +62,45 @@ impl FileKey {
         ))
     }
 
-    /// Accepts only `exports/<lower-case hyphenated UUID>.<format>`: no `..`, no separators, no
-    /// encoded or control characters, nothing absolute.
+    /// The key of the file one attempt at a job writes: `exports/<job id>.<attempt>.<format>`.
+    /// A worker whose lease lapsed while it rendered writes beside the worker that took over,
+    /// never over its file, and removes its own when it finds the job is no longer its.
+    pub fn for_attempt(job_id: Uuid, attempt: i32, format: ExportFormat) -> FileKey {
+        FileKey(format!(
+            "exports/{}.{}.{}",
+            job_id.hyphenated(),
+            attempt.max(0),
+            format.as_str()
+        ))
+    }
+
+    /// Accepts only `exports/<lower-case hyphenated UUID>[.<attempt>].<format>`: no `..`, no
+    /// separators, no encoded or control characters, nothing absolute.
     pub fn parse(text: &str) -> Result<FileKey, StorageError> {
         let name = text
             .strip_prefix("exports/")
             .ok_or(StorageError::InvalidKey("it must start with exports/"))?;
-        let (id, extension) = name
+        let (id, rest) = name
             .split_once('.')
             .ok_or(StorageError::InvalidKey("it has no extension"))?;
+        let job_id = Uuid::try_parse(id)
+            .map_err(|_| StorageError::InvalidKey("the name is not a job id"))?;
+        let (attempt, extension) = match rest.split_once('.') {
+            Some((attempt, extension)) => {
+                let attempt = attempt
+                    .parse::<i32>()
+                    .map_err(|_| StorageError::InvalidKey("the attempt is not a number"))?;
+                (Some(attempt), extension)
+            }
+            None => (None, rest),
+        };
         let format: ExportFormat = extension
             .parse()
             .map_err(|_| StorageError::InvalidKey("unknown extension"))?;
-        let job_id = Uuid::try_parse(id)
-            .map_err(|_| StorageError::InvalidKey("the name is not a job id"))?;
-        let key = FileKey::for_job(job_id, format);
+        let key = match attempt {
+            Some(attempt) => FileKey::for_attempt(job_id, attempt, format),
+            None => FileKey::for_job(job_id, format),
+        };
         if key.0 != text {
             return Err(StorageError::InvalidKey(
                 "the name is not in canonical form",
