@@ -211,11 +211,17 @@ pub fn json_errors<B: MessageBody + 'static>() -> ErrorHandlers<B> {
 macro_rules! api_routes {
     ($($method:ident $path:literal => $handler:path,)*) => {
         /// Every route the API serves, as (method, path).
-        #[allow(dead_code)] // read by the OpenAPI test only
         pub const API_ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path),)*];
 
         fn register(config: &mut web::ServiceConfig) {
-            $(config.route($path, web::$method().to($handler));)*
+            // One resource per path with all its methods, so a wrong method is a 405.
+            let mut resources: Vec<(&'static str, Option<actix_web::Resource>)> = Vec::new();
+            $(add_route(&mut resources, $path, web::$method().to($handler));)*
+            for (_, resource) in resources {
+                if let Some(resource) = resource {
+                    config.service(resource.default_service(web::to(method_not_allowed)));
+                }
+            }
         }
     };
 }
@@ -245,6 +251,37 @@ api_routes! {
     get "/api/v1/export/stats" => routes::stats,
     get "/api/v1/audit/logs" => routes::audit_logs,
     get "/api/v1/audit/logs/export" => routes::audit_export,
+}
+
+fn add_route(
+    resources: &mut Vec<(&'static str, Option<actix_web::Resource>)>,
+    path: &'static str,
+    route: actix_web::Route,
+) {
+    match resources.iter_mut().find(|(p, _)| *p == path) {
+        Some((_, slot)) => *slot = slot.take().map(|resource| resource.route(route)),
+        None => resources.push((path, Some(web::resource(path).route(route)))),
+    }
+}
+
+/// A known path asked with a method it does not take: 405 with the methods it does take.
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let pattern = req.match_pattern().unwrap_or_default();
+    let allowed: Vec<String> = API_ROUTES
+        .iter()
+        .filter(|(_, path)| *path == pattern)
+        .map(|(method, _)| method.to_ascii_uppercase())
+        .collect();
+    let mut response = ApiError::new(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this resource takes {}", allowed.join(", ")),
+    )
+    .error_response();
+    if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }
 
 /// The API's routes, with JSON errors for bad paths and queries and for unknown routes.

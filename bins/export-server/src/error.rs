@@ -251,9 +251,11 @@ fn describe_json_error(err: &serde_json::Error) -> String {
     }
 }
 
-/// The field serde names in "unknown field `x`, expected ...".
+/// The field serde names in "unknown field `x`, expected ..." or "duplicate field `x`".
 fn unknown_field_name(text: &str) -> Option<String> {
-    let rest = text.strip_prefix("unknown field `")?;
+    let rest = text
+        .strip_prefix("unknown field `")
+        .or_else(|| text.strip_prefix("duplicate field `"))?;
     Some(rest[..rest.find('`')?].to_owned())
 }
 
@@ -289,6 +291,11 @@ mod tests {
                 Some("options.x"),
             ),
             (r#"{"name": "a"} {}"#, "malformed_json", None),
+            (
+                r#"{"name": "a", "name": "b"}"#,
+                "invalid_field",
+                Some("name"),
+            ),
         ];
         for (body, code, field) in cases {
             let err = parse_json::<Input>(body.as_bytes()).unwrap_err();

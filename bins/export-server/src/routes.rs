@@ -359,6 +359,8 @@ fn parse_cursor(text: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
         .parse::<i64>()
         .ok()
         .and_then(DateTime::from_timestamp_micros)
+        // Both databases hold these years; a cursor outside them was never issued.
+        .filter(|at| (1970..=9999).contains(&chrono::Datelike::year(at)))
         .ok_or_else(bad)?;
     Ok((at, Uuid::try_parse(id).map_err(|_| bad())?))
 }
@@ -412,7 +414,13 @@ pub async fn delete_job(
         engine.cancel_or_delete(&caller.0, id, &origin, Utc::now())
     })
     .await?;
-    Ok(json(StatusCode::OK, &JobView::of(job)))
+    Ok(if job.status == JobStatus::Cancelled {
+        // Cancelled: the job stays, to be read or deleted later.
+        json(StatusCode::OK, &JobView::of(job))
+    } else {
+        // Deleted, with its file.
+        HttpResponse::NoContent().finish()
+    })
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -621,6 +629,10 @@ fn audit_filters(
         error.field = error
             .field
             .map(|f| f.trim_start_matches("filters.").to_owned());
+        for problem in &mut error.errors {
+            problem.field = problem.field.trim_start_matches("filters.").to_owned();
+        }
+        error.message = error.message.replace("filters.", "");
         error.status = StatusCode::BAD_REQUEST;
         error
     })?;

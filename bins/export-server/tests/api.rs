@@ -261,7 +261,7 @@ fn jobs_are_cancelled_deleted_expired_and_shared_by_signed_links(db: &TestDataba
         None,
         &[],
     );
-    assert_eq!(deleted.status, 200);
+    assert_eq!(deleted.status, 204);
     assert_eq!(
         get(
             &server,

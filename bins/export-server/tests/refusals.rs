@@ -409,6 +409,29 @@ fn malformed_requests_are_refused_with_the_field_at_fault(db: &TestDatabase) {
         ),
         Case::get("an unknown route", "/api/v1/export/everything").is(404, "not_found", None),
         Case::get("an unknown API version", "/api/v2/export/jobs").is(404, "not_found", None),
+        Case::new(
+            "a method the resource does not take",
+            "PUT",
+            "/api/v1/export/progress-report",
+            Some("{}".into()),
+        )
+        .is(405, "method_not_allowed", None),
+        Case::new("POST on the job list", "POST", JOBS, Some("{}".into())).is(
+            405,
+            "method_not_allowed",
+            None,
+        ),
+        Case::post(
+            "a field given twice",
+            "/api/v1/export/progress-report",
+            r#"{"format": "pdf", "format": "docx"}"#,
+        )
+        .is(400, "invalid_field", Some("format")),
+        Case::get(
+            "a cursor before any database's calendar",
+            &format!("{JOBS}?cursor=-3000000000000000000_4333a588c713511785aa6c9dc288e1df"),
+        )
+        .is(400, "bad_request", Some("cursor")),
         // Query parameters.
         Case::get("limit=0", &format!("{JOBS}?limit=0")).is(400, "bad_request", Some("limit")),
         Case::get("limit=abc", &format!("{JOBS}?limit=abc")).is(400, "bad_request", Some("limit")),

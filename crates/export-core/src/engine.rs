@@ -386,6 +386,8 @@ impl ExportEngine {
                 Ok(job)
             }
             Err(refusal) => {
+                // The patient asked about, so the refusal shows in that patient's trail.
+                job.patient_id = request.patient_id();
                 let entry = NewAuditEntry {
                     export_job_id: None,
                     ..Self::entry(
@@ -882,17 +884,23 @@ impl ExportEngine {
                 return Err(refusal.into());
             }
         };
+        // Still the owner, still in the role, and for a patient's export still caring for them.
         let still_allowed = match (
             self.source.user(grant.user_id)?,
             self.job_unchecked(grant.job_id)?,
         ) {
-            (Some(user), Some(job)) if user.role == Role::Therapist && job.user_id == user.id => {
+            (Some(user), Some(job))
+                if job.user_id == user.id && matches!(user.role, Role::Therapist | Role::Admin) =>
+            {
                 match job.patient_id {
-                    Some(patient) => self
-                        .source
-                        .relationship(user.id, patient)?
-                        .is_some_and(|l| l.is_active),
-                    None => false,
+                    Some(patient) => {
+                        user.role == Role::Therapist
+                            && self
+                                .source
+                                .relationship(user.id, patient)?
+                                .is_some_and(|l| l.is_active)
+                    }
+                    None => true,
                 }
             }
             _ => false,

@@ -87,7 +87,8 @@ impl ExportEngine {
         Ok(jobs::count_jobs_by_status(&mut conn)?)
     }
 
-    /// When `user_id`'s jobs since `since` were created, oldest first, at most `limit`.
+    /// When `user_id`'s granted export requests since `since` were made, oldest first, at most
+    /// `limit`; from the append-only audit trail, so deleting jobs gives no request back.
     pub fn submissions_since(
         &self,
         user_id: Uuid,
@@ -95,9 +96,7 @@ impl ExportEngine {
         limit: i64,
     ) -> Result<Vec<DateTime<Utc>>, EngineError> {
         let mut conn = self.store().connection()?;
-        Ok(jobs::created_by_user_since(
-            &mut conn, user_id, since, limit,
-        )?)
+        Ok(audit::requests_since(&mut conn, user_id, since, limit)?)
     }
 
     /// The job `actor` submitted under idempotency `key`, if any.

@@ -129,6 +129,29 @@ fn append_unlocked(
     Ok(chained)
 }
 
+/// When `user_id`'s granted export requests at or after `since` were made, oldest first, at most
+/// `limit`: what a per-user rate limit counts. The audit trail is append-only, so deleting jobs
+/// gives no request back.
+pub fn requests_since(
+    conn: &mut DbConnection,
+    user_id: Uuid,
+    since: chrono::DateTime<chrono::Utc>,
+    limit: i64,
+) -> Result<Vec<chrono::DateTime<chrono::Utc>>, StoreError> {
+    Ok(export_audit_log::table
+        .filter(export_audit_log::user_id.eq(user_id.to_string()))
+        .filter(export_audit_log::created_at.ge(crate::convert::naive(since)))
+        .filter(export_audit_log::action.eq(AuditAction::Requested.as_str()))
+        .filter(export_audit_log::outcome.eq(export_domain::AuditOutcome::Success.as_str()))
+        .order(export_audit_log::created_at.asc())
+        .select(export_audit_log::created_at)
+        .limit(limit)
+        .load::<NaiveDateTime>(conn)?
+        .into_iter()
+        .map(crate::convert::utc)
+        .collect())
+}
+
 /// Which entries [`list`] returns.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {

@@ -558,26 +558,6 @@ pub fn mark_expired(
     Ok(changed == 1)
 }
 
-/// When `user_id`'s jobs created at or after `since` were created, oldest first, at most `limit`:
-/// what a per-user rate limit counts.
-pub fn created_by_user_since(
-    conn: &mut DbConnection,
-    user_id: Uuid,
-    since: DateTime<Utc>,
-    limit: i64,
-) -> Result<Vec<DateTime<Utc>>, StoreError> {
-    Ok(export_jobs::table
-        .filter(export_jobs::user_id.eq(user_id.to_string()))
-        .filter(export_jobs::created_at.ge(naive(since)))
-        .order(export_jobs::created_at.asc())
-        .select(export_jobs::created_at)
-        .limit(limit)
-        .load::<NaiveDateTime>(conn)?
-        .into_iter()
-        .map(utc)
-        .collect())
-}
-
 /// Every job created at or after `since`, oldest first (for statistics over a window).
 pub fn list_created_since(
     conn: &mut DbConnection,
