@@ -1,8 +1,11 @@
-//! Orchestration of the export engine. Today: gathering a patient's clinical records into the
-//! context of each document type (`gather`), verifying the audit trail's hash chain (`audit`),
-//! keeping export files encrypted at rest (`storage`), and signing download links (`links`). The job engine (submit, claim, render, store,
-//! audit, download, expire) and the `ClinicalSource`, `Dataset`, `JobStore` and `FileStore`
-//! traits come with the job-engine issue.
+//! The export engine another Rust service embeds, or the server runs: `engine::ExportEngine`
+//! submits exports on behalf of users (authorization, idempotency, audit), `worker::WorkerPool`
+//! produces them with leases renewed while they render, `storage` keeps the files encrypted at rest
+//! (a directory, or an S3 bucket with the `s3` feature), and the engine hands them back by
+//! download or signed link (`links`), cancels, deletes and expires them. Records come through the
+//! `source::ClinicalSource` trait and tabular exports through the `dataset::Dataset` trait, both
+//! implementable by the host; `gather` and `produce` turn records into files; `audit` verifies the
+//! hash chain; `metrics` and `queries` answer what a server asks.
 //!
 //! Architecture invariant: this crate knows no HTTP types; the server maps its errors to
 //! responses.
