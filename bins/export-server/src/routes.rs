@@ -662,6 +662,8 @@ pub async fn audit_logs(
         patient_id: filters.uuid("patient_id"),
         action: filters.text("action").and_then(|a| a.parse().ok()),
         after_sequence: after,
+        from: filters.date("from"),
+        to: filters.date("to"),
         limit: Some(limit),
     };
     let engine = state.engine.clone();
@@ -672,11 +674,6 @@ pub async fn audit_logs(
         .flatten();
     let entries: Vec<AuditView> = entries
         .into_iter()
-        .filter(|e| {
-            let day = e.entry.created_at.date_naive();
-            filters.date("from").is_none_or(|f| day >= f)
-                && filters.date("to").is_none_or(|t| day <= t)
-        })
         .map(|e| AuditView {
             sequence: e.sequence,
             entry: e.entry,

@@ -628,11 +628,12 @@ impl Dataset for AuditDataset {
                 .filters
                 .text("action")
                 .and_then(|a| a.parse::<AuditAction>().ok()),
+            from: query.filters.date("from"),
+            to: query.filters.date("to"),
             ..audit::AuditFilter::default()
         };
         let mut conn = self.0.connection().map_err(failed)?;
-        let mut entries = audit::list(&mut conn, &filter).map_err(failed)?;
-        entries.retain(|e| in_range(query.filters, e.entry.created_at.date_naive()));
+        let entries = audit::list(&mut conn, &filter).map_err(failed)?;
         Ok(Box::new(RecordRows::new(
             self.columns(),
             entries,

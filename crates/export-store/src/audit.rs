@@ -161,6 +161,10 @@ pub struct AuditFilter {
     pub action: Option<AuditAction>,
     /// Only entries after this place in the chain.
     pub after_sequence: Option<i64>,
+    /// Only entries made on or after this day (UTC).
+    pub from: Option<chrono::NaiveDate>,
+    /// Only entries made on or before this day (UTC).
+    pub to: Option<chrono::NaiveDate>,
     /// At most this many; `None` for all.
     pub limit: Option<i64>,
 }
@@ -184,6 +188,13 @@ pub fn list(conn: &mut DbConnection, filter: &AuditFilter) -> Result<Vec<AuditEn
     }
     if let Some(after) = filter.after_sequence {
         query = query.filter(export_audit_log::sequence.gt(after));
+    }
+    if let Some(from) = filter.from {
+        query =
+            query.filter(export_audit_log::created_at.ge(from.and_time(chrono::NaiveTime::MIN)));
+    }
+    if let Some(to) = filter.to.and_then(|to| to.succ_opt()) {
+        query = query.filter(export_audit_log::created_at.lt(to.and_time(chrono::NaiveTime::MIN)));
     }
     if let Some(limit) = filter.limit {
         query = query.limit(limit.max(0));

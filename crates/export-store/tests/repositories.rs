@@ -737,6 +737,22 @@ fn audit_entries_chain(db: &TestDatabase) {
     )
     .unwrap();
     assert!(other.is_empty());
+    // Days, inclusive at both ends, filtered in the database before any limit.
+    let day = appended[0].entry.created_at.date_naive();
+    let by_days = |from: Option<chrono::NaiveDate>, to: Option<chrono::NaiveDate>| {
+        let filter = audit::AuditFilter {
+            from,
+            to,
+            limit: Some(10),
+            ..Default::default()
+        };
+        audit::list(&mut db.store.connection().unwrap(), &filter)
+            .unwrap()
+            .len()
+    };
+    assert_eq!(by_days(Some(day), Some(day)), 3);
+    assert_eq!(by_days(day.succ_opt(), None), 0);
+    assert_eq!(by_days(None, day.pred_opt()), 0);
 }
 
 fn migrations_twice_are_harmless(db: &TestDatabase) {
