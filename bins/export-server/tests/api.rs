@@ -148,6 +148,20 @@ fn every_type_and_format_goes_from_request_to_a_downloaded_file(db: &TestDatabas
             assert!(text.contains("Brontë-Lefèvre"), "{what} names the patient");
         }
     }
+    // Prometheus: requests by route, the queue, and what the workers produced.
+    let metrics = get(&server, "/metrics", None).text();
+    for line in [
+        "http_requests_total{method=\"POST\",route=\"/api/v1/export/progress-report\",status=\"202\"} 3",
+        "export_jobs{status=\"completed\"} 17",
+        "export_queue_depth 0",
+        "export_jobs_finished_total{status=\"completed\",format=\"pdf\"} 5",
+        "http_request_duration_seconds_bucket{route=\"/api/v1/export/jobs/{id}\",le=\"+Inf\"}",
+        "export_duration_seconds_count{export_type=\"dataset\",format=\"xlsx\"} 1",
+        "export_file_bytes_count{format=\"docx\"} 3",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    assert!(!metrics.contains("Brontë"));
     // The log carries ids, never the patient's name.
     let log = server.log();
     assert!(!log.contains("Brontë"), "no PHI in the log");
