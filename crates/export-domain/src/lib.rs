@@ -17,8 +17,8 @@ pub use clinical::{
     TherapistPatient, TherapySession, TranscriptSegment, TreatmentPlan, User,
 };
 pub use records::{
-    AuditEntry, ExportJob, ExportTemplate, NewAuditEntry, ScheduleConfig, ScheduledReport,
-    to_storage_precision,
+    AuditEntry, ExportJob, ExportTemplate, NewAuditEntry, Notification, NotificationPreference,
+    ScheduleConfig, ScheduleRun, ScheduledReport, to_storage_precision,
 };
 pub use request::{
     DatasetInput, DatasetRequest, DateRange, DateRangeInput, FieldError, FullRecordInput,
@@ -29,6 +29,6 @@ pub use request::{
 };
 pub use vocabulary::{
     AuditAction, AuditOutcome, DeliveryMethod, ExportFormat, ExportType, GoalStatus, JobStatus,
-    NoteLayout, RelationshipType, RiskSeverity, Role, ScheduleType, SessionStatus, Speaker,
-    StrategyStatus, SummaryPurpose, UnknownVariant,
+    NoteLayout, NotificationStatus, RelationshipType, RiskSeverity, Role, RunStatus, ScheduleType,
+    SessionStatus, Speaker, StrategyStatus, SummaryPurpose, UnknownVariant,
 };

@@ -185,3 +185,44 @@ pub struct AuditEntry {
     pub prev_hash: String,
     pub entry_hash: String,
 }
+
+/// One due time of a scheduled report, and what came of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleRun {
+    pub id: Uuid,
+    pub schedule_id: Uuid,
+    pub due_at: DateTime<Utc>,
+    /// Earlier due times missed (while no scheduler ran) and coalesced into this run.
+    pub skipped: i32,
+    pub export_job_id: Option<Uuid>,
+    pub status: crate::RunStatus,
+    pub delivery_attempts: i32,
+    pub next_delivery_at: Option<DateTime<Utc>>,
+    /// Why the export was refused or the delivery failed; ids and SMTP codes only.
+    pub error_message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Whether a user wants an email when one of their exports completes or fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationPreference {
+    pub user_id: Uuid,
+    pub email: String,
+    pub on_completed: bool,
+    pub on_failed: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The email about one finished job, sent at most once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    pub export_job_id: Uuid,
+    pub user_id: Uuid,
+    pub status: crate::NotificationStatus,
+    pub attempts: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub error_message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}

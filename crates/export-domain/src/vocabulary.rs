@@ -207,6 +207,32 @@ vocabulary! {
 }
 
 vocabulary! {
+    /// Where one due time of a scheduled report stands.
+    pub enum RunStatus as "run status" {
+        /// The due time is claimed; the job is being submitted.
+        Submitting = "submitting",
+        /// The export job exists (stored reports end here).
+        Submitted = "submitted",
+        /// The engine refused the export (the owner may no longer make it).
+        Refused = "refused",
+        /// The job is done or running; the email is still to go out.
+        Delivering = "delivering",
+        Delivered = "delivered",
+        /// Every delivery attempt failed; `error_message` says why.
+        DeliveryFailed = "delivery_failed",
+    }
+}
+
+vocabulary! {
+    /// Where an email notification stands.
+    pub enum NotificationStatus as "notification status" {
+        Pending = "pending",
+        Sent = "sent",
+        Failed = "failed",
+    }
+}
+
+vocabulary! {
     /// Where a scheduled report goes.
     pub enum DeliveryMethod as "delivery method" {
         Storage = "storage",

@@ -13,6 +13,7 @@ mod schema;
 pub mod audit;
 pub mod clinical;
 pub mod jobs;
+pub mod runs;
 pub mod schedules;
 pub mod seed;
 pub mod templates;

@@ -181,7 +181,47 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    schedule_runs (id) {
+        id -> Text,
+        schedule_id -> Text,
+        due_at -> Timestamp,
+        skipped -> Integer,
+        export_job_id -> Nullable<Text>,
+        status -> Text,
+        delivery_attempts -> Integer,
+        next_delivery_at -> Nullable<Timestamp>,
+        error_message -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    notification_preferences (user_id) {
+        user_id -> Text,
+        email -> Text,
+        on_completed -> Bool,
+        on_failed -> Bool,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    notifications (export_job_id) {
+        export_job_id -> Text,
+        user_id -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Nullable<Timestamp>,
+        error_message -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(export_jobs -> export_templates (template_id));
+diesel::joinable!(schedule_runs -> scheduled_reports (schedule_id));
 diesel::joinable!(scheduled_reports -> export_templates (template_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -195,5 +235,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     export_templates,
     export_jobs,
     export_audit_log,
-    scheduled_reports
+    scheduled_reports,
+    schedule_runs,
+    notification_preferences,
+    notifications
 );
