@@ -17,7 +17,7 @@ use export_core::worker::PoolWaker;
 use crate::auth::TokenVerifier;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::{routes, templates};
+use crate::{routes, scheduled, templates};
 
 /// What every handler shares.
 pub struct AppState {
@@ -30,6 +30,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Wakes this process's workers when a job is submitted; `None` in an API-only process.
     pub waker: Option<PoolWaker>,
+    /// Scheduled reports.
+    pub scheduler: Option<Arc<export_schedule::scheduler::Scheduler>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -248,6 +250,14 @@ api_routes! {
     put "/api/v1/export/templates/{id}" => templates::update,
     delete "/api/v1/export/templates/{id}" => templates::delete,
     post "/api/v1/export/templates/{id}/preview" => templates::preview,
+    post "/api/v1/export/scheduled" => scheduled::create,
+    get "/api/v1/export/scheduled" => scheduled::list,
+    post "/api/v1/export/scheduled/preview" => scheduled::preview_unsaved,
+    get "/api/v1/export/scheduled/{id}" => scheduled::get,
+    patch "/api/v1/export/scheduled/{id}" => scheduled::update,
+    delete "/api/v1/export/scheduled/{id}" => scheduled::delete,
+    post "/api/v1/export/scheduled/{id}/run" => scheduled::run,
+    get "/api/v1/export/scheduled/{id}/preview" => scheduled::preview,
     get "/api/v1/export/stats" => routes::stats,
     get "/api/v1/audit/logs" => routes::audit_logs,
     get "/api/v1/audit/logs/export" => routes::audit_export,

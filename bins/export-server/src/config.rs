@@ -18,7 +18,10 @@ pub enum ServerRole {
     Api,
     /// Workers only: claim and produce jobs.
     Worker,
-    /// Both (the default).
+    /// The scheduler and maintenance only: due scheduled reports, deliveries, notifications,
+    /// the expiry pass.
+    Scheduler,
+    /// API, workers and scheduler (the default).
     All,
 }
 
@@ -29,6 +32,10 @@ impl ServerRole {
 
     pub fn runs_workers(self) -> bool {
         matches!(self, ServerRole::Worker | ServerRole::All)
+    }
+
+    pub fn runs_scheduler(self) -> bool {
+        matches!(self, ServerRole::Scheduler | ServerRole::All)
     }
 }
 
@@ -94,6 +101,14 @@ pub struct Config {
     pub seed_demo: bool,
     pub fixtures_dir: PathBuf,
     pub role: ServerRole,
+    /// Seconds between scheduler ticks (due reports, deliveries, notifications).
+    pub scheduler_tick_seconds: u64,
+    /// Seconds between expiry passes.
+    pub expiry_interval_seconds: u64,
+    /// The address users reach the API at, for links in emails.
+    pub public_url: String,
+    /// Hours a link sent by email stays valid.
+    pub email_link_hours: i64,
 }
 
 impl Default for Config {
@@ -119,6 +134,10 @@ impl Default for Config {
             seed_demo: false,
             fixtures_dir: "fixtures".into(),
             role: ServerRole::All,
+            scheduler_tick_seconds: 30,
+            expiry_interval_seconds: 3600,
+            public_url: "http://127.0.0.1:8080".into(),
+            email_link_hours: 72,
         }
     }
 }
@@ -171,6 +190,10 @@ pub const ENV_SETTINGS: &[&str] = &[
     "seed_demo",
     "fixtures_dir",
     "role",
+    "scheduler_tick_seconds",
+    "expiry_interval_seconds",
+    "public_url",
+    "email_link_hours",
     "s3_bucket",
     "s3_endpoint",
     "s3_region",
@@ -231,6 +254,12 @@ impl Config {
         if self.exports_per_hour == 0 || self.requests_per_minute_per_ip == 0 {
             bail!("rate limits must be at least 1");
         }
+        if self.scheduler_tick_seconds == 0 || self.expiry_interval_seconds == 0 {
+            bail!("scheduler_tick_seconds and expiry_interval_seconds must be at least 1");
+        }
+        if !(1..=24 * 30).contains(&self.email_link_hours) {
+            bail!("email_link_hours must be between 1 and 720");
+        }
         if !(1..=24 * 60).contains(&self.link_minutes) {
             bail!("link_minutes must be between 1 and 1440");
         }
@@ -274,6 +303,9 @@ fn typed_value(setting: &str, text: &str) -> anyhow::Result<toml::Value> {
         "grace_seconds",
         "max_body_bytes",
         "link_minutes",
+        "scheduler_tick_seconds",
+        "expiry_interval_seconds",
+        "email_link_hours",
     ];
     Ok(if INTEGERS.contains(&setting) {
         toml::Value::Integer(

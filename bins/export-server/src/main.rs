@@ -10,9 +10,11 @@ mod app;
 mod auth;
 mod config;
 mod error;
+mod maintenance;
 mod metrics;
 mod openapi;
 mod routes;
+mod scheduled;
 mod templates;
 
 use std::path::PathBuf;
@@ -163,6 +165,20 @@ fn run() -> anyhow::Result<()> {
         )
     });
 
+    let scheduler = Arc::new(export_schedule::scheduler::Scheduler::new(
+        engine.clone(),
+        store.clone(),
+    ));
+    let maintenance = config.role.runs_scheduler().then(|| {
+        maintenance::Maintenance::start(
+            scheduler.clone(),
+            engine.clone(),
+            std::time::Duration::from_secs(config.scheduler_tick_seconds),
+            std::time::Duration::from_secs(config.expiry_interval_seconds),
+            pool.as_ref().map(WorkerPool::waker),
+        )
+    });
+
     if config.role.serves_api() {
         let tokens = match &config.token_public_key_file {
             Some(path) => auth::TokenVerifier::rs256(
@@ -179,12 +195,16 @@ fn run() -> anyhow::Result<()> {
             link_minutes: config.link_minutes,
             max_body_bytes: config.max_body_bytes,
             waker: pool.as_ref().map(WorkerPool::waker),
+            scheduler: Some(scheduler),
         });
         serve(&config, state)?;
     } else {
         wait_for_signal()?;
     }
 
+    if let Some(maintenance) = maintenance {
+        maintenance.stop();
+    }
     if let Some(pool) = pool {
         log::info!("stopping the workers");
         let report = pool.shutdown();

@@ -831,6 +831,7 @@ mod tests {
             link_minutes: 15,
             max_body_bytes: 64 * 1024,
             waker: None,
+            scheduler: None,
         })
     }
 

@@ -580,11 +580,26 @@ pub async fn stats(
         }
     }
     let engine = state.engine.clone();
+    let now = Utc::now();
     let stats = engine_call(&req, move || {
-        engine.stats(&caller.0, Utc::now(), Duration::days(days))
+        engine.stats(&caller.0, now, Duration::days(days))
     })
     .await?;
-    Ok(json(StatusCode::OK, &stats))
+    let mut value =
+        serde_json::to_value(&stats).map_err(|e| ApiError::internal(&request_id(&req), e))?;
+    if let Some(scheduler) = state.scheduler.clone() {
+        let scheduled =
+            match web::block(move || scheduler.run_stats(&caller.0, now - Duration::days(days)))
+                .await
+            {
+                Ok(Ok(runs)) => runs,
+                Ok(Err(err)) => return Err(ApiError::internal(&request_id(&req), err)),
+                Err(_) => return Err(blocking_failed(&req)),
+            };
+        value["scheduled"] = serde_json::to_value(scheduled)
+            .map_err(|e| ApiError::internal(&request_id(&req), e))?;
+    }
+    Ok(json(StatusCode::OK, &value))
 }
 
 /// The audit filters of a query: the audit dataset's filters, plus `after` and `limit`.

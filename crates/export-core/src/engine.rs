@@ -295,6 +295,40 @@ impl ExportEngine {
         }
     }
 
+    /// Whether `actor` may make the export `request` asks for, as `submit` would decide, without
+    /// submitting or auditing anything: for checking a scheduled report when it is saved. Returns
+    /// the patient the request is about, if any.
+    pub fn check_export(
+        &self,
+        actor: &Actor,
+        request: &ExportRequest,
+    ) -> Result<Option<Uuid>, EngineError> {
+        self.authorize(actor, request)
+    }
+
+    /// Records that `actor` shared their completed job outside the engine (an email with the file
+    /// attached, say): an audit entry "shared" with `metadata`, which must hold no PHI.
+    pub fn record_share(
+        &self,
+        actor: &Actor,
+        job_id: Uuid,
+        metadata: serde_json::Value,
+        origin: &RequestOrigin,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        let job = self.job(actor, job_id)?;
+        self.append(Self::entry(
+            Some(actor.user_id),
+            &job,
+            AuditAction::Shared,
+            AuditOutcome::Success,
+            origin,
+            now,
+            metadata,
+        ))?;
+        Ok(())
+    }
+
     /// The registered dataset called `name`.
     fn dataset(&self, name: &str) -> Result<&std::sync::Arc<dyn Dataset>, EngineError> {
         self.datasets.get(name).ok_or_else(|| {

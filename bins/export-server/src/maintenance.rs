@@ -1,0 +1,91 @@
+//! The scheduler's loop in the server: every tick, due scheduled reports become jobs (and
+//! deliveries and notifications go out); every expiry interval, the expiry pass deletes the files
+//! whose retention has passed. Runs in `--role scheduler` and `--role all` processes; several may
+//! share a database (the tick is exactly-once per due time, expiry is idempotent).
+
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use export_core::engine::ExportEngine;
+use export_core::worker::PoolWaker;
+use export_schedule::scheduler::Scheduler;
+
+/// The running loop.
+#[derive(Debug)]
+pub struct Maintenance {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: JoinHandle<()>,
+}
+
+impl Maintenance {
+    pub fn start(
+        scheduler: Arc<Scheduler>,
+        engine: Arc<ExportEngine>,
+        tick: Duration,
+        expiry: Duration,
+        waker: Option<PoolWaker>,
+    ) -> Maintenance {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let signal = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("maintenance".into())
+            .spawn(move || {
+                let (mut next_tick, mut next_expiry) = (Instant::now(), Instant::now());
+                loop {
+                    let now = Instant::now();
+                    if now >= next_tick {
+                        match scheduler.tick(Utc::now()) {
+                            Ok(report) if report.submitted > 0 => {
+                                log::info!(
+                                    "scheduler: {} runs submitted, {} missed due times coalesced, {} refused",
+                                    report.submitted,
+                                    report.skipped,
+                                    report.refused
+                                );
+                                if let Some(waker) = &waker {
+                                    waker.wake();
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(err) => log::warn!("scheduler tick failed: {err}"),
+                        }
+                        next_tick = now + tick;
+                    }
+                    if now >= next_expiry {
+                        match engine.expire(Utc::now(), false) {
+                            Ok((0, _)) => {}
+                            Ok((count, bytes)) => {
+                                log::info!("expiry: {count} exports expired, {bytes} bytes deleted")
+                            }
+                            Err(err) => log::warn!("expiry pass failed: {err}"),
+                        }
+                        next_expiry = now + expiry;
+                    }
+                    let wake_at = next_tick.min(next_expiry);
+                    let (lock, changed) = &*signal;
+                    let mut stopping = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                    while !*stopping && Instant::now() < wake_at {
+                        let left = wake_at.saturating_duration_since(Instant::now());
+                        stopping = changed
+                            .wait_timeout(stopping, left)
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0;
+                    }
+                    if *stopping {
+                        return;
+                    }
+                }
+            })
+            .expect("the system can start the maintenance thread");
+        Maintenance { stop, thread }
+    }
+
+    /// Stops the loop after the pass it is in.
+    pub fn stop(self) {
+        *self.stop.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.stop.1.notify_all();
+        let _ = self.thread.join();
+    }
+}

@@ -1,0 +1,626 @@
+//! Scheduled reports: saving them (checked as a manual export would be, plus the schedule), and
+//! the tick that turns due times into export jobs exactly once.
+//!
+//! Exactly once: a due time becomes a job only through a `schedule_runs` row, unique per
+//! (schedule, due time), claimed before the job is submitted; the job is submitted with the
+//! idempotency key `schedule:<id>:<due time>`, so a scheduler that died between the claim and the
+//! submission is finished by the next tick and never makes a second job. Several schedulers may
+//! tick on one database at once.
+//!
+//! Missed runs are coalesced: after downtime, a schedule makes one job for the most recent due
+//! time it missed, and the run records how many earlier ones it skipped.
+//!
+//! A schedule runs as its owner: the engine checks at every run, as at saving, that the owner may
+//! still export the patient (a relationship that ended makes the run `refused`).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use export_core::engine::{Actor, EngineError, ExportEngine, ExportRequest, RequestOrigin};
+use export_domain::{
+    DeliveryMethod, ExportTemplate, ExportType, FieldError, FullRecordInput, ProgressReportInput,
+    Role, RunStatus, ScheduleRun, ScheduledReport, ScheduledReportInput, ScheduledReportRequest,
+    TreatmentSummaryInput, ValidationErrors,
+};
+use export_store::{Store, StoreError, runs, schedules};
+use uuid::Uuid;
+
+use crate::Schedule;
+
+/// Why a scheduled-report operation was refused or failed. Ids only.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScheduleError {
+    #[error("invalid scheduled report: {0}")]
+    Invalid(ValidationErrors),
+    #[error("scheduled report {0} does not exist")]
+    NotFound(Uuid),
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ScheduleError {
+    ScheduleError::Invalid(ValidationErrors {
+        errors: vec![FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        }],
+    })
+}
+
+/// The most days a `period_days` parameter may reach back.
+pub const MAX_PERIOD_DAYS: i64 = 366;
+
+/// What one tick did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// Runs this scheduler claimed and submitted.
+    pub submitted: usize,
+    /// Due times coalesced into those runs.
+    pub skipped: usize,
+    /// Runs the engine refused.
+    pub refused: usize,
+    /// Due times another scheduler had already claimed.
+    pub lost_races: usize,
+}
+
+/// Scheduled runs in a window, for the export statistics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RunStats {
+    /// Due times that became a run.
+    pub runs: usize,
+    /// Due times missed and coalesced into those runs.
+    pub skipped: usize,
+    pub refused: usize,
+    pub delivered: usize,
+    pub delivery_failed: usize,
+}
+
+/// Scheduled reports over an engine.
+pub struct Scheduler {
+    engine: Arc<ExportEngine>,
+    store: Store,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler").finish_non_exhaustive()
+    }
+}
+
+/// The time zone, schedule and checks of a request, as a `Schedule`.
+fn schedule_of(report: &ScheduledReportRequest) -> Result<Schedule, ScheduleError> {
+    Schedule::new(
+        report.schedule_type,
+        &report.schedule_config,
+        &report.timezone,
+    )
+    .map_err(|errors| ScheduleError::Invalid(ValidationErrors { errors }))
+}
+
+/// The schedule of a stored report.
+fn stored_schedule(report: &ScheduledReport) -> Result<Schedule, ScheduleError> {
+    Schedule::new(
+        report.schedule_type,
+        &report.schedule_config,
+        &report.timezone,
+    )
+    .map_err(|errors| ScheduleError::Invalid(ValidationErrors { errors }))
+}
+
+/// `period_days` of the parameters: how far back a run's report reaches (default 30).
+fn period_days(parameters: &serde_json::Value) -> Result<i64, ScheduleError> {
+    match parameters.get("period_days") {
+        None | Some(serde_json::Value::Null) => Ok(30),
+        Some(value) => value
+            .as_i64()
+            .filter(|d| (1..=MAX_PERIOD_DAYS).contains(d))
+            .ok_or_else(|| {
+                invalid(
+                    "parameters.period_days",
+                    format!("must be a whole number of days from 1 to {MAX_PERIOD_DAYS}"),
+                )
+            }),
+    }
+}
+
+/// The export a run of `template` makes at `due`, with the parameters resolved then: "the last
+/// `period_days` days" ends on the due day.
+pub fn request_for(
+    template: &ExportTemplate,
+    patient_id: Option<Uuid>,
+    parameters: &serde_json::Value,
+    due: DateTime<Utc>,
+) -> Result<ExportRequest, ScheduleError> {
+    let patient = patient_id
+        .ok_or_else(|| {
+            invalid(
+                "patient_id",
+                "this template's report is about one patient; name them",
+            )
+        })?
+        .to_string();
+    let days = period_days(parameters)?;
+    let end = due.date_naive();
+    let start = end - Duration::days(days - 1);
+    let format = template.format.as_str().to_owned();
+    let template_id = Some(template.id.to_string());
+    let sections = template.include_sections.clone();
+    let checked =
+        |result: Result<ExportRequest, ValidationErrors>| result.map_err(ScheduleError::Invalid);
+    match template.export_type {
+        ExportType::ProgressReport => checked(
+            ProgressReportInput {
+                patient_id: patient,
+                start_date: start.to_string(),
+                end_date: end.to_string(),
+                format,
+                template_id,
+                include_sections: sections,
+            }
+            .validate()
+            .map(ExportRequest::ProgressReport),
+        ),
+        ExportType::TreatmentSummary => checked(
+            TreatmentSummaryInput {
+                patient_id: patient,
+                format,
+                purpose: parameters
+                    .get("purpose")
+                    .and_then(|p| p.as_str())
+                    .unwrap_or("records")
+                    .to_owned(),
+                template_id,
+                include_sections: sections,
+            }
+            .validate()
+            .map(ExportRequest::TreatmentSummary),
+        ),
+        ExportType::FullRecord => checked(
+            FullRecordInput {
+                patient_id: patient,
+                format,
+                include_sections: sections,
+                date_range: None,
+            }
+            .validate()
+            .map(ExportRequest::FullRecord),
+        ),
+        other => Err(invalid(
+            "template_id",
+            format!(
+                "{other} templates cannot be scheduled; use a progress report, treatment summary or full record template"
+            ),
+        )),
+    }
+}
+
+/// The owner a schedule runs as. Schedules are made by therapists, and the engine checks the
+/// relationship at every run.
+fn owner(report: &ScheduledReport) -> Actor {
+    Actor {
+        user_id: report.user_id,
+        role: Role::Therapist,
+    }
+}
+
+fn scheduler_origin(report: &ScheduledReport) -> RequestOrigin {
+    RequestOrigin {
+        ip_address: None,
+        user_agent: Some("export-scheduler".to_owned()),
+        request_id: Some(format!("schedule-{}", report.id.simple())),
+    }
+}
+
+/// The idempotency key of a schedule's job for one due time.
+fn run_key(schedule_id: Uuid, due: DateTime<Utc>) -> String {
+    format!("schedule:{}:{}", schedule_id.simple(), due.timestamp())
+}
+
+impl Scheduler {
+    pub fn new(engine: Arc<ExportEngine>, store: Store) -> Scheduler {
+        Scheduler { engine, store }
+    }
+
+    /// The scheduled runs due since `since`: everyone's for an administrator, a therapist's own.
+    pub fn run_stats(
+        &self,
+        actor: &Actor,
+        since: DateTime<Utc>,
+    ) -> Result<RunStats, ScheduleError> {
+        let mut conn = self.store.connection()?;
+        let mut all = runs::list_runs_since(&mut conn, since)?;
+        match actor.role {
+            Role::Admin => {}
+            Role::Therapist => {
+                let own: Vec<Uuid> = schedules::list_schedules(&mut conn, actor.user_id)?
+                    .iter()
+                    .map(|s| s.id)
+                    .collect();
+                all.retain(|r| own.contains(&r.schedule_id));
+            }
+            Role::Patient => return Err(ScheduleError::Forbidden("patients schedule nothing")),
+        }
+        let count = |status: RunStatus| all.iter().filter(|r| r.status == status).count();
+        Ok(RunStats {
+            runs: all.len(),
+            skipped: all.iter().map(|r| r.skipped.max(0) as usize).sum(),
+            refused: count(RunStatus::Refused),
+            delivered: count(RunStatus::Delivered),
+            delivery_failed: count(RunStatus::DeliveryFailed),
+        })
+    }
+
+    /// Checks `request` for `actor` as saving it would, without saving: the schedule, the
+    /// template, the export it makes, the owner's right to make it.
+    pub fn check(
+        &self,
+        actor: &Actor,
+        request: &ScheduledReportRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Schedule, ScheduleError> {
+        if actor.role != Role::Therapist {
+            return Err(ScheduleError::Forbidden("only therapists schedule reports"));
+        }
+        let schedule = schedule_of(request)?;
+        let template = match self.engine.template(actor, request.template_id) {
+            Ok(template) => template,
+            Err(EngineError::TemplateNotFound(_)) => {
+                return Err(invalid("template_id", "there is no such template"));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        period_days(&request.parameters)?;
+        if request.delivery_method == DeliveryMethod::Email && request.email_recipients.is_empty() {
+            return Err(invalid(
+                "email_recipients",
+                "email delivery needs at least one recipient",
+            ));
+        }
+        let export = request_for(&template, request.patient_id, &request.parameters, now)?;
+        match self.engine.check_export(actor, &export) {
+            Ok(_) => Ok(schedule),
+            Err(EngineError::Forbidden(reason)) => Err(ScheduleError::Forbidden(reason)),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The next `count` run times of a schedule that is not saved yet.
+    pub fn preview_request(
+        &self,
+        actor: &Actor,
+        request: &ScheduledReportRequest,
+        now: DateTime<Utc>,
+        count: usize,
+    ) -> Result<Vec<DateTime<Utc>>, ScheduleError> {
+        let schedule = self.check(actor, request, now)?;
+        Ok(schedule.preview(now, count))
+    }
+
+    /// Saves a scheduled report for `actor`, active, its next run computed.
+    pub fn create(
+        &self,
+        actor: &Actor,
+        request: ScheduledReportRequest,
+        now: DateTime<Utc>,
+    ) -> Result<ScheduledReport, ScheduleError> {
+        let schedule = self.check(actor, &request, now)?;
+        let now = export_domain::to_storage_precision(now);
+        let report = ScheduledReport {
+            id: Uuid::new_v4(),
+            user_id: actor.user_id,
+            template_id: request.template_id,
+            patient_id: request.patient_id,
+            schedule_type: request.schedule_type,
+            schedule_config: request.schedule_config,
+            timezone: request.timezone,
+            parameters: request.parameters,
+            delivery_method: request.delivery_method,
+            email_recipients: request.email_recipients,
+            attach_file: request.attach_file,
+            is_active: true,
+            last_run_at: None,
+            next_run_at: schedule
+                .next_after(now)
+                .map(export_domain::to_storage_precision),
+            created_at: now,
+            updated_at: now,
+        };
+        let mut conn = self.store.connection()?;
+        match schedules::insert_schedule(&mut conn, &report) {
+            Ok(()) => Ok(report),
+            Err(StoreError::ScheduleAlreadyActive) => Err(invalid(
+                "template_id",
+                "you already have an active schedule of this template for this patient",
+            )),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// `actor`'s scheduled reports.
+    pub fn list(&self, actor: &Actor) -> Result<Vec<ScheduledReport>, ScheduleError> {
+        let mut conn = self.store.connection()?;
+        Ok(schedules::list_schedules(&mut conn, actor.user_id)?)
+    }
+
+    /// One of `actor`'s scheduled reports; another user's does not exist for them.
+    pub fn get(&self, actor: &Actor, id: Uuid) -> Result<ScheduledReport, ScheduleError> {
+        let mut conn = self.store.connection()?;
+        match schedules::get_schedule(&mut conn, id)? {
+            Some(report) if report.user_id == actor.user_id => Ok(report),
+            _ => Err(ScheduleError::NotFound(id)),
+        }
+    }
+
+    /// A report's most recent runs, newest first.
+    pub fn runs(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        limit: i64,
+    ) -> Result<Vec<ScheduleRun>, ScheduleError> {
+        self.get(actor, id)?;
+        let mut conn = self.store.connection()?;
+        Ok(runs::list_runs(&mut conn, id, limit)?)
+    }
+
+    /// Replaces a report's settings with `request` (checked as at creation) and, when given,
+    /// pauses or resumes it. Resuming computes the next run from `now`: runs missed while paused
+    /// are not made up.
+    pub fn update(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        request: ScheduledReportRequest,
+        active: Option<bool>,
+        now: DateTime<Utc>,
+    ) -> Result<ScheduledReport, ScheduleError> {
+        let mut report = self.get(actor, id)?;
+        let schedule = self.check(actor, &request, now)?;
+        let resumed = active == Some(true) && !report.is_active;
+        report.template_id = request.template_id;
+        report.patient_id = request.patient_id;
+        report.schedule_type = request.schedule_type;
+        report.schedule_config = request.schedule_config;
+        report.timezone = request.timezone;
+        report.parameters = request.parameters;
+        report.delivery_method = request.delivery_method;
+        report.email_recipients = request.email_recipients;
+        report.attach_file = request.attach_file;
+        if let Some(active) = active {
+            report.is_active = active;
+        }
+        let from = if resumed {
+            now
+        } else {
+            report.last_run_at.unwrap_or(now).max(now)
+        };
+        report.next_run_at = schedule
+            .next_after(from)
+            .map(export_domain::to_storage_precision);
+        report.updated_at = export_domain::to_storage_precision(now);
+        let mut conn = self.store.connection()?;
+        match schedules::update_schedule(&mut conn, &report) {
+            Ok(_) => Ok(report),
+            Err(StoreError::ScheduleAlreadyActive) => Err(invalid(
+                "is_active",
+                "you already have an active schedule of this template for this patient",
+            )),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Deletes a report and its run history (its jobs stay, as any export).
+    pub fn delete(&self, actor: &Actor, id: Uuid) -> Result<(), ScheduleError> {
+        self.get(actor, id)?;
+        let mut conn = self.store.connection()?;
+        schedules::delete_schedule(&mut conn, id)?;
+        Ok(())
+    }
+
+    /// The next `count` run times of a saved report.
+    pub fn preview(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        now: DateTime<Utc>,
+        count: usize,
+    ) -> Result<Vec<DateTime<Utc>>, ScheduleError> {
+        let report = self.get(actor, id)?;
+        Ok(stored_schedule(&report)?.preview(now, count))
+    }
+
+    /// Runs a report now, outside its schedule (a paused one too): one run due `now`.
+    pub fn run_now(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<ScheduleRun, ScheduleError> {
+        let report = self.get(actor, id)?;
+        let due = export_domain::to_storage_precision(now);
+        let mut run = new_run(&report, due, 0, now);
+        let mut conn = self.store.connection()?;
+        if !runs::claim_run(&mut conn, &run)? {
+            return Err(invalid("id", "this report was already run at this instant"));
+        }
+        drop(conn);
+        self.submit(&report, &mut run, now)?;
+        Ok(run)
+    }
+
+    /// Turns every due time up to `now` into export jobs, once: one job per schedule for the
+    /// most recent due time it missed. Also finishes runs a scheduler claimed but died before
+    /// submitting.
+    pub fn tick(&self, now: DateTime<Utc>) -> Result<TickReport, ScheduleError> {
+        let mut report = TickReport::default();
+        let due = {
+            let mut conn = self.store.connection()?;
+            schedules::list_due(&mut conn, now, 1000)?
+        };
+        for schedule in due {
+            let Some(first_due) = schedule.next_run_at else {
+                continue;
+            };
+            let rule = match stored_schedule(&schedule) {
+                Ok(rule) => rule,
+                Err(err) => {
+                    log::warn!("scheduled report {} cannot be computed: {err}", schedule.id);
+                    continue;
+                }
+            };
+            // The most recent due time not after `now`, and how many before it were missed.
+            let due = rule.due_between(first_due - Duration::microseconds(1), now);
+            let Some(due_at) = due.latest else {
+                continue;
+            };
+            let skipped = due.skipped as usize;
+            let mut run = new_run(&schedule, due_at, skipped as i32, now);
+            let claimed = {
+                let mut conn = self.store.connection()?;
+                runs::claim_run(&mut conn, &run)?
+            };
+            if claimed {
+                if skipped > 0 {
+                    log::info!(
+                        "scheduled report {}: {skipped} missed runs coalesced into the one due {due_at}",
+                        schedule.id
+                    );
+                }
+                self.submit(&schedule, &mut run, now)?;
+                report.submitted += 1;
+                report.skipped += skipped;
+                if run.status == RunStatus::Refused {
+                    report.refused += 1;
+                }
+            } else {
+                report.lost_races += 1;
+            }
+            // Every scheduler computes the same next run, so the race here is harmless.
+            let mut advanced = schedule.clone();
+            advanced.last_run_at = Some(due_at);
+            advanced.next_run_at = due.next.map(export_domain::to_storage_precision);
+            advanced.updated_at = export_domain::to_storage_precision(now);
+            let mut conn = self.store.connection()?;
+            schedules::update_schedule(&mut conn, &advanced)?;
+        }
+        // Runs claimed by a scheduler that died before it submitted.
+        let stranded = {
+            let mut conn = self.store.connection()?;
+            runs::list_runs_in(&mut conn, RunStatus::Submitting, now, 100)?
+        };
+        for mut run in stranded
+            .into_iter()
+            .filter(|r| now - r.updated_at > Duration::seconds(60))
+        {
+            let schedule = {
+                let mut conn = self.store.connection()?;
+                schedules::get_schedule(&mut conn, run.schedule_id)?
+            };
+            if let Some(schedule) = schedule {
+                self.submit(&schedule, &mut run, now)?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Submits the job of a claimed run and records the outcome on the run.
+    fn submit(
+        &self,
+        schedule: &ScheduledReport,
+        run: &mut ScheduleRun,
+        now: DateTime<Utc>,
+    ) -> Result<(), ScheduleError> {
+        let owner = owner(schedule);
+        let outcome = match self.engine.template(&owner, schedule.template_id) {
+            Ok(template) => {
+                match request_for(
+                    &template,
+                    schedule.patient_id,
+                    &schedule.parameters,
+                    run.due_at,
+                ) {
+                    Ok(request) => self
+                        .engine
+                        .submit(
+                            &owner,
+                            request,
+                            Some(&run_key(schedule.id, run.due_at)),
+                            &scheduler_origin(schedule),
+                            now,
+                        )
+                        .map_err(ScheduleError::from),
+                    Err(err) => Err(err),
+                }
+            }
+            Err(err) => Err(err.into()),
+        };
+        match outcome {
+            Ok(job) => {
+                run.export_job_id = Some(job.id);
+                run.status = match schedule.delivery_method {
+                    DeliveryMethod::Storage => RunStatus::Submitted,
+                    DeliveryMethod::Email => RunStatus::Delivering,
+                };
+            }
+            Err(ScheduleError::Engine(EngineError::Store(StoreError::IdempotencyKeyTaken))) => {
+                // Another scheduler submitted it between our claim's recovery and now.
+                let job = self
+                    .engine
+                    .job_by_idempotency_key(&owner, &run_key(schedule.id, run.due_at))?;
+                run.export_job_id = job.map(|j| j.id);
+                run.status = RunStatus::Submitted;
+            }
+            Err(
+                err @ (ScheduleError::Invalid(_)
+                | ScheduleError::Forbidden(_)
+                | ScheduleError::Engine(
+                    EngineError::Forbidden(_)
+                    | EngineError::Invalid(_)
+                    | EngineError::TemplateNotFound(_),
+                )),
+            ) => {
+                log::warn!("scheduled report {}: run refused: {err}", schedule.id);
+                run.status = RunStatus::Refused;
+                run.error_message = Some(err.to_string());
+            }
+            // A database or storage hiccup: the run stays claimed and the next tick retries it.
+            Err(err) => return Err(err),
+        }
+        run.updated_at = export_domain::to_storage_precision(now);
+        let mut conn = self.store.connection()?;
+        runs::update_run(&mut conn, run)?;
+        Ok(())
+    }
+}
+
+fn new_run(
+    schedule: &ScheduledReport,
+    due: DateTime<Utc>,
+    skipped: i32,
+    now: DateTime<Utc>,
+) -> ScheduleRun {
+    let now = export_domain::to_storage_precision(now);
+    ScheduleRun {
+        id: Uuid::new_v4(),
+        schedule_id: schedule.id,
+        due_at: export_domain::to_storage_precision(due),
+        skipped,
+        export_job_id: None,
+        status: RunStatus::Submitting,
+        delivery_attempts: 0,
+        next_delivery_at: None,
+        error_message: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// The request a client sends to create or replace a scheduled report, checked.
+pub fn checked(input: &ScheduledReportInput) -> Result<ScheduledReportRequest, ScheduleError> {
+    input.validate().map_err(ScheduleError::Invalid)
+}
