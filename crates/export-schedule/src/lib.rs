@@ -2,3 +2,5 @@
 //! and delivery by email or to storage.
 //!
 //! Empty for now: the scheduling issue fills it.
+
+pub mod email;
