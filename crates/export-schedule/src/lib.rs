@@ -57,6 +57,7 @@
 //! longest gap of a schedule that runs at all: 29 February across 2100) of the last, there is none.
 
 mod cron;
+pub mod email;
 mod local;
 mod schedule;
 pub mod scheduler;
