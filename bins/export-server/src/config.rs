@@ -74,6 +74,8 @@ pub struct Config {
     pub storage_dir: PathBuf,
     /// S3-compatible storage instead of the folder.
     pub s3: Option<S3Settings>,
+    /// The SMTP server scheduled reports and notifications are sent through; none: no email.
+    pub smtp: Option<export_schedule::email::SmtpSettings>,
     /// 64 hex digits; when unset, read from (or generated into) `master_key_file`.
     pub master_key: Option<String>,
     pub master_key_file: PathBuf,
@@ -118,6 +120,7 @@ impl Default for Config {
             database_url: "data/export.db".into(),
             storage_dir: "data/files".into(),
             s3: None,
+            smtp: None,
             master_key: None,
             master_key_file: "data/master.key".into(),
             token_secret: None,
@@ -201,6 +204,14 @@ pub const ENV_SETTINGS: &[&str] = &[
     "s3_secret_access_key",
     "s3_allow_http",
     "s3_prefix",
+    "smtp_host",
+    "smtp_port",
+    "smtp_security",
+    "smtp_username",
+    "smtp_password",
+    "smtp_from",
+    "smtp_timeout_seconds",
+    "smtp_hello_name",
 ];
 
 impl Config {
@@ -223,12 +234,15 @@ impl Config {
             let Some(value) = env(&name) else { continue };
             let value = typed_value(setting, &value)
                 .with_context(|| format!("environment variable {name}"))?;
-            if let Some(s3_key) = setting.strip_prefix("s3_") {
-                let s3 = table
-                    .entry("s3")
+            let nested = [("s3", "s3_"), ("smtp", "smtp_")]
+                .into_iter()
+                .find_map(|(table, prefix)| setting.strip_prefix(prefix).map(|key| (table, key)));
+            if let Some((section, key)) = nested {
+                let section = table
+                    .entry(section)
                     .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                if let toml::Value::Table(s3) = s3 {
-                    s3.insert(s3_key.to_owned(), value);
+                if let toml::Value::Table(section) = section {
+                    section.insert(key.to_owned(), value);
                 }
             } else {
                 table.insert((*setting).to_owned(), value);
@@ -306,6 +320,8 @@ fn typed_value(setting: &str, text: &str) -> anyhow::Result<toml::Value> {
         "scheduler_tick_seconds",
         "expiry_interval_seconds",
         "email_link_hours",
+        "smtp_port",
+        "smtp_timeout_seconds",
     ];
     Ok(if INTEGERS.contains(&setting) {
         toml::Value::Integer(

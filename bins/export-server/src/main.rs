@@ -165,10 +165,17 @@ fn run() -> anyhow::Result<()> {
         )
     });
 
-    let scheduler = Arc::new(export_schedule::scheduler::Scheduler::new(
-        engine.clone(),
-        store.clone(),
-    ));
+    let mut scheduler = export_schedule::scheduler::Scheduler::new(engine.clone(), store.clone());
+    if let Some(smtp) = &config.smtp {
+        let mailer =
+            export_schedule::email::Mailer::new(smtp).context("the SMTP settings cannot work")?;
+        scheduler = scheduler.with_delivery(export_schedule::scheduler::Delivery {
+            mailer,
+            public_url: config.public_url.clone(),
+            link_lifetime: chrono::Duration::hours(config.email_link_hours),
+        });
+    }
+    let scheduler = Arc::new(scheduler);
     let maintenance = config.role.runs_scheduler().then(|| {
         maintenance::Maintenance::start(
             scheduler.clone(),

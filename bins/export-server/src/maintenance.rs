@@ -51,6 +51,19 @@ impl Maintenance {
                             Ok(_) => {}
                             Err(err) => log::warn!("scheduler tick failed: {err}"),
                         }
+                        match scheduler.deliver(Utc::now()) {
+                            Ok(report) if report.delivered + report.failed + report.notified > 0 => {
+                                log::info!(
+                                    "delivery: {} reports delivered, {} failed, {} retrying, {} notifications sent",
+                                    report.delivered,
+                                    report.failed,
+                                    report.retrying,
+                                    report.notified
+                                );
+                            }
+                            Ok(_) => {}
+                            Err(err) => log::warn!("delivery pass failed: {err}"),
+                        }
                         next_tick = now + tick;
                     }
                     if now >= next_expiry {

@@ -24,6 +24,7 @@ mod tests {
     use export_core::source::StoreSource;
     use export_core::storage::{LocalFileStore, MasterKey};
     use export_domain::{Role, SessionStatus};
+    use export_schedule::scheduler::Scheduler;
     use export_store::testing::TestDatabase;
     use serde_json::{Value, json};
     use uuid::Uuid;
@@ -821,7 +822,11 @@ mod tests {
         }
     }
 
-    fn state(engine: &Arc<ExportEngine>, per_minute_per_ip: u32) -> web::Data<AppState> {
+    fn state(
+        engine: &Arc<ExportEngine>,
+        per_minute_per_ip: u32,
+        scheduler: Option<Arc<Scheduler>>,
+    ) -> web::Data<AppState> {
         web::Data::new(AppState {
             engine: engine.clone(),
             tokens: crate::auth::TokenVerifier::hs256(SECRET),
@@ -831,7 +836,7 @@ mod tests {
             link_minutes: 15,
             max_body_bytes: 64 * 1024,
             waker: None,
-            scheduler: None,
+            scheduler,
         })
     }
 
@@ -863,9 +868,10 @@ mod tests {
             )
             .with_link_signer(LinkSigner::new(b"the openapi test's link key".to_vec())),
         );
+        let scheduler = Arc::new(Scheduler::new(engine.clone(), db.store.clone()));
         let app = actix_test::init_service(
             App::new()
-                .app_data(state(&engine, 1_000_000))
+                .app_data(state(&engine, 1_000_000, Some(scheduler)))
                 .wrap(crate::app::json_errors())
                 .wrap(middleware::from_fn(crate::app::observe))
                 .configure(crate::app::routes),
@@ -1213,11 +1219,245 @@ mod tests {
         send!(c, app, job("delete", one, &template_id, t)).expect(204);
         send!(c, app, job("delete", one, &template_id, t)).expect(404);
 
+        // Scheduled reports: Margaret schedules a report about Zoë, her patient.
+        let margaret_id = Uuid::parse_str("7d25348d-75bb-5e22-8073-05bfd9b3230c").unwrap();
+        let zoe = Uuid::parse_str("4333a588-c713-5117-85aa-6c9dc288e1df").unwrap();
+        let margaret = token(margaret_id, Role::Therapist, 3600);
+        let m = margaret.as_str();
+        let weekly = json!({
+            "name": "Weekly progress", "export_type": "progress_report", "format": "pdf",
+            "template_content": "<h1>{{ header.title }}</h1>",
+        });
+        let weekly = send!(c, app, create(weekly).auth(m)).expect(201);
+        let weekly_id = weekly.json["id"].as_str().unwrap().to_owned();
+        let daily = json!({
+            "template_id": weekly_id, "patient_id": zoe, "schedule_type": "daily",
+            "schedule_config": {"time": "08:30"}, "timezone": "Europe/London",
+            "parameters": {"period_days": 7}, "delivery_method": "storage",
+        });
+        let scheduled = "/api/v1/export/scheduled";
+        let schedule = |body: &Value, token: &str| {
+            Call::new("post", "/api/v1/export/scheduled")
+                .auth(token)
+                .json(body.clone())
+        };
+        let saved = send!(c, app, schedule(&daily, m)).expect(201);
+        let schedule_id = saved.json["id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            saved.header("location"),
+            Some(format!("{scheduled}/{schedule_id}").as_str())
+        );
+        assert_eq!(saved.json["is_active"], true);
+        assert_eq!(saved.json["user_id"], json!(margaret_id));
+        assert!(saved.json["next_run_at"].is_string());
+        assert!(saved.json.get("recent_runs").is_none());
+        let twice = send!(c, app, schedule(&daily, m)).expect(422);
+        assert_eq!(twice.json["field"], "template_id");
+        // Refusals: each names its field.
+        let with = |changes: Value| {
+            let mut body = daily.clone();
+            for (name, value) in changes.as_object().unwrap() {
+                body[name] = value.clone();
+            }
+            body
+        };
+        for (changes, field) in [
+            (
+                json!({"schedule_type": "cron", "schedule_config": {"cron": "5/15 * * * *"}}),
+                "schedule_config.cron",
+            ),
+            (
+                json!({"schedule_type": "cron", "schedule_config": {"cron": "0 9 * *"}}),
+                "schedule_config.cron",
+            ),
+            (json!({"timezone": "Mars/Olympus_Mons"}), "timezone"),
+            (json!({"timezone": "Europe/London; DROP"}), "timezone"),
+            (
+                json!({"schedule_config": {"time": "24:00"}}),
+                "schedule_config.time",
+            ),
+            (
+                json!({"schedule_type": "weekly", "schedule_config": {"time": "09:00"}}),
+                "schedule_config.day_of_week",
+            ),
+            (
+                json!({"schedule_config": {"time": "09:00", "hour": 9}}),
+                "schedule_config.hour",
+            ),
+            (json!({"template_id": unknown}), "template_id"),
+            (json!({"patient_id": null}), "patient_id"),
+            (
+                json!({"parameters": {"period_days": 400}}),
+                "parameters.period_days",
+            ),
+            (json!({"delivery_method": "email"}), "email_recipients"),
+            (json!({"delivery_method": "pigeon"}), "delivery_method"),
+        ] {
+            let refused = send!(c, app, schedule(&with(changes.clone()), m)).expect(422);
+            assert_eq!(refused.json["field"], field, "{changes}");
+        }
+        // Session notes are not scheduled.
+        let notes_template = json!({
+            "name": "Notes", "export_type": "session_notes", "format": "pdf",
+            "template_content": "<h1>{{ header.title }}</h1>",
+        });
+        let notes_template = send!(c, app, create(notes_template).auth(m)).expect(201);
+        let notes_template = notes_template.json["id"].as_str().unwrap().to_owned();
+        let notes = with(json!({"template_id": notes_template}));
+        let refused = send!(c, app, schedule(&notes, m)).expect(422);
+        assert_eq!(refused.json["field"], "template_id");
+        send!(c, app, schedule(&with(json!({"colour": "red"})), m)).expect(400);
+        send!(
+            c,
+            app,
+            schedule(&with(json!({"patient_id": who.stranger})), m)
+        )
+        .expect(403);
+        send!(c, app, schedule(&daily, &admin)).expect(403);
+        send!(c, app, schedule(&daily, &patient)).expect(403);
+
+        // Reading.
+        let listed = send!(c, app, Call::new("get", scheduled).auth(m)).expect(200);
+        let listed = listed.json["scheduled_reports"].as_array().unwrap().clone();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0]["id"], json!(schedule_id));
+        let theirs = send!(c, app, Call::new("get", scheduled).auth(&admin)).expect(200);
+        assert_eq!(theirs.json["scheduled_reports"], json!([]));
+        let one_schedule = "/api/v1/export/scheduled/{id}";
+        let read = send!(c, app, job("get", one_schedule, &schedule_id, m)).expect(200);
+        assert_eq!(read.json["recent_runs"], json!([]));
+        send!(c, app, job("get", one_schedule, &schedule_id, &admin)).expect(404);
+        send!(c, app, job("get", one_schedule, &unknown.to_string(), m)).expect(404);
+        send!(c, app, job("get", one_schedule, "nope", m)).expect(400);
+
+        // Previews, saved and not.
+        let next = "/api/v1/export/scheduled/{id}/preview";
+        let runs = send!(c, app, job("get", next, &schedule_id, m).query("count", 3)).expect(200);
+        let runs = runs.json["next_runs"].as_array().unwrap().clone();
+        assert_eq!(runs.len(), 3);
+        assert_eq!(runs[0], saved.json["next_run_at"]);
+        let five = send!(c, app, job("get", next, &schedule_id, m)).expect(200);
+        assert_eq!(five.json["next_runs"].as_array().unwrap().len(), 5);
+        for (name, value) in [("count", "0"), ("count", "101"), ("colour", "red")] {
+            let call = job("get", next, &schedule_id, m).query(name, value);
+            assert_eq!(send!(c, app, call).expect(400).json["field"], name);
+        }
+        send!(c, app, job("get", next, &unknown.to_string(), m)).expect(404);
+        let unsaved = |body: &Value| {
+            Call::new("post", "/api/v1/export/scheduled/preview")
+                .auth(m)
+                .json(body.clone())
+        };
+        let cron = with(json!({
+            "schedule_type": "cron", "timezone": "America/New_York",
+            "schedule_config": {"cron": "*/15 2 * * MON-FRI"},
+        }));
+        let previewed = send!(c, app, unsaved(&cron).query("count", 8)).expect(200);
+        assert_eq!(previewed.json["next_runs"].as_array().unwrap().len(), 8);
+        let monthly = with(json!({
+            "schedule_type": "monthly", "schedule_config": {"hour": 7, "day_of_month": 31},
+        }));
+        send!(c, app, unsaved(&monthly)).expect(200);
+        let bad =
+            with(json!({"schedule_type": "cron", "schedule_config": {"cron": "0 9 * * FUNDAY"}}));
+        assert_eq!(
+            send!(c, app, unsaved(&bad)).expect(422).json["field"],
+            "schedule_config.cron"
+        );
+        send!(c, app, unsaved(&daily).query("count", "x")).expect(400);
+        send!(c, app, unsaved(&daily).auth(&admin)).expect(403);
+        send!(c, app, unsaved(&with(json!({"colour": 1})))).expect(400);
+
+        // Pausing, changing and resuming.
+        let patch = |id: &str, body: Value| job("patch", one_schedule, id, m).json(body);
+        let paused = send!(c, app, patch(&schedule_id, json!({"is_active": false}))).expect(200);
+        assert_eq!(paused.json["is_active"], false);
+        assert_eq!(paused.json["schedule_config"], json!({"time": "08:30"}));
+        let moved = json!({
+            "schedule_type": "weekly", "schedule_config": {"time": "18:00", "day_of_week": 4},
+            "parameters": {"period_days": 14},
+        });
+        let changed = send!(c, app, patch(&schedule_id, moved)).expect(200);
+        assert_eq!(changed.json["schedule_type"], "weekly");
+        assert_eq!(changed.json["timezone"], "Europe/London");
+        assert_eq!(changed.json["is_active"], false);
+        let wrong = patch(&schedule_id, json!({"schedule_config": {"time": "25:00"}}));
+        // The config given replaces the stored one whole: the day of the week is gone too.
+        let wrong = send!(c, app, wrong).expect(422);
+        assert_eq!(wrong.json["field"], "schedule_config.time");
+        assert_eq!(
+            wrong.json["errors"][1]["field"],
+            "schedule_config.day_of_week"
+        );
+        let not_bool = send!(c, app, patch(&schedule_id, json!({"is_active": "no"})));
+        assert_eq!(not_bool.expect(400).json["field"], "is_active");
+        send!(c, app, patch(&schedule_id, json!({"colour": 1}))).expect(400);
+        send!(c, app, patch(&unknown.to_string(), json!({}))).expect(404);
+        send!(c, app, patch("nope", json!({}))).expect(400);
+        // While it is paused another may be active; then it cannot be resumed.
+        let other = send!(c, app, schedule(&daily, m)).expect(201);
+        let other_id = other.json["id"].as_str().unwrap().to_owned();
+        let resume = send!(c, app, patch(&schedule_id, json!({"is_active": true})));
+        assert_eq!(resume.expect(422).json["field"], "is_active");
+        send!(c, app, job("delete", one_schedule, &other_id, m)).expect(204);
+        let resumed = send!(c, app, patch(&schedule_id, json!({"is_active": true}))).expect(200);
+        assert_eq!(resumed.json["is_active"], true);
+
+        // Running now: one run, its job at Content-Location.
+        let run_now = "/api/v1/export/scheduled/{id}/run";
+        let ran = send!(c, app, job("post", run_now, &schedule_id, m)).expect(202);
+        assert_eq!(ran.json["status"], "submitted", "{:#}", ran.json);
+        assert_eq!(ran.json["skipped"], 0);
+        let run_job = ran.json["export_job_id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            ran.header("content-location"),
+            Some(format!("/api/v1/export/jobs/{run_job}").as_str())
+        );
+        let made = send!(c, app, job("get", job_path, &run_job, m)).expect(200);
+        assert_eq!(made.json["export_type"], "progress_report");
+        assert_eq!(made.json["template_id"], json!(weekly_id));
+        let read = send!(c, app, job("get", one_schedule, &schedule_id, m)).expect(200);
+        assert_eq!(read.json["recent_runs"][0]["id"], ran.json["id"]);
+        send!(c, app, job("post", run_now, &unknown.to_string(), m)).expect(404);
+        send!(c, app, job("post", run_now, &schedule_id, &admin)).expect(404);
+        send!(c, app, job("post", run_now, "nope", m)).expect(400);
+        let counted = Call::new("get", "/api/v1/export/stats").auth(m);
+        let counted = send!(c, app, counted).expect(200);
+        assert_eq!(
+            counted.json["scheduled"],
+            json!({"runs": 1, "skipped": 0, "refused": 0, "delivered": 0, "delivery_failed": 0})
+        );
+
+        // A template in use stays; deleting the schedule frees it.
+        let template_path = "/api/v1/export/templates/{id}";
+        send!(c, app, job("delete", template_path, &weekly_id, m)).expect(409);
+        send!(c, app, job("delete", one_schedule, &schedule_id, m)).expect(204);
+        send!(c, app, job("delete", one_schedule, &schedule_id, m)).expect(404);
+        send!(c, app, job("get", one_schedule, &schedule_id, m)).expect(404);
+        send!(c, app, job("delete", one_schedule, "nope", m)).expect(400);
+        send!(c, app, job("delete", template_path, &weekly_id, m)).expect(204);
+
+        // A process without a scheduler.
+        let unscheduled = actix_test::init_service(
+            App::new()
+                .app_data(state(&engine, 1_000_000, None))
+                .wrap(crate::app::json_errors())
+                .wrap(middleware::from_fn(crate::app::observe))
+                .configure(crate::app::routes),
+        )
+        .await;
+        let unavailable = send!(c, unscheduled, Call::new("get", scheduled).auth(m));
+        assert_eq!(unavailable.expect(503).json["error"], "unavailable");
+        let stats_there = Call::new("get", "/api/v1/export/stats").auth(m);
+        let without = send!(c, unscheduled, stats_there).expect(200);
+        assert!(without.json.get("scheduled").is_none());
+
         // Statistics.
         let stats = |token: &str| Call::new("get", "/api/v1/export/stats").auth(token);
         let mine = send!(c, app, stats(t)).expect(200);
         assert!(mine.json["total"].as_u64().unwrap() >= 5);
-        send!(c, app, stats(&admin).query("days", 30)).expect(200);
+        let everyone = send!(c, app, stats(&admin).query("days", 30)).expect(200);
+        assert!(everyone.json["scheduled"].is_object());
         send!(c, app, stats(t).query("days", 0)).expect(400);
         send!(c, app, stats(t).query("weeks", 1)).expect(400);
         send!(c, app, stats(&patient)).expect(403);
@@ -1276,7 +1516,7 @@ mod tests {
         // The per-address limit, on a server that allows one request a minute.
         let strict = actix_test::init_service(
             App::new()
-                .app_data(state(&engine, 1))
+                .app_data(state(&engine, 1, None))
                 .wrap(crate::app::json_errors())
                 .wrap(middleware::from_fn(crate::app::observe))
                 .configure(crate::app::routes),

@@ -153,10 +153,31 @@ async fn submit(req: HttpRequest, state: Data, caller: Caller, request: ExportRe
         }
     }
     let now = Utc::now();
+    check_export_limit(&req, &state, &actor, now).await?;
+    let engine = state.engine.clone();
+    let origin = origin(&req);
+    let job = engine_call(&req, move || {
+        engine.submit(&actor, request, key.as_deref(), &origin, now)
+    })
+    .await?;
+    if let Some(waker) = &state.waker {
+        waker.wake();
+    }
+    Ok(accepted(job))
+}
+
+/// Refuses a new export when `actor` already requested as many as the hourly limit allows (429
+/// with the seconds until the oldest of them leaves the window).
+pub async fn check_export_limit(
+    req: &HttpRequest,
+    state: &AppState,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
     let limit = state.exports_per_hour;
     let engine = state.engine.clone();
     let user = actor.user_id;
-    let recent = engine_call(&req, move || {
+    let recent = engine_call(req, move || {
         engine.submissions_since(user, now - Duration::hours(1), i64::from(limit))
     })
     .await?;
@@ -169,16 +190,7 @@ async fn submit(req: HttpRequest, state: Data, caller: Caller, request: ExportRe
             wait.max(1) as u64,
         ));
     }
-    let engine = state.engine.clone();
-    let origin = origin(&req);
-    let job = engine_call(&req, move || {
-        engine.submit(&actor, request, key.as_deref(), &origin, now)
-    })
-    .await?;
-    if let Some(waker) = &state.waker {
-        waker.wake();
-    }
-    Ok(accepted(job))
+    Ok(())
 }
 
 fn accepted(job: ExportJob) -> HttpResponse {

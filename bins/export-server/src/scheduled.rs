@@ -168,6 +168,17 @@ pub async fn update(
     let patch: serde_json::Map<String, serde_json::Value> =
         parse_json(&body(&state, payload).await?)?;
     let scheduler = scheduler(&state)?;
+    if patch.len() == 1 && patch.get("is_active") == Some(&serde_json::Value::Bool(false)) {
+        // Pausing needs no other check: a report whose patient is no longer cared for can stop.
+        let report = call(&req, move || scheduler.pause(&caller.0, id, Utc::now())).await?;
+        return Ok(json(
+            StatusCode::OK,
+            &ReportView {
+                report,
+                recent_runs: None,
+            },
+        ));
+    }
     let current = {
         let scheduler = scheduler.clone();
         call(&req, move || scheduler.get(&caller.0, id)).await?
@@ -218,6 +229,8 @@ pub async fn delete(
 pub async fn run(req: HttpRequest, state: Data, caller: Caller, id: web::Path<String>) -> Answer {
     let id = parse_id(&id, "id")?;
     let scheduler = scheduler(&state)?;
+    // A run made by hand is an export like any other: it counts against the hourly limit.
+    crate::routes::check_export_limit(&req, &state, &caller.0, Utc::now()).await?;
     let run = call(&req, move || scheduler.run_now(&caller.0, id, Utc::now())).await?;
     if let Some(waker) = &state.waker {
         waker.wake();

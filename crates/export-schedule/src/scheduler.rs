@@ -18,14 +18,19 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use export_core::engine::{Actor, EngineError, ExportEngine, ExportRequest, RequestOrigin};
 use export_domain::{
-    DeliveryMethod, ExportTemplate, ExportType, FieldError, FullRecordInput, ProgressReportInput,
-    Role, RunStatus, ScheduleRun, ScheduledReport, ScheduledReportInput, ScheduledReportRequest,
+    DeliveryMethod, ExportTemplate, ExportType, FieldError, FullRecordInput, JobStatus,
+    Notification, NotificationPreference, NotificationStatus, ProgressReportInput, Role, RunStatus,
+    ScheduleRun, ScheduledReport, ScheduledReportInput, ScheduledReportRequest,
     TreatmentSummaryInput, ValidationErrors,
 };
 use export_store::{Store, StoreError, runs, schedules};
 use uuid::Uuid;
 
 use crate::Schedule;
+use crate::email::{
+    Attachment, DeliveryError, MAX_ATTACHMENT_BYTES, MAX_DELIVERY_ATTEMPTS, Mailer, Notice,
+    delivery_backoff,
+};
 
 /// Why a scheduled-report operation was refused or failed. Ids only.
 #[derive(Debug, thiserror::Error)]
@@ -80,10 +85,30 @@ pub struct RunStats {
     pub delivery_failed: usize,
 }
 
+/// How email deliveries and notifications go out.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub mailer: Mailer,
+    /// The address users reach the API at (`https://exports.example.org`), for links.
+    pub public_url: String,
+    /// How long a link sent by email stays valid.
+    pub link_lifetime: Duration,
+}
+
+/// What a delivery pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryReport {
+    pub delivered: usize,
+    pub retrying: usize,
+    pub failed: usize,
+    pub notified: usize,
+}
+
 /// Scheduled reports over an engine.
 pub struct Scheduler {
     engine: Arc<ExportEngine>,
     store: Store,
+    delivery: Option<Delivery>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -223,7 +248,308 @@ fn run_key(schedule_id: Uuid, due: DateTime<Utc>) -> String {
 
 impl Scheduler {
     pub fn new(engine: Arc<ExportEngine>, store: Store) -> Scheduler {
-        Scheduler { engine, store }
+        Scheduler {
+            engine,
+            store,
+            delivery: None,
+        }
+    }
+
+    /// Lets the scheduler send email: scheduled reports delivered by email, and notifications.
+    pub fn with_delivery(mut self, delivery: Delivery) -> Scheduler {
+        self.delivery = Some(delivery);
+        self
+    }
+
+    /// Sets `actor`'s notification preference: an email to `email` when one of their exports
+    /// completes (`on_completed`) or fails (`on_failed`), from now on.
+    pub fn set_notifications(
+        &self,
+        actor: &Actor,
+        email: &str,
+        on_completed: bool,
+        on_failed: bool,
+        now: DateTime<Utc>,
+    ) -> Result<NotificationPreference, ScheduleError> {
+        if actor.role == Role::Patient {
+            return Err(ScheduleError::Forbidden(
+                "patients have no exports to be told about",
+            ));
+        }
+        email
+            .parse::<lettre::Address>()
+            .map_err(|_| invalid("email", "is not an email address"))?;
+        let preference = NotificationPreference {
+            user_id: actor.user_id,
+            email: email.to_owned(),
+            on_completed,
+            on_failed,
+            updated_at: export_domain::to_storage_precision(now),
+        };
+        let mut conn = self.store.connection()?;
+        runs::set_preference(&mut conn, &preference)?;
+        Ok(preference)
+    }
+
+    /// `actor`'s notification preference, if set.
+    pub fn notifications(
+        &self,
+        actor: &Actor,
+    ) -> Result<Option<NotificationPreference>, ScheduleError> {
+        let mut conn = self.store.connection()?;
+        Ok(runs::get_preference(&mut conn, actor.user_id)?)
+    }
+
+    /// Sends what is due: scheduled reports whose job finished, to their recipients, and the
+    /// notifications owners asked for. Transient failures retry with backoff up to
+    /// `MAX_DELIVERY_ATTEMPTS`; then the run or notification is failed with the reason.
+    pub fn deliver(&self, now: DateTime<Utc>) -> Result<DeliveryReport, ScheduleError> {
+        let mut report = DeliveryReport::default();
+        let Some(delivery) = &self.delivery else {
+            return Ok(report);
+        };
+        let waiting = {
+            let mut conn = self.store.connection()?;
+            runs::list_runs_in(&mut conn, RunStatus::Delivering, now, 100)?
+        };
+        for mut run in waiting {
+            let schedule = {
+                let mut conn = self.store.connection()?;
+                schedules::get_schedule(&mut conn, run.schedule_id)?
+            };
+            let (Some(schedule), Some(job_id)) = (schedule, run.export_job_id) else {
+                continue;
+            };
+            let owner = owner(&schedule);
+            let job = self.engine.job(&owner, job_id)?;
+            let outcome = match job.status {
+                JobStatus::Pending | JobStatus::Processing => continue,
+                JobStatus::Completed => self.send_report(delivery, &schedule, &job, now),
+                _ => Err(Failure::Permanent("the export was not produced")),
+            };
+            run.delivery_attempts += 1;
+            match outcome {
+                Ok(()) => {
+                    run.status = RunStatus::Delivered;
+                    run.next_delivery_at = None;
+                    run.error_message = None;
+                    report.delivered += 1;
+                }
+                Err(Failure::Transient(reason))
+                    if (run.delivery_attempts as u32) < MAX_DELIVERY_ATTEMPTS =>
+                {
+                    run.next_delivery_at = Some(export_domain::to_storage_precision(
+                        now + Duration::from_std(delivery_backoff(run.delivery_attempts as u32))
+                            .unwrap_or(Duration::minutes(1)),
+                    ));
+                    run.error_message = Some(reason);
+                    report.retrying += 1;
+                }
+                Err(Failure::Transient(reason)) => {
+                    run.status = RunStatus::DeliveryFailed;
+                    run.error_message = Some(format!(
+                        "gave up after {} attempts: {reason}",
+                        run.delivery_attempts
+                    ));
+                    report.failed += 1;
+                }
+                Err(Failure::Permanent(reason)) => {
+                    run.status = RunStatus::DeliveryFailed;
+                    run.error_message = Some(reason.to_owned());
+                    report.failed += 1;
+                }
+                Err(Failure::Refused(reason)) => {
+                    run.status = RunStatus::DeliveryFailed;
+                    run.error_message = Some(reason);
+                    report.failed += 1;
+                }
+            }
+            run.updated_at = export_domain::to_storage_precision(now);
+            let mut conn = self.store.connection()?;
+            runs::update_run(&mut conn, &run)?;
+            if run.status == RunStatus::DeliveryFailed {
+                log::warn!("scheduled report {}: delivery failed", schedule.id);
+            }
+        }
+        report.notified = self.notify(delivery, now)?;
+        Ok(report)
+    }
+
+    /// Emails one finished scheduled report: a signed link (audited as shared by the engine) or,
+    /// when the schedule says so, the file attached (audited as downloaded and shared).
+    fn send_report(
+        &self,
+        delivery: &Delivery,
+        schedule: &ScheduledReport,
+        job: &export_domain::ExportJob,
+        now: DateTime<Utc>,
+    ) -> Result<(), Failure> {
+        let owner = owner(schedule);
+        let origin = scheduler_origin(schedule);
+        let (notice, attachment) = if schedule.attach_file {
+            let (job, mut reader) = self
+                .engine
+                .download(&owner, job.id, &origin, now)
+                .map_err(|e| Failure::Refused(e.to_string()))?;
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(&mut reader, MAX_ATTACHMENT_BYTES as u64 + 1),
+                &mut bytes,
+            )
+            .map_err(|_| Failure::Transient("the file could not be read".into()))?;
+            if bytes.len() > MAX_ATTACHMENT_BYTES {
+                return Err(Failure::Permanent("the file is too large to attach"));
+            }
+            let name = format!(
+                "export-{}.{}",
+                &job.id.simple().to_string()[..8],
+                job.format
+            );
+            let attachment = Attachment::new(name, media_type(job.format), bytes)
+                .map_err(|e| Failure::Refused(e.to_string()))?;
+            self.engine
+                .record_share(
+                    &owner,
+                    job.id,
+                    serde_json::json!({"via": "email", "attached": true,
+                        "recipients": schedule.email_recipients.len()}),
+                    &origin,
+                    now,
+                )
+                .map_err(|e| Failure::Transient(e.to_string()))?;
+            (Notice::scheduled_export_attached(job.id), Some(attachment))
+        } else {
+            let expires = now + delivery.link_lifetime;
+            let expires = job.expires_at.map_or(expires, |e| e.min(expires));
+            let token = self
+                .engine
+                .issue_link(&owner, job.id, expires - now, &origin, now)
+                .map_err(|e| Failure::Refused(e.to_string()))?;
+            let link = format!(
+                "{}/api/v1/export/download/{}?token={token}",
+                delivery.public_url.trim_end_matches('/'),
+                job.id
+            );
+            let notice = Notice::scheduled_export_ready(job.id, &link, expires)
+                .map_err(|e| Failure::Refused(e.to_string()))?;
+            (notice, None)
+        };
+        delivery
+            .mailer
+            .send(&schedule.email_recipients, &notice, attachment)
+            .map_err(Failure::of)
+    }
+
+    /// Claims and sends the notifications owners asked for; returns how many went out.
+    fn notify(&self, delivery: &Delivery, now: DateTime<Utc>) -> Result<usize, ScheduleError> {
+        let preferences = {
+            let mut conn = self.store.connection()?;
+            runs::list_preferences(&mut conn)?
+        };
+        // Claim: one notification row per finished job, made once however many schedulers run.
+        for preference in &preferences {
+            let finished = {
+                let mut conn = self.store.connection()?;
+                export_store::jobs::list_created_since(&mut conn, preference.updated_at)?
+            };
+            for job in finished.iter().filter(|j| j.user_id == preference.user_id) {
+                let wanted = (job.status == JobStatus::Completed && preference.on_completed)
+                    || (job.status == JobStatus::Failed && preference.on_failed);
+                if !wanted {
+                    continue;
+                }
+                let at = export_domain::to_storage_precision(now);
+                let mut conn = self.store.connection()?;
+                runs::claim_notification(
+                    &mut conn,
+                    &Notification {
+                        export_job_id: job.id,
+                        user_id: job.user_id,
+                        status: NotificationStatus::Pending,
+                        attempts: 0,
+                        next_attempt_at: None,
+                        error_message: None,
+                        created_at: at,
+                        updated_at: at,
+                    },
+                )?;
+            }
+        }
+        let pending = {
+            let mut conn = self.store.connection()?;
+            runs::list_pending_notifications(&mut conn, now, 100)?
+        };
+        let mut sent = 0;
+        for mut notification in pending {
+            let Some(preference) = preferences
+                .iter()
+                .find(|p| p.user_id == notification.user_id)
+            else {
+                continue;
+            };
+            let actor = Actor {
+                user_id: notification.user_id,
+                role: Role::Therapist,
+            };
+            let outcome = match self.engine.job(&actor, notification.export_job_id) {
+                Ok(job) if job.status == JobStatus::Completed => {
+                    let expires = now + delivery.link_lifetime;
+                    let expires = job.expires_at.map_or(expires, |e| e.min(expires));
+                    match self.engine.issue_link(
+                        &actor,
+                        job.id,
+                        expires - now,
+                        &RequestOrigin::default(),
+                        now,
+                    ) {
+                        Ok(token) => {
+                            let link = format!(
+                                "{}/api/v1/export/download/{}?token={token}",
+                                delivery.public_url.trim_end_matches('/'),
+                                job.id
+                            );
+                            Notice::export_ready(job.id, &link, expires)
+                                .map_err(|e| Failure::Refused(e.to_string()))
+                        }
+                        Err(e) => Err(Failure::Refused(e.to_string())),
+                    }
+                }
+                Ok(job) => Notice::export_failed(job.id, "the export could not be produced")
+                    .map_err(|e| Failure::Refused(e.to_string())),
+                Err(e) => Err(Failure::Refused(e.to_string())),
+            }
+            .and_then(|notice| {
+                delivery
+                    .mailer
+                    .send(std::slice::from_ref(&preference.email), &notice, None)
+                    .map_err(Failure::of)
+            });
+            notification.attempts += 1;
+            match outcome {
+                Ok(()) => {
+                    notification.status = NotificationStatus::Sent;
+                    notification.error_message = None;
+                    sent += 1;
+                }
+                Err(Failure::Transient(reason))
+                    if (notification.attempts as u32) < MAX_DELIVERY_ATTEMPTS =>
+                {
+                    notification.next_attempt_at = Some(export_domain::to_storage_precision(
+                        now + Duration::from_std(delivery_backoff(notification.attempts as u32))
+                            .unwrap_or(Duration::minutes(1)),
+                    ));
+                    notification.error_message = Some(reason);
+                }
+                Err(failure) => {
+                    notification.status = NotificationStatus::Failed;
+                    notification.error_message = Some(failure.reason());
+                }
+            }
+            notification.updated_at = export_domain::to_storage_precision(now);
+            let mut conn = self.store.connection()?;
+            runs::update_notification(&mut conn, &notification)?;
+        }
+        Ok(sent)
     }
 
     /// The scheduled runs due since `since`: everyone's for an administrator, a therapist's own.
@@ -414,6 +740,22 @@ impl Scheduler {
         }
     }
 
+    /// Pauses a report: no check beyond ownership, so a report whose patient relationship has
+    /// ended can still be stopped.
+    pub fn pause(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<ScheduledReport, ScheduleError> {
+        let mut report = self.get(actor, id)?;
+        report.is_active = false;
+        report.updated_at = export_domain::to_storage_precision(now);
+        let mut conn = self.store.connection()?;
+        schedules::update_schedule(&mut conn, &report)?;
+        Ok(report)
+    }
+
     /// Deletes a report and its run history (its jobs stay, as any export).
     pub fn delete(&self, actor: &Actor, id: Uuid) -> Result<(), ScheduleError> {
         self.get(actor, id)?;
@@ -595,6 +937,44 @@ impl Scheduler {
         let mut conn = self.store.connection()?;
         runs::update_run(&mut conn, run)?;
         Ok(())
+    }
+}
+
+/// Why an email did not go out.
+enum Failure {
+    /// Worth another try later: the server was unreachable or deferred.
+    Transient(String),
+    /// Never going to work, in words we chose.
+    Permanent(&'static str),
+    /// Never going to work, with the reason of the part that refused (ids and codes only).
+    Refused(String),
+}
+
+impl Failure {
+    fn of(err: DeliveryError) -> Failure {
+        if err.is_transient() {
+            Failure::Transient(err.to_string())
+        } else {
+            Failure::Refused(err.to_string())
+        }
+    }
+
+    fn reason(self) -> String {
+        match self {
+            Failure::Transient(reason) | Failure::Refused(reason) => reason,
+            Failure::Permanent(reason) => reason.to_owned(),
+        }
+    }
+}
+
+fn media_type(format: export_domain::ExportFormat) -> &'static str {
+    use export_domain::ExportFormat::*;
+    match format {
+        Pdf => "application/pdf",
+        Docx => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        Json => "application/json",
+        Csv => "text/csv",
+        Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     }
 }
 

@@ -2,111 +2,20 @@
 //! port, keeps every message it receives as a file, read back here as a mail client would.
 //! Without python3 the tests that need the sink say so and pass.
 
-use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use export_schedule::email::{
-    Attachment, DeliveryError, Mailer, Notice, SmtpReply, SmtpSecurity, SmtpSettings,
-};
+use export_schedule::email::{Attachment, DeliveryError, Mailer, Notice, SmtpReply, SmtpSecurity};
 use uuid::Uuid;
 
 /// A patient's name that no test ever hands to the email API (there is no parameter for it): a
 /// message containing it, in any encoding, would mean clinical data leaked in somewhere.
 const PATIENT_NAME: &str = "Zoë Castellanos";
 
-/// A running `scripts/smtp-sink`, killed when dropped.
-struct Sink {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Sink {
-    /// Starts the sink, or says loudly why not and returns `None` when python3 is missing.
-    fn start(test: &str) -> Option<Sink> {
-        if Command::new("python3").arg("--version").output().is_err() {
-            eprintln!("SKIPPED {test}: python3 is not installed, so scripts/smtp-sink cannot run");
-            return None;
-        }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/smtp-sink");
-        // The free port can be taken by someone else between our probe and the sink's bind.
-        for _ in 0..3 {
-            let port = free_port();
-            let dir = tempfile::tempdir().expect("temp dir");
-            let mut child = Command::new("python3")
-                .arg(&script)
-                .arg(port.to_string())
-                .arg(dir.path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("start scripts/smtp-sink");
-            let mut line = String::new();
-            let stdout = child.stdout.take().expect("piped stdout");
-            BufReader::new(stdout)
-                .read_line(&mut line)
-                .expect("read the sink's stdout");
-            if line.trim() == "ready" {
-                return Some(Sink { child, port, dir });
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("scripts/smtp-sink did not start (its errors are above)");
-    }
-
-    fn settings(&self) -> SmtpSettings {
-        settings_for(self.port)
-    }
-
-    /// Every message received so far: (raw message, envelope recipients).
-    fn messages(&self) -> Vec<(String, Vec<String>)> {
-        (1..)
-            .map(|n| self.dir.path().join(n.to_string()))
-            .take_while(|base| base.with_extension("eml").exists())
-            .map(|base| {
-                let eml = read(&base.with_extension("eml"));
-                let rcpt = read(&base.with_extension("rcpt"));
-                (eml, rcpt.lines().map(str::to_owned).collect())
-            })
-            .collect()
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn read(path: &PathBuf) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-/// A port nothing listens on (for a moment): bind port 0 and let it go.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
-}
-
-fn settings_for(port: u16) -> SmtpSettings {
-    SmtpSettings {
-        host: "127.0.0.1".into(),
-        port,
-        security: SmtpSecurity::None,
-        username: None,
-        password: None,
-        from: "Clinic exports <exports@clinic.example>".into(),
-        timeout: Duration::from_secs(5),
-        hello_name: Some("exports.clinic.example".into()),
-    }
-}
+mod common;
+use common::{Sink, free_port, settings_for};
 
 fn expiry() -> DateTime<Utc> {
     DateTime::from_timestamp(1_767_225_600, 0).expect("valid time") // 2026-01-01 00:00 UTC

@@ -176,6 +176,31 @@ pub fn set_preference(
     })
 }
 
+/// Every notification preference that asks for any email.
+pub fn list_preferences(
+    conn: &mut DbConnection,
+) -> Result<Vec<NotificationPreference>, StoreError> {
+    notification_preferences::table
+        .filter(
+            notification_preferences::on_completed
+                .eq(true)
+                .or(notification_preferences::on_failed.eq(true)),
+        )
+        .select(PreferenceRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|row| {
+            Ok(NotificationPreference {
+                user_id: id("notification_preferences.user_id", &row.user_id)?,
+                email: row.email,
+                on_completed: row.on_completed,
+                on_failed: row.on_failed,
+                updated_at: utc(row.updated_at),
+            })
+        })
+        .collect()
+}
+
 /// A user's notification preference, if they set one.
 pub fn get_preference(
     conn: &mut DbConnection,
