@@ -459,6 +459,7 @@ impl ExportEngine {
     ) -> Result<Option<ExportJob>, EngineError> {
         let claimed = {
             let mut conn = self.store.connection()?;
+            let _turn = self.store.write_turn();
             jobs::claim_next(&mut conn, worker, now, self.config.lease)?
         };
         let Some(job) = claimed else { return Ok(None) };

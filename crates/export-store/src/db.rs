@@ -99,6 +99,10 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqliteSettings {
 pub struct Store {
     pool: Pool<ConnectionManager<DbConnection>>,
     backend: Backend,
+    /// SQLite has one writer at a time. Writers of this process take turns here rather than in
+    /// SQLite's busy handler, which sleeps milliseconds between tries; other processes still
+    /// meet the busy timeout.
+    sqlite_writer: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -144,7 +148,11 @@ impl Store {
             .connection_customizer(Box::new(SqliteSettings))
             .build(manager)
             .map_err(|err| StoreError::Setup(err.to_string()))?;
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            sqlite_writer: std::sync::Arc::default(),
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -187,13 +195,25 @@ impl Store {
         Ok(self.pool.get()?)
     }
 
-    /// Runs `work` in one transaction: all of its writes commit together, or none do.
+    /// Runs `work` in one transaction: all of its writes commit together, or none do. On SQLite
+    /// the writers of this process take turns (see [`Store::write_turn`]).
     pub fn transaction<T>(
         &self,
         work: impl FnOnce(&mut DbConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut pooled = self.connection()?;
+        let _turn = self.write_turn();
         let conn: &mut DbConnection = &mut pooled;
         conn.transaction(work)
+    }
+
+    /// On SQLite, waits for this process's turn to write and holds it until dropped; on
+    /// PostgreSQL, nothing (it has row locks). Take it around a write outside [`Store::transaction`].
+    pub fn write_turn(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        (self.backend == Backend::Sqlite).then(|| {
+            self.sqlite_writer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        })
     }
 }
