@@ -258,6 +258,8 @@ api_routes! {
     delete "/api/v1/export/scheduled/{id}" => scheduled::delete,
     post "/api/v1/export/scheduled/{id}/run" => scheduled::run,
     get "/api/v1/export/scheduled/{id}/preview" => scheduled::preview,
+    get "/api/v1/export/notifications" => scheduled::get_notifications,
+    put "/api/v1/export/notifications" => scheduled::set_notifications,
     get "/api/v1/export/stats" => routes::stats,
     get "/api/v1/audit/logs" => routes::audit_logs,
     get "/api/v1/audit/logs/export" => routes::audit_export,

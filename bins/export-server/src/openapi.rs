@@ -1452,6 +1452,31 @@ mod tests {
         let without = send!(c, unscheduled, stats_there).expect(200);
         assert!(without.json.get("scheduled").is_none());
 
+        // Notification preferences.
+        let notifications = "/api/v1/export/notifications";
+        let unset = send!(c, app, Call::new("get", notifications).auth(t)).expect(200);
+        assert!(unset.json["notifications"].is_null());
+        let set = Call::new("put", notifications)
+            .auth(t)
+            .json(json!({"email": "me@clinic.example", "on_completed": true}));
+        let set = send!(c, app, set).expect(200);
+        assert_eq!(set.json["notifications"]["on_completed"], true);
+        assert_eq!(set.json["notifications"]["on_failed"], false);
+        let read = send!(c, app, Call::new("get", notifications).auth(t)).expect(200);
+        assert_eq!(read.json["notifications"]["email"], "me@clinic.example");
+        let bad = Call::new("put", notifications)
+            .auth(t)
+            .json(json!({"email": "not an address"}));
+        assert_eq!(send!(c, app, bad).expect(422).json["field"], "email");
+        let unknown = Call::new("put", notifications)
+            .auth(t)
+            .json(json!({"email": "me@clinic.example", "sms": true}));
+        send!(c, app, unknown).expect(400);
+        let by_patient = Call::new("put", notifications)
+            .auth(&patient)
+            .json(json!({"email": "p@clinic.example"}));
+        send!(c, app, by_patient).expect(403);
+
         // Statistics.
         let stats = |token: &str| Call::new("get", "/api/v1/export/stats").auth(token);
         let mine = send!(c, app, stats(t)).expect(200);

@@ -285,3 +285,50 @@ pub async fn preview_unsaved(
         &serde_json::json!({ "next_runs": runs }),
     ))
 }
+
+/// The body of PUT /notifications.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotificationInput {
+    email: String,
+    #[serde(default)]
+    on_completed: bool,
+    #[serde(default)]
+    on_failed: bool,
+}
+
+/// The caller's notification preference (`null` when never set).
+pub async fn get_notifications(req: HttpRequest, state: Data, caller: Caller) -> Answer {
+    let scheduler = scheduler(&state)?;
+    let preference = call(&req, move || scheduler.notifications(&caller.0)).await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "notifications": preference }),
+    ))
+}
+
+/// Opts in (or out) of an email when one of the caller's exports completes or fails. The email
+/// carries a link, never patient data.
+pub async fn set_notifications(
+    req: HttpRequest,
+    state: Data,
+    caller: Caller,
+    payload: web::Payload,
+) -> Answer {
+    let input: NotificationInput = parse_json(&body(&state, payload).await?)?;
+    let scheduler = scheduler(&state)?;
+    let preference = call(&req, move || {
+        scheduler.set_notifications(
+            &caller.0,
+            input.email.trim(),
+            input.on_completed,
+            input.on_failed,
+            Utc::now(),
+        )
+    })
+    .await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "notifications": preference }),
+    ))
+}
