@@ -74,6 +74,8 @@ pub struct Config {
     pub storage_dir: PathBuf,
     /// S3-compatible storage instead of the folder.
     pub s3: Option<S3Settings>,
+    /// When set, the expiry pass moves expired files to this folder instead of deleting them.
+    pub archive_dir: Option<PathBuf>,
     /// The SMTP server scheduled reports and notifications are sent through; none: no email.
     pub smtp: Option<export_schedule::email::SmtpSettings>,
     /// 64 hex digits; when unset, read from (or generated into) `master_key_file`.
@@ -120,6 +122,7 @@ impl Default for Config {
             database_url: "data/export.db".into(),
             storage_dir: "data/files".into(),
             s3: None,
+            archive_dir: None,
             smtp: None,
             master_key: None,
             master_key_file: "data/master.key".into(),
@@ -177,6 +180,7 @@ pub const ENV_SETTINGS: &[&str] = &[
     "bind",
     "database_url",
     "storage_dir",
+    "archive_dir",
     "master_key",
     "master_key_file",
     "token_secret",

@@ -137,19 +137,23 @@ fn run() -> anyhow::Result<()> {
         .expect("HMAC takes a key of any length");
     mac.update(b"export download links v1");
     let link_key = mac.finalize().into_bytes().to_vec();
-    let engine = Arc::new(
-        ExportEngine::new(
-            store.clone(),
-            files,
-            Arc::new(StoreSource(store.clone())),
-            EngineConfig {
-                retention: chrono::Duration::days(config.retention_days),
-                lease: chrono::Duration::seconds(config.lease_seconds),
-                ..EngineConfig::default()
-            },
-        )
-        .with_link_signer(LinkSigner::new(link_key)),
-    );
+    let mut engine = ExportEngine::new(
+        store.clone(),
+        files,
+        Arc::new(StoreSource(store.clone())),
+        EngineConfig {
+            retention: chrono::Duration::days(config.retention_days),
+            lease: chrono::Duration::seconds(config.lease_seconds),
+            ..EngineConfig::default()
+        },
+    )
+    .with_link_signer(LinkSigner::new(link_key));
+    if let Some(folder) = &config.archive_dir {
+        let archive = LocalFileStore::new(folder, master.clone())
+            .with_context(|| format!("cannot use {} as the archive", folder.display()))?;
+        engine = engine.with_archive(Arc::new(archive));
+    }
+    let engine = Arc::new(engine);
 
     let metrics = Arc::new(metrics::Metrics::default());
     let pool = config.role.runs_workers().then(|| {

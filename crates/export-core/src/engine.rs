@@ -139,6 +139,8 @@ pub struct ExportEngine {
     files: Arc<dyn FileStore>,
     source: Arc<dyn ClinicalSource>,
     producer: Producer,
+    /// Where the expiry pass moves files instead of deleting them, when set.
+    archive: Option<Arc<dyn FileStore>>,
     datasets: DatasetRegistry,
     links: Option<LinkSigner>,
     config: EngineConfig,
@@ -172,6 +174,7 @@ impl ExportEngine {
             files,
             source,
             producer: Producer::new(),
+            archive: None,
             links: None,
             config,
         }
@@ -783,11 +786,33 @@ impl ExportEngine {
             return Ok((due.len() as u64, bytes));
         }
         for job in &due {
-            if let Some(key) = job.file_key.as_deref() {
-                self.files.delete(&FileKey::parse(key)?)?;
+            let key = job.file_key.as_deref().map(FileKey::parse).transpose()?;
+            // With an archive, the file is copied there first (re-sealed with a key of its own),
+            // and the primary copy is deleted only once the archive is on record.
+            let archived = match (&self.archive, &key, job.wrapped_key.as_deref()) {
+                (Some(archive), Some(key), Some(wrapped)) => {
+                    let mut reader = self.files.open(key, wrapped)?;
+                    Some(archive.put(key, &mut reader)?)
+                }
+                _ => None,
+            };
+            if archived.is_none()
+                && let Some(key) = &key
+            {
+                self.files.delete(key)?;
             }
             self.transaction(|conn| {
                 if jobs::mark_expired(conn, job.id, now)? {
+                    if let (Some(stored), Some(key)) = (&archived, &key) {
+                        jobs::record_archive(
+                            conn,
+                            job.id,
+                            key.as_str(),
+                            &stored.wrapped_key,
+                            stored.size_bytes as i64,
+                            now,
+                        )?;
+                    }
                     self.audit(
                         conn,
                         Self::entry(
@@ -797,14 +822,27 @@ impl ExportEngine {
                             AuditOutcome::Success,
                             &RequestOrigin::default(),
                             now,
-                            serde_json::json!({"bytes": job.file_size_bytes}),
+                            serde_json::json!({"bytes": job.file_size_bytes, "archived": archived.is_some()}),
                         ),
                     )?;
                 }
                 Ok(())
             })?;
+            if archived.is_some()
+                && let Some(key) = &key
+            {
+                self.files.delete(key)?;
+            }
         }
         Ok((due.len() as u64, bytes))
+    }
+
+    /// Makes the expiry pass move expired files to `archive` (audited as expired, `archived`)
+    /// instead of deleting them. Archived files are out of users' reach; `jobs::archived_file`
+    /// names the copy for whoever must retrieve it.
+    pub fn with_archive(mut self, archive: Arc<dyn FileStore>) -> ExportEngine {
+        self.archive = Some(archive);
+        self
     }
 
     /// Lets the engine issue signed download links with `signer`'s secret.

@@ -222,6 +222,7 @@ fn download(engine: &ExportEngine, who: &Actor, job: Uuid) -> Vec<u8> {
 test_on_both_backends! {
     every_type_in_every_format_goes_from_request_to_a_readable_file,
     datasets_show_only_what_their_requester_may_see,
+    expired_files_move_to_the_archive_when_there_is_one,
 }
 
 fn every_type_in_every_format_goes_from_request_to_a_readable_file(db: &TestDatabase) {
@@ -493,4 +494,79 @@ fn denied(db: &TestDatabase) -> usize {
         .iter()
         .filter(|e| e.entry.outcome == AuditOutcome::Denied)
         .count()
+}
+
+fn expired_files_move_to_the_archive_when_there_is_one(db: &TestDatabase) {
+    use export_core::storage::{FileKey, FileStore};
+    use sha2::{Digest, Sha256};
+
+    let (files, archive_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let master = MasterKey::generate();
+    let archive = Arc::new(LocalFileStore::new(archive_dir.path(), master.clone()).unwrap());
+    engine(db, files.path()); // seeds the practice
+    let engine = ExportEngine::new(
+        db.store.clone(),
+        Arc::new(LocalFileStore::new(files.path(), master).unwrap()),
+        Arc::new(StoreSource(db.store.clone())),
+        EngineConfig::default(),
+    )
+    .with_archive(archive.clone());
+    let margaret = actor(MARGARET, Role::Therapist);
+    let now = Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap();
+    let job = engine
+        .submit(
+            &margaret,
+            request(ExportType::FullRecord, ExportFormat::Json, &[]),
+            None,
+            &RequestOrigin::default(),
+            now,
+        )
+        .unwrap();
+    let done = engine.run_next("worker", now).unwrap().unwrap();
+    let key = FileKey::parse(done.file_key.as_deref().unwrap()).unwrap();
+    assert!(files.path().join(key.as_str()).exists());
+
+    let (count, _) = engine
+        .expire(now + chrono::Duration::days(8), false)
+        .unwrap();
+    assert_eq!(count, 1);
+    assert!(
+        !files.path().join(key.as_str()).exists(),
+        "gone from the primary store"
+    );
+    let mut conn = db.store.connection().unwrap();
+    let (archived_key, wrapped) = export_store::jobs::archived_file(&mut conn, job.id)
+        .unwrap()
+        .expect("the archive is on record");
+    assert_eq!(archived_key, key.as_str());
+    let mut copy = Vec::new();
+    archive
+        .open(&key, &wrapped)
+        .unwrap()
+        .read_to_end(&mut copy)
+        .unwrap();
+    let digest: String = Sha256::digest(&copy)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(Some(digest), done.sha256, "the archived copy is the file");
+    let expired = audit::list(
+        &mut conn,
+        &audit::AuditFilter {
+            export_job_id: Some(job.id),
+            action: Some(AuditAction::Expired),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].entry.metadata["archived"], true);
+    // Users cannot reach it any more.
+    let gone = engine.download(
+        &margaret,
+        job.id,
+        &RequestOrigin::default(),
+        now + chrono::Duration::days(8),
+    );
+    assert!(matches!(gone, Err(EngineError::NotReady { .. })));
 }

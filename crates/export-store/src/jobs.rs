@@ -572,3 +572,40 @@ pub fn list_created_since(
         .map(JobRow::into_job)
         .collect()
 }
+
+/// Records where the expiry pass archived a job's file: its key in the archive store and the
+/// copy's own key, wrapped.
+pub fn record_archive(
+    conn: &mut DbConnection,
+    job_id: Uuid,
+    file_key: &str,
+    wrapped_key: &str,
+    size_bytes: i64,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    use crate::schema::archived_files;
+    diesel::insert_into(archived_files::table)
+        .values((
+            archived_files::export_job_id.eq(job_id.to_string()),
+            archived_files::file_key.eq(file_key),
+            archived_files::wrapped_key.eq(wrapped_key),
+            archived_files::size_bytes.eq(size_bytes),
+            archived_files::archived_at.eq(naive(at)),
+        ))
+        .execute(conn)
+        .map_err(|err| StoreError::from_write("archived_files", err, |_| None))?;
+    Ok(())
+}
+
+/// The archived copy of a job's file: its key in the archive store and its wrapped key.
+pub fn archived_file(
+    conn: &mut DbConnection,
+    job_id: Uuid,
+) -> Result<Option<(String, String)>, StoreError> {
+    use crate::schema::archived_files;
+    Ok(archived_files::table
+        .find(job_id.to_string())
+        .select((archived_files::file_key, archived_files::wrapped_key))
+        .first::<(String, String)>(conn)
+        .optional()?)
+}

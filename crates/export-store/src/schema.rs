@@ -220,6 +220,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    archived_files (export_job_id) {
+        export_job_id -> Text,
+        file_key -> Text,
+        wrapped_key -> Text,
+        size_bytes -> BigInt,
+        archived_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(export_jobs -> export_templates (template_id));
 diesel::joinable!(schedule_runs -> scheduled_reports (schedule_id));
 diesel::joinable!(scheduled_reports -> export_templates (template_id));
@@ -238,5 +248,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     scheduled_reports,
     schedule_runs,
     notification_preferences,
-    notifications
+    notifications,
+    archived_files
 );
