@@ -35,10 +35,24 @@ fn demo_seeds_once_and_lists_the_practice() {
     let database = database.to_str().unwrap();
 
     let first = stdout(&export_cli(&["--database", database, "demo"]));
-    assert!(
-        first.contains("is migrated: 3 migrations, the latest 20261122000003"),
-        "{first}"
+    // Every migration of the SQLite folder, the latest named by its version.
+    let mut versions: Vec<String> = std::fs::read_dir(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../migrations/sqlite"
+    ))
+    .unwrap()
+    .map(|e| {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        name.split('_').next().unwrap().replace('-', "")
+    })
+    .collect();
+    versions.sort();
+    let expected = format!(
+        "is migrated: {} migrations, the latest {}",
+        versions.len(),
+        versions.last().unwrap()
     );
+    assert!(versions.len() >= 5 && first.contains(&expected), "{expected}\n{first}");
     let seeded = line_with(&first, "therapy_sessions");
     assert_eq!(
         seeded.split_whitespace().collect::<Vec<_>>(),
