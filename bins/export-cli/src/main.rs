@@ -298,6 +298,30 @@ fn seed_practice(database: &str, fixtures: &std::path::Path) -> anyhow::Result<(
     Ok(())
 }
 
+/// An engine over the database at `database` and the encrypted files in `storage`, with records
+/// from the database: what `work`, `expire` and `tick` run.
+fn engine(
+    database: &str,
+    storage: &std::path::Path,
+    master_key: &str,
+    config: export_core::engine::EngineConfig,
+) -> anyhow::Result<(Store, export_core::engine::ExportEngine)> {
+    use std::sync::Arc;
+
+    use export_core::source::StoreSource;
+    use export_core::storage::{LocalFileStore, MasterKey};
+
+    let store = open(database)?;
+    let files = LocalFileStore::new(storage, MasterKey::from_hex(master_key)?)?;
+    let engine = export_core::engine::ExportEngine::new(
+        store.clone(),
+        Arc::new(files),
+        Arc::new(StoreSource(store.clone())),
+        config,
+    );
+    Ok((store, engine))
+}
+
 fn work(
     database: &str,
     storage: &std::path::Path,
@@ -309,23 +333,19 @@ fn work(
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use export_core::engine::{EngineConfig, ExportEngine};
-    use export_core::source::StoreSource;
-    use export_core::storage::{LocalFileStore, MasterKey};
+    use export_core::engine::EngineConfig;
     use export_core::worker::WorkerPool;
 
     anyhow::ensure!(lease_seconds >= 1, "--lease-seconds must be at least 1");
-    let store = open(database)?;
-    let files = LocalFileStore::new(storage, MasterKey::from_hex(master_key)?)?;
-    let engine = ExportEngine::new(
-        store.clone(),
-        Arc::new(files),
-        Arc::new(StoreSource(store.clone())),
+    let (store, engine) = engine(
+        database,
+        storage,
+        master_key,
         EngineConfig {
             lease: chrono::Duration::seconds(lease_seconds),
             ..EngineConfig::default()
         },
-    );
+    )?;
     let signalled = Arc::new(AtomicBool::new(false));
     let flag = signalled.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
@@ -365,20 +385,7 @@ fn expire(
     dry_run: bool,
     at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> anyhow::Result<()> {
-    use std::sync::Arc;
-
-    use export_core::engine::{EngineConfig, ExportEngine};
-    use export_core::source::StoreSource;
-    use export_core::storage::{LocalFileStore, MasterKey};
-
-    let store = open(database)?;
-    let files = LocalFileStore::new(storage, MasterKey::from_hex(master_key)?)?;
-    let engine = ExportEngine::new(
-        store.clone(),
-        Arc::new(files),
-        Arc::new(StoreSource(store)),
-        EngineConfig::default(),
-    );
+    let (_, engine) = engine(database, storage, master_key, Default::default())?;
     let (count, bytes) = engine.expire(at.unwrap_or_else(chrono::Utc::now), dry_run)?;
     let verb = if dry_run { "would expire" } else { "expired" };
     println!("{verb} {count} exports, {bytes} bytes");
@@ -395,20 +402,10 @@ fn tick(
 ) -> anyhow::Result<()> {
     use std::sync::Arc;
 
-    use export_core::engine::{EngineConfig, ExportEngine};
-    use export_core::source::StoreSource;
-    use export_core::storage::{LocalFileStore, MasterKey};
     use export_schedule::scheduler::Scheduler;
 
     anyhow::ensure!(step_minutes >= 1, "--step-minutes must be at least 1");
-    let store = open(database)?;
-    let files = LocalFileStore::new(storage, MasterKey::from_hex(master_key)?)?;
-    let engine = ExportEngine::new(
-        store.clone(),
-        Arc::new(files),
-        Arc::new(StoreSource(store.clone())),
-        EngineConfig::default(),
-    );
+    let (store, engine) = engine(database, storage, master_key, Default::default())?;
     let scheduler = Scheduler::new(Arc::new(engine), store);
     let now = chrono::Utc::now();
     let (mut at, until) = (from.unwrap_or(now), until.unwrap_or(now));

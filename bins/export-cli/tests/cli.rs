@@ -52,7 +52,10 @@ fn demo_seeds_once_and_lists_the_practice() {
         versions.len(),
         versions.last().unwrap()
     );
-    assert!(versions.len() >= 5 && first.contains(&expected), "{expected}\n{first}");
+    assert!(
+        versions.len() >= 5 && first.contains(&expected),
+        "{expected}\n{first}"
+    );
     let seeded = line_with(&first, "therapy_sessions");
     assert_eq!(
         seeded.split_whitespace().collect::<Vec<_>>(),

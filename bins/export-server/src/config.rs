@@ -89,7 +89,7 @@ pub struct Config {
     pub token_public_key_file: Option<PathBuf>,
     /// Days a completed file is kept.
     pub retention_days: i64,
-    /// Exports one user may request per hour.
+    /// Exports one user may request per hour; 0: no limit.
     pub exports_per_hour: u32,
     /// Requests one IP address may make per minute, on every route.
     pub requests_per_minute_per_ip: u32,
@@ -269,8 +269,8 @@ impl Config {
         if self.lease_seconds < 5 {
             bail!("lease_seconds must be at least 5");
         }
-        if self.exports_per_hour == 0 || self.requests_per_minute_per_ip == 0 {
-            bail!("rate limits must be at least 1");
+        if self.requests_per_minute_per_ip == 0 {
+            bail!("requests_per_minute_per_ip must be at least 1");
         }
         if self.scheduler_tick_seconds == 0 || self.expiry_interval_seconds == 0 {
             bail!("scheduler_tick_seconds and expiry_interval_seconds must be at least 1");

@@ -87,16 +87,19 @@ impl ExportEngine {
         Ok(jobs::count_jobs_by_status(&mut conn)?)
     }
 
-    /// When `user_id`'s granted export requests since `since` were made, oldest first, at most
-    /// `limit`; from the append-only audit trail, so deleting jobs gives no request back.
-    pub fn submissions_since(
+    /// Of `user_id`'s granted export requests since `since`, when the `n`th newest was made;
+    /// `None` when there were fewer. From the append-only audit trail, so deleting jobs gives no
+    /// request back.
+    pub fn nth_latest_submission(
         &self,
         user_id: Uuid,
         since: DateTime<Utc>,
-        limit: i64,
-    ) -> Result<Vec<DateTime<Utc>>, EngineError> {
+        n: i64,
+    ) -> Result<Option<DateTime<Utc>>, EngineError> {
         let mut conn = self.store().connection()?;
-        Ok(audit::requests_since(&mut conn, user_id, since, limit)?)
+        Ok(audit::nth_latest_request_since(
+            &mut conn, user_id, since, n,
+        )?)
     }
 
     /// The job `actor` submitted under idempotency `key`, if any.

@@ -98,11 +98,20 @@ fn append_unlocked(
     conn: &mut DbConnection,
     entry: NewAuditEntry,
 ) -> Result<AuditEntry, StoreError> {
-    let last: Option<(i64, String)> = export_audit_log::table
-        .select((export_audit_log::sequence, export_audit_log::entry_hash))
-        .order(export_audit_log::sequence.desc())
-        .first(conn)
-        .optional()?;
+    // The entry with the highest sequence, without a bound LIMIT (SQLite would prepare such a
+    // statement anew on every append).
+    let latest: Option<i64> = export_audit_log::table
+        .select(diesel::dsl::max(export_audit_log::sequence))
+        .get_result(conn)?;
+    let last: Option<(i64, String)> = match latest {
+        Some(sequence) => Some(
+            export_audit_log::table
+                .filter(export_audit_log::sequence.eq(sequence))
+                .select((export_audit_log::sequence, export_audit_log::entry_hash))
+                .get_result(conn)?,
+        ),
+        None => None,
+    };
     let (sequence, prev_hash) = match last {
         Some((sequence, hash)) => (sequence + 1, hash),
         None => (1, GENESIS_HASH.to_owned()),
@@ -129,27 +138,27 @@ fn append_unlocked(
     Ok(chained)
 }
 
-/// When `user_id`'s granted export requests at or after `since` were made, oldest first, at most
-/// `limit`: what a per-user rate limit counts. The audit trail is append-only, so deleting jobs
-/// gives no request back.
-pub fn requests_since(
+/// Of `user_id`'s granted export requests at or after `since`, when the `n`th newest was made
+/// (`None` when there were fewer than `n`): what a per-user rate limit of `n` asks. The audit
+/// trail is append-only, so deleting jobs gives no request back.
+pub fn nth_latest_request_since(
     conn: &mut DbConnection,
     user_id: Uuid,
     since: chrono::DateTime<chrono::Utc>,
-    limit: i64,
-) -> Result<Vec<chrono::DateTime<chrono::Utc>>, StoreError> {
+    n: i64,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
     Ok(export_audit_log::table
         .filter(export_audit_log::user_id.eq(user_id.to_string()))
         .filter(export_audit_log::created_at.ge(crate::convert::naive(since)))
         .filter(export_audit_log::action.eq(AuditAction::Requested.as_str()))
         .filter(export_audit_log::outcome.eq(export_domain::AuditOutcome::Success.as_str()))
-        .order(export_audit_log::created_at.asc())
+        .order(export_audit_log::created_at.desc())
         .select(export_audit_log::created_at)
-        .limit(limit)
-        .load::<NaiveDateTime>(conn)?
-        .into_iter()
-        .map(crate::convert::utc)
-        .collect())
+        .limit(1)
+        .offset((n - 1).max(0))
+        .get_result::<NaiveDateTime>(conn)
+        .optional()?
+        .map(crate::convert::utc))
 }
 
 /// Which entries [`list`] returns.

@@ -87,7 +87,7 @@ pub fn get_user(conn: &mut DbConnection, user_id: Uuid) -> Result<Option<User>, 
     users::table
         .find(user_id.to_string())
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(UserRow::into_user)
         .transpose()
@@ -173,7 +173,7 @@ pub fn find_relationship(
         .filter(therapist_patients::therapist_id.eq(therapist_id.to_string()))
         .filter(therapist_patients::patient_id.eq(patient_id.to_string()))
         .select(RelationshipRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(RelationshipRow::into_link)
         .transpose()

@@ -154,7 +154,7 @@ pub fn get_job(conn: &mut DbConnection, job_id: Uuid) -> Result<Option<ExportJob
     export_jobs::table
         .find(job_id.to_string())
         .select(JobRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(JobRow::into_job)
         .transpose()
@@ -170,7 +170,7 @@ pub fn find_by_idempotency_key(
         .filter(export_jobs::user_id.eq(user_id.to_string()))
         .filter(export_jobs::idempotency_key.eq(key))
         .select(JobRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(JobRow::into_job)
         .transpose()
@@ -606,6 +606,6 @@ pub fn archived_file(
     Ok(archived_files::table
         .find(job_id.to_string())
         .select((archived_files::file_key, archived_files::wrapped_key))
-        .first::<(String, String)>(conn)
+        .get_result::<(String, String)>(conn)
         .optional()?)
 }

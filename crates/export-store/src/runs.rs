@@ -209,7 +209,7 @@ pub fn get_preference(
     notification_preferences::table
         .find(user_id.to_string())
         .select(PreferenceRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(|row| {
             Ok(NotificationPreference {
@@ -323,7 +323,7 @@ pub fn get_notification(
     notifications::table
         .find(job_id.to_string())
         .select(NotificationRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(NotificationRow::into_notification)
         .transpose()

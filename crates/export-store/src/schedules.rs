@@ -105,7 +105,7 @@ pub fn get_schedule(
     scheduled_reports::table
         .find(schedule_id.to_string())
         .select(ScheduleRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(ScheduleRow::into_report)
         .transpose()

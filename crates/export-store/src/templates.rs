@@ -88,7 +88,7 @@ pub fn get_template(
     export_templates::table
         .find(template_id.to_string())
         .select(TemplateRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(TemplateRow::into_template)
         .transpose()
