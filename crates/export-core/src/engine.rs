@@ -480,11 +480,9 @@ impl ExportEngine {
             result
         });
         let now = clock();
-        // One last renewal tells whether the job is still this worker's to finish.
-        let still_held = !lost.load(Ordering::SeqCst) && {
-            let mut conn = self.store.connection()?;
-            jobs::renew_lease(&mut conn, job.id, worker, now + self.config.lease, 95)?
-        };
+        // A job the heartbeat found lost is not stored; one lost since is caught by
+        // `complete_job`, which then leaves this attempt's file to be removed below.
+        let still_held = !lost.load(Ordering::SeqCst);
         if !still_held {
             let mut conn = self.store.connection()?;
             return Ok(jobs::get_job(&mut conn, job.id)?);
