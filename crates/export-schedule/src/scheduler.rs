@@ -322,8 +322,18 @@ impl Scheduler {
             };
             let owner = owner(&schedule);
             let job = self.engine.job(&owner, job_id)?;
+            if matches!(job.status, JobStatus::Pending | JobStatus::Processing) {
+                continue;
+            }
+            // This attempt is ours alone for five minutes: another scheduler skips it.
+            let claimed = {
+                let mut conn = self.store.connection()?;
+                runs::claim_delivery(&mut conn, run.id, now, now + Duration::minutes(5))?
+            };
+            if !claimed {
+                continue;
+            }
             let outcome = match job.status {
-                JobStatus::Pending | JobStatus::Processing => continue,
                 JobStatus::Completed => self.send_report(delivery, &schedule, &job, now),
                 _ => Err(Failure::Permanent("the export was not produced")),
             };
@@ -448,14 +458,32 @@ impl Scheduler {
         };
         // Claim: one notification row per finished job, made once however many schedulers run.
         for preference in &preferences {
-            let finished = {
+            // Jobs of the last day (and since the preference was set): bounded work per pass.
+            let since = preference.updated_at.max(now - Duration::days(1));
+            let mut finished = Vec::new();
+            for status in [JobStatus::Completed, JobStatus::Failed] {
                 let mut conn = self.store.connection()?;
-                export_store::jobs::list_created_since(&mut conn, preference.updated_at)?
-            };
-            for job in finished.iter().filter(|j| j.user_id == preference.user_id) {
+                finished.extend(
+                    export_store::jobs::list_jobs(
+                        &mut conn,
+                        &export_store::jobs::JobFilter {
+                            status: Some(status),
+                            limit: 500,
+                            ..export_store::jobs::JobFilter::of_user(preference.user_id)
+                        },
+                    )?
+                    .into_iter()
+                    .filter(|j| j.created_at >= since),
+                );
+            }
+            for job in &finished {
                 let wanted = (job.status == JobStatus::Completed && preference.on_completed)
                     || (job.status == JobStatus::Failed && preference.on_failed);
-                if !wanted {
+                let known = {
+                    let mut conn = self.store.connection()?;
+                    runs::get_notification(&mut conn, job.id)?.is_some()
+                };
+                if !wanted || known {
                     continue;
                 }
                 let at = export_domain::to_storage_precision(now);
@@ -487,6 +515,18 @@ impl Scheduler {
             else {
                 continue;
             };
+            let claimed = {
+                let mut conn = self.store.connection()?;
+                runs::claim_notification_attempt(
+                    &mut conn,
+                    notification.export_job_id,
+                    now,
+                    now + Duration::minutes(5),
+                )?
+            };
+            if !claimed {
+                continue;
+            }
             let actor = Actor {
                 user_id: notification.user_id,
                 role: Role::Therapist,
@@ -842,13 +882,16 @@ impl Scheduler {
             } else {
                 report.lost_races += 1;
             }
-            // Every scheduler computes the same next run, so the race here is harmless.
-            let mut advanced = schedule.clone();
-            advanced.last_run_at = Some(due_at);
-            advanced.next_run_at = due.next.map(export_domain::to_storage_precision);
-            advanced.updated_at = export_domain::to_storage_precision(now);
+            // Every scheduler computes the same next run, so the race here is harmless; only
+            // these two fields are written, so an owner pausing at this moment is not undone.
             let mut conn = self.store.connection()?;
-            schedules::update_schedule(&mut conn, &advanced)?;
+            schedules::advance_schedule(
+                &mut conn,
+                schedule.id,
+                due_at,
+                due.next.map(export_domain::to_storage_precision),
+                export_domain::to_storage_precision(now),
+            )?;
         }
         // Runs claimed by a scheduler that died before it submitted.
         let stranded = {

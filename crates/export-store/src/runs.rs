@@ -86,6 +86,30 @@ pub fn update_run(conn: &mut DbConnection, run: &ScheduleRun) -> Result<(), Stor
     Ok(())
 }
 
+/// Takes the next delivery attempt of a run for `until` (a lease): true when this caller won it,
+/// false when another scheduler has it or it is not due. Makes each email go out once however
+/// many schedulers deliver.
+pub fn claim_delivery(
+    conn: &mut DbConnection,
+    run_id: Uuid,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let changed = diesel::update(
+        schedule_runs::table
+            .find(run_id.to_string())
+            .filter(schedule_runs::status.eq(RunStatus::Delivering.as_str()))
+            .filter(
+                schedule_runs::next_delivery_at
+                    .is_null()
+                    .or(schedule_runs::next_delivery_at.le(naive(now))),
+            ),
+    )
+    .set(schedule_runs::next_delivery_at.eq(naive(until)))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
 /// A schedule's runs, newest due time first, at most `limit`.
 pub fn list_runs(
     conn: &mut DbConnection,
@@ -280,6 +304,29 @@ pub fn claim_notification(
         )) => Ok(false),
         Err(err) => Err(StoreError::from_write("notifications", err, |_| None)),
     }
+}
+
+/// Takes the next attempt of a pending notification for `until` (a lease), as
+/// [`claim_delivery`] does for runs.
+pub fn claim_notification_attempt(
+    conn: &mut DbConnection,
+    job_id: Uuid,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let changed = diesel::update(
+        notifications::table
+            .find(job_id.to_string())
+            .filter(notifications::status.eq(NotificationStatus::Pending.as_str()))
+            .filter(
+                notifications::next_attempt_at
+                    .is_null()
+                    .or(notifications::next_attempt_at.le(naive(now))),
+            ),
+    )
+    .set(notifications::next_attempt_at.eq(naive(until)))
+    .execute(conn)?;
+    Ok(changed == 1)
 }
 
 /// Writes every field of a notification back.

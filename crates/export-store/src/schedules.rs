@@ -163,6 +163,25 @@ pub fn update_schedule(
 }
 
 /// Deletes a scheduled report; false when there was none.
+/// Records that a schedule ran for `last_run_at` and next runs at `next_run_at`, leaving every
+/// other field as it is (an owner may be pausing or editing it at the same moment).
+pub fn advance_schedule(
+    conn: &mut DbConnection,
+    schedule_id: Uuid,
+    last_run_at: DateTime<Utc>,
+    next_run_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let changed = diesel::update(scheduled_reports::table.find(schedule_id.to_string()))
+        .set((
+            scheduled_reports::last_run_at.eq(naive(last_run_at)),
+            scheduled_reports::next_run_at.eq(next_run_at.map(naive)),
+            scheduled_reports::updated_at.eq(naive(now)),
+        ))
+        .execute(conn)?;
+    Ok(changed == 1)
+}
+
 pub fn delete_schedule(conn: &mut DbConnection, schedule_id: Uuid) -> Result<bool, StoreError> {
     let deleted =
         diesel::delete(scheduled_reports::table.find(schedule_id.to_string())).execute(conn)?;
