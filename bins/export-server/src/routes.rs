@@ -206,15 +206,29 @@ fn checked<T>(result: Result<T, ValidationErrors>) -> Result<T, ApiError> {
     result.map_err(|errors| ApiError::from_validation(&errors))
 }
 
+/// Reads a request body of type `I`, checks it into an export request with `check`, submits it.
+async fn submit_body<I: serde::de::DeserializeOwned>(
+    req: HttpRequest,
+    state: Data,
+    caller: Caller,
+    payload: web::Payload,
+    check: impl FnOnce(I) -> Result<ExportRequest, ValidationErrors>,
+) -> Answer {
+    let input: I = parse_json(&body(&state, payload).await?)?;
+    let request = checked(check(input))?;
+    submit(req, state, caller, request).await
+}
+
 pub async fn session_notes(
     req: HttpRequest,
     state: Data,
     caller: Caller,
     payload: web::Payload,
 ) -> Answer {
-    let input: SessionNotesInput = parse_json(&body(&state, payload).await?)?;
-    let request = ExportRequest::SessionNotes(checked(input.validate())?);
-    submit(req, state, caller, request).await
+    submit_body(req, state, caller, payload, |input: SessionNotesInput| {
+        input.validate().map(ExportRequest::SessionNotes)
+    })
+    .await
 }
 
 pub async fn progress_report(
@@ -223,9 +237,10 @@ pub async fn progress_report(
     caller: Caller,
     payload: web::Payload,
 ) -> Answer {
-    let input: ProgressReportInput = parse_json(&body(&state, payload).await?)?;
-    let request = ExportRequest::ProgressReport(checked(input.validate())?);
-    submit(req, state, caller, request).await
+    submit_body(req, state, caller, payload, |input: ProgressReportInput| {
+        input.validate().map(ExportRequest::ProgressReport)
+    })
+    .await
 }
 
 pub async fn treatment_summary(
@@ -234,9 +249,14 @@ pub async fn treatment_summary(
     caller: Caller,
     payload: web::Payload,
 ) -> Answer {
-    let input: TreatmentSummaryInput = parse_json(&body(&state, payload).await?)?;
-    let request = ExportRequest::TreatmentSummary(checked(input.validate())?);
-    submit(req, state, caller, request).await
+    submit_body(
+        req,
+        state,
+        caller,
+        payload,
+        |input: TreatmentSummaryInput| input.validate().map(ExportRequest::TreatmentSummary),
+    )
+    .await
 }
 
 pub async fn full_record(
@@ -245,9 +265,10 @@ pub async fn full_record(
     caller: Caller,
     payload: web::Payload,
 ) -> Answer {
-    let input: FullRecordInput = parse_json(&body(&state, payload).await?)?;
-    let request = ExportRequest::FullRecord(checked(input.validate())?);
-    submit(req, state, caller, request).await
+    submit_body(req, state, caller, payload, |input: FullRecordInput| {
+        input.validate().map(ExportRequest::FullRecord)
+    })
+    .await
 }
 
 pub async fn dataset(
@@ -257,9 +278,10 @@ pub async fn dataset(
     name: web::Path<String>,
     payload: web::Payload,
 ) -> Answer {
-    let input: DatasetInput = parse_json(&body(&state, payload).await?)?;
-    let request = ExportRequest::Dataset(checked(input.validate(&name))?);
-    submit(req, state, caller, request).await
+    submit_body(req, state, caller, payload, |input: DatasetInput| {
+        input.validate(&name).map(ExportRequest::Dataset)
+    })
+    .await
 }
 
 #[derive(Serialize)]
@@ -478,16 +500,11 @@ pub async fn issue_link(
     ))
 }
 
-/// The media type of a format.
-fn media_type(format: ExportFormat) -> &'static str {
+/// The Content-Type of a download: the format's media type, with the charset of text.
+fn content_type(format: ExportFormat) -> String {
     match format {
-        ExportFormat::Pdf => "application/pdf",
-        ExportFormat::Docx => {
-            "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-        }
-        ExportFormat::Json => "application/json",
-        ExportFormat::Csv => "text/csv; charset=utf-8",
-        ExportFormat::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ExportFormat::Csv => format!("{}; charset=utf-8", format.media_type()),
+        other => other.media_type().to_owned(),
     }
 }
 
@@ -549,7 +566,7 @@ pub async fn download(
     });
     let mut response = HttpResponse::Ok();
     response
-        .insert_header((header::CONTENT_TYPE, media_type(job.format)))
+        .insert_header((header::CONTENT_TYPE, content_type(job.format)))
         .insert_header((
             header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"{}\"", file_name(&job)),

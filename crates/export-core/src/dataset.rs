@@ -298,6 +298,30 @@ fn push_opt_id(row: &mut RowBuffer, id: Option<Uuid>) {
     }
 }
 
+/// Each queried patient's records with the patient's id and name, from `source`.
+fn records_of(
+    source: &dyn ClinicalSource,
+    dataset: &str,
+    query: &DatasetQuery<'_>,
+) -> Result<Vec<(Uuid, String, export_domain::Practice)>, DatasetError> {
+    query
+        .patients
+        .iter()
+        .map(|&patient_id| {
+            let practice = source
+                .patient_records(patient_id)
+                .map_err(|e| DatasetError::new(dataset, e))?;
+            let name = practice
+                .users
+                .iter()
+                .find(|u| u.id == patient_id)
+                .map(|u| u.full_name())
+                .unwrap_or_default();
+            Ok((patient_id, name, practice))
+        })
+        .collect()
+}
+
 const DATE_RANGE: [FilterSpec; 2] = [
     FilterSpec {
         name: "from",
@@ -394,17 +418,7 @@ impl Dataset for SessionsDataset {
         let status: Option<SessionStatus> =
             query.filters.text("status").and_then(|s| s.parse().ok());
         let mut records = Vec::new();
-        for &patient_id in query.patients {
-            let practice = self
-                .0
-                .patient_records(patient_id)
-                .map_err(|e| DatasetError::new(self.name(), e))?;
-            let patient_name = practice
-                .users
-                .iter()
-                .find(|u| u.id == patient_id)
-                .map(|u| u.full_name())
-                .unwrap_or_default();
+        for (patient_id, patient_name, practice) in records_of(&*self.0, self.name(), query)? {
             records.extend(
                 practice
                     .therapy_sessions
@@ -504,17 +518,7 @@ impl Dataset for GoalsDataset {
     fn rows(&self, query: &DatasetQuery<'_>) -> Result<Box<dyn RowSource + Send>, DatasetError> {
         let status: Option<GoalStatus> = query.filters.text("status").and_then(|s| s.parse().ok());
         let mut records = Vec::new();
-        for &patient_id in query.patients {
-            let practice = self
-                .0
-                .patient_records(patient_id)
-                .map_err(|e| DatasetError::new(self.name(), e))?;
-            let patient_name = practice
-                .users
-                .iter()
-                .find(|u| u.id == patient_id)
-                .map(|u| u.full_name())
-                .unwrap_or_default();
+        for (patient_id, patient_name, practice) in records_of(&*self.0, self.name(), query)? {
             records.extend(
                 practice
                     .goals

@@ -129,12 +129,8 @@ fn schedule_of(report: &ScheduledReportRequest) -> Result<Schedule, ScheduleErro
 
 /// The schedule of a stored report.
 fn stored_schedule(report: &ScheduledReport) -> Result<Schedule, ScheduleError> {
-    Schedule::new(
-        report.schedule_type,
-        &report.schedule_config,
-        &report.timezone,
-    )
-    .map_err(|errors| ScheduleError::Invalid(ValidationErrors { errors }))
+    Schedule::of_report(report)
+        .map_err(|errors| ScheduleError::Invalid(ValidationErrors { errors }))
 }
 
 /// `period_days` of the parameters: how far back a run's report reaches (default 30).
@@ -415,7 +411,7 @@ impl Scheduler {
                 &job.id.simple().to_string()[..8],
                 job.format
             );
-            let attachment = Attachment::new(name, media_type(job.format), bytes)
+            let attachment = Attachment::new(name, job.format.media_type(), bytes)
                 .map_err(|e| Failure::Refused(e.to_string()))?;
             self.engine
                 .record_share(
@@ -429,17 +425,7 @@ impl Scheduler {
                 .map_err(|e| Failure::Transient(e.to_string()))?;
             (Notice::scheduled_export_attached(job.id), Some(attachment))
         } else {
-            let expires = now + delivery.link_lifetime;
-            let expires = job.expires_at.map_or(expires, |e| e.min(expires));
-            let token = self
-                .engine
-                .issue_link(&owner, job.id, expires - now, &origin, now)
-                .map_err(|e| Failure::Refused(e.to_string()))?;
-            let link = format!(
-                "{}/api/v1/export/download/{}?token={token}",
-                delivery.public_url.trim_end_matches('/'),
-                job.id
-            );
+            let (link, expires) = self.email_link(delivery, &owner, job, &origin, now)?;
             let notice = Notice::scheduled_export_ready(job.id, &link, expires)
                 .map_err(|e| Failure::Refused(e.to_string()))?;
             (notice, None)
@@ -448,6 +434,30 @@ impl Scheduler {
             .mailer
             .send(&schedule.email_recipients, &notice, attachment)
             .map_err(Failure::of)
+    }
+
+    /// A signed link to `job` for an email, as `actor` (audited by the engine as shared), valid
+    /// for the configured lifetime or until the file expires, whichever comes first.
+    fn email_link(
+        &self,
+        delivery: &Delivery,
+        actor: &Actor,
+        job: &export_domain::ExportJob,
+        origin: &RequestOrigin,
+        now: DateTime<Utc>,
+    ) -> Result<(String, DateTime<Utc>), Failure> {
+        let expires = now + delivery.link_lifetime;
+        let expires = job.expires_at.map_or(expires, |e| e.min(expires));
+        let token = self
+            .engine
+            .issue_link(actor, job.id, expires - now, origin, now)
+            .map_err(|e| Failure::Refused(e.to_string()))?;
+        let link = format!(
+            "{}/api/v1/export/download/{}?token={token}",
+            delivery.public_url.trim_end_matches('/'),
+            job.id
+        );
+        Ok((link, expires))
     }
 
     /// Claims and sends the notifications owners asked for; returns how many went out.
@@ -532,28 +542,12 @@ impl Scheduler {
                 role: Role::Therapist,
             };
             let outcome = match self.engine.job(&actor, notification.export_job_id) {
-                Ok(job) if job.status == JobStatus::Completed => {
-                    let expires = now + delivery.link_lifetime;
-                    let expires = job.expires_at.map_or(expires, |e| e.min(expires));
-                    match self.engine.issue_link(
-                        &actor,
-                        job.id,
-                        expires - now,
-                        &RequestOrigin::default(),
-                        now,
-                    ) {
-                        Ok(token) => {
-                            let link = format!(
-                                "{}/api/v1/export/download/{}?token={token}",
-                                delivery.public_url.trim_end_matches('/'),
-                                job.id
-                            );
-                            Notice::export_ready(job.id, &link, expires)
-                                .map_err(|e| Failure::Refused(e.to_string()))
-                        }
-                        Err(e) => Err(Failure::Refused(e.to_string())),
-                    }
-                }
+                Ok(job) if job.status == JobStatus::Completed => self
+                    .email_link(delivery, &actor, &job, &RequestOrigin::default(), now)
+                    .and_then(|(link, expires)| {
+                        Notice::export_ready(job.id, &link, expires)
+                            .map_err(|e| Failure::Refused(e.to_string()))
+                    }),
                 Ok(job) => Notice::export_failed(job.id, "the export could not be produced")
                     .map_err(|e| Failure::Refused(e.to_string())),
                 Err(e) => Err(Failure::Refused(e.to_string())),
@@ -1007,17 +1001,6 @@ impl Failure {
             Failure::Transient(reason) | Failure::Refused(reason) => reason,
             Failure::Permanent(reason) => reason.to_owned(),
         }
-    }
-}
-
-fn media_type(format: export_domain::ExportFormat) -> &'static str {
-    use export_domain::ExportFormat::*;
-    match format {
-        Pdf => "application/pdf",
-        Docx => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        Json => "application/json",
-        Csv => "text/csv",
-        Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     }
 }
 
