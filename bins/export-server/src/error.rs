@@ -163,6 +163,10 @@ impl ApiError {
                 "not_ready",
                 format!("export job {id} is {status}; only completed jobs can be downloaded"),
             ),
+            err @ EngineError::TooManyExports {
+                retry_after_seconds,
+                ..
+            } => ApiError::too_many(err.to_string(), retry_after_seconds),
             EngineError::Link(reason) => ApiError::forbidden(reason.to_string()),
             EngineError::TemplateNotFound(id) => {
                 ApiError::not_found(format!("template {id} does not exist"))

@@ -8,8 +8,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Duration, Utc};
-use export_core::dataset::{DatasetQuery, FilterKind, check_filters};
-use export_core::engine::{Actor, EngineError, ExportRequest};
+use export_core::dataset::{FilterKind, check_filters};
+use export_core::engine::{EngineError, ExportRequest};
 use export_core::queries::{AuditQuery, JobQuery};
 use export_domain::{
     AuditEntry, DatasetInput, ExportFormat, ExportJob, FullRecordInput, JobStatus,
@@ -131,8 +131,9 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     Ok(Some(text.to_owned()))
 }
 
-/// Submits a checked request: the idempotent replay, the per-user limit, the engine, a wake-up
-/// for the workers, and the `202 Accepted` of the async pattern.
+/// Submits a checked request: the idempotent replay, the engine (which holds the per-user limit
+/// in the submit's own transaction), a wake-up for the workers, and the `202 Accepted` of the
+/// async pattern.
 async fn submit(req: HttpRequest, state: Data, caller: Caller, request: ExportRequest) -> Answer {
     let actor = caller.0;
     let key = idempotency_key(&req)?;
@@ -153,47 +154,17 @@ async fn submit(req: HttpRequest, state: Data, caller: Caller, request: ExportRe
         }
     }
     let now = Utc::now();
-    check_export_limit(&req, &state, &actor, now).await?;
     let engine = state.engine.clone();
     let origin = origin(&req);
+    let per_hour = Some(state.exports_per_hour);
     let job = engine_call(&req, move || {
-        engine.submit(&actor, request, key.as_deref(), &origin, now)
+        engine.submit_within(&actor, request, key.as_deref(), per_hour, &origin, now)
     })
     .await?;
     if let Some(waker) = &state.waker {
         waker.wake();
     }
     Ok(accepted(job))
-}
-
-/// Refuses a new export when `actor` already requested as many as the hourly limit allows (429
-/// with the seconds until the oldest of them leaves the window).
-pub async fn check_export_limit(
-    req: &HttpRequest,
-    state: &AppState,
-    actor: &Actor,
-    now: DateTime<Utc>,
-) -> Result<(), ApiError> {
-    let limit = state.exports_per_hour;
-    if limit == 0 {
-        return Ok(()); // no per-user limit configured
-    }
-    let engine = state.engine.clone();
-    let user = actor.user_id;
-    // The limit-th newest request of the hour: when there is one, the next may come an hour
-    // after it.
-    let nth = engine_call(req, move || {
-        engine.nth_latest_submission(user, now - Duration::hours(1), i64::from(limit))
-    })
-    .await?;
-    if let Some(nth) = nth {
-        let wait = (nth + Duration::hours(1) - now).num_seconds();
-        return Err(ApiError::too_many(
-            format!("at most {limit} exports an hour may be requested"),
-            wait.max(1) as u64,
-        ));
-    }
-    Ok(())
 }
 
 fn accepted(job: ExportJob) -> HttpResponse {
@@ -742,49 +713,85 @@ pub async fn audit_export(
 ) -> Answer {
     let (filters, _, _) = audit_filters(&state, &query)?;
     let engine = state.engine.clone();
-    let actor: Actor = caller.0;
-    let csv = engine_call(&req, move || {
-        // The same check as the JSON list: administrators only.
-        engine.audit_entries(
-            &actor,
-            &AuditQuery {
-                limit: Some(0),
-                ..AuditQuery::default()
-            },
-        )?;
-        let dataset = engine
-            .datasets()
-            .get("audit")
-            .cloned()
-            .ok_or(EngineError::Forbidden("the audit dataset is not available"))?;
-        let query = DatasetQuery {
-            requested_by: actor.user_id,
-            patients: &[],
-            filters: &filters,
-            generated_at: Utc::now(),
-        };
-        let mut rows = dataset.rows(&query)?;
-        let mut out = std::io::Cursor::new(Vec::new());
-        export_render::Renderer::render_rows(
-            &export_render::CsvRenderer::default(),
-            rows.as_mut(),
-            &mut out,
-        )
-        .map_err(|e| EngineError::Render(e.to_string()))?;
-        Ok(out.into_inner())
+    let origin = origin(&req);
+    let now = Utc::now();
+    // Authorized and audited by the engine before the first byte; then written a chunk at a
+    // time on the blocking pool while the response streams them out.
+    let export = engine_call(&req, move || {
+        engine.export_audit_trail(&caller.0, &filters, &origin, now)
     })
     .await?;
+    let (sender, receiver) = tokio::sync::mpsc::channel::<web::Bytes>(4);
+    let id = request_id(&req);
+    actix_web::rt::task::spawn_blocking(move || {
+        let mut out = ChunkSender {
+            sender,
+            chunk: Vec::with_capacity(CHUNK),
+        };
+        let written = export
+            .write_csv(&mut out)
+            .map_err(|err| err.to_string())
+            .and_then(|rows| out.finish().map(|()| rows).map_err(|err| err.to_string()));
+        if let Err(err) = written {
+            // The client left, or the trail could not be read: the response ends short.
+            log::warn!("request {id}: the audit export stopped: {err}");
+        }
+    });
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let chunk = receiver.recv().await?;
+        Some((Ok::<_, std::io::Error>(chunk), receiver))
+    });
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
         .insert_header((
             header::CONTENT_DISPOSITION,
             format!(
                 "attachment; filename=\"audit_log_{}.csv\"",
-                Utc::now().format("%Y%m%d")
+                now.format("%Y%m%d")
             ),
         ))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(csv))
+        .streaming(stream))
+}
+
+/// Bytes of a streamed export handed to the response at a time.
+const CHUNK: usize = 64 * 1024;
+
+/// A writer that hands what it is given to a streamed response in chunks, waiting while the
+/// client is slower than the writer; fails once the response is gone.
+struct ChunkSender {
+    sender: tokio::sync::mpsc::Sender<web::Bytes>,
+    chunk: Vec<u8>,
+}
+
+impl ChunkSender {
+    fn send_chunk(&mut self) -> std::io::Result<()> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+        self.sender
+            .blocking_send(web::Bytes::from(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client left"))
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.send_chunk()
+    }
+}
+
+impl std::io::Write for ChunkSender {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.chunk.extend_from_slice(buf);
+        if self.chunk.len() >= CHUNK {
+            self.send_chunk()?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 pub async fn healthz() -> HttpResponse {

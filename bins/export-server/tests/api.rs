@@ -313,8 +313,8 @@ fn jobs_are_cancelled_deleted_expired_and_shared_by_signed_links(db: &TestDataba
             "downloaded success",
             "downloaded denied", // its link shown at another job's address
             "expired success",
-            "downloaded error", // after expiry, with the token
-            "downloaded error", // after expiry, by the link
+            "downloaded denied", // after expiry, with the token
+            "downloaded denied", // after expiry, by the link
             "deleted success",
         ],
         "every step, in order"

@@ -97,6 +97,24 @@ impl Filters {
             _ => None,
         }
     }
+
+    /// The filters as an audit entry may hold them: ids and dates with their values, text by
+    /// name only (free text could carry what the trail must not).
+    pub fn audit_summary(&self) -> serde_json::Value {
+        let map = self
+            .0
+            .iter()
+            .map(|(name, value)| {
+                let value = match value {
+                    FilterValue::Uuid(id) => serde_json::Value::from(id.to_string()),
+                    FilterValue::Date(date) => serde_json::Value::from(date.to_string()),
+                    FilterValue::Text(_) => serde_json::Value::Bool(true),
+                };
+                (name.clone(), value)
+            })
+            .collect();
+        serde_json::Value::Object(map)
+    }
 }
 
 /// The filter through which a therapist dataset is narrowed to one patient.
@@ -623,7 +641,6 @@ impl Dataset for AuditDataset {
     }
 
     fn rows(&self, query: &DatasetQuery<'_>) -> Result<Box<dyn RowSource + Send>, DatasetError> {
-        let failed = |e: export_store::StoreError| DatasetError::new("audit", e);
         let filter = audit::AuditFilter {
             export_job_id: query.filters.uuid("export_job_id"),
             user_id: query.filters.uuid("user_id"),
@@ -634,28 +651,96 @@ impl Dataset for AuditDataset {
                 .and_then(|a| a.parse::<AuditAction>().ok()),
             from: query.filters.date("from"),
             to: query.filters.date("to"),
+            limit: Some(AUDIT_PAGE),
             ..audit::AuditFilter::default()
         };
-        let mut conn = self.0.connection().map_err(failed)?;
-        let entries = audit::list(&mut conn, &filter).map_err(failed)?;
-        Ok(Box::new(RecordRows::new(
-            self.columns(),
-            entries,
-            |e: &AuditEntry, row| {
-                let x = &e.entry;
-                row.push_integer(e.sequence);
-                row.push_datetime(x.created_at);
-                row.push_text(x.action.as_str());
-                row.push_text(x.outcome.as_str());
-                push_opt_id(row, x.user_id);
-                push_opt_id(row, x.patient_id);
-                push_opt_id(row, x.export_job_id);
-                push_opt_text(row, x.ip_address.as_deref());
-                push_opt_text(row, x.user_agent.as_deref());
-                push_opt_text(row, x.request_id.as_deref());
-                row.push_text(&x.metadata.to_string());
-                row.push_text(&e.entry_hash);
-            },
-        )))
+        let mut conn = self.0.connection().map_err(audit_failed)?;
+        // The trail as it stands now: entries appended while the export runs are not in it.
+        let through = audit::last_sequence(&mut conn).map_err(audit_failed)?;
+        Ok(Box::new(AuditPages {
+            store: self.0.clone(),
+            columns: self.columns(),
+            filter,
+            through,
+            page: Vec::new().into_iter(),
+            done: through.is_none(),
+            read: 0,
+        }))
+    }
+}
+
+/// Entries the audit dataset reads from the database at a time.
+const AUDIT_PAGE: i64 = 1000;
+
+fn audit_failed(err: export_store::StoreError) -> DatasetError {
+    DatasetError::new("audit", err)
+}
+
+/// The audit trail's rows, read a page at a time in chain order up to the entry that was last
+/// when the export began, so memory stays bounded however long the trail.
+struct AuditPages {
+    store: Store,
+    columns: Vec<Column>,
+    filter: audit::AuditFilter,
+    through: Option<i64>,
+    page: std::vec::IntoIter<AuditEntry>,
+    done: bool,
+    read: u64,
+}
+
+impl AuditPages {
+    fn next_entry(&mut self) -> Result<Option<AuditEntry>, RenderError> {
+        loop {
+            if let Some(entry) = self.page.next() {
+                if self.through.is_some_and(|last| entry.sequence > last) {
+                    self.done = true;
+                    return Ok(None);
+                }
+                self.filter.after_sequence = Some(entry.sequence);
+                self.read += 1;
+                return Ok(Some(entry));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            let row = self.read;
+            let failed = |e: export_store::StoreError| RenderError::Source {
+                row,
+                reason: audit_failed(e).to_string(),
+            };
+            let mut conn = self.store.connection().map_err(failed)?;
+            let page = audit::list(&mut conn, &self.filter).map_err(failed)?;
+            self.done = (page.len() as i64) < AUDIT_PAGE;
+            self.page = page.into_iter();
+            if self.page.len() == 0 {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+impl RowSource for AuditPages {
+    fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    fn next_row(&mut self, row: &mut RowBuffer) -> Result<bool, RenderError> {
+        let Some(e) = self.next_entry()? else {
+            return Ok(false);
+        };
+        let x = &e.entry;
+        row.push_integer(e.sequence);
+        row.push_datetime(x.created_at);
+        row.push_text(x.action.as_str());
+        row.push_text(x.outcome.as_str());
+        push_opt_id(row, x.user_id);
+        push_opt_id(row, x.patient_id);
+        push_opt_id(row, x.export_job_id);
+        push_opt_text(row, x.ip_address.as_deref());
+        push_opt_text(row, x.user_agent.as_deref());
+        push_opt_text(row, x.request_id.as_deref());
+        row.push_text(&x.metadata.to_string());
+        row.push_text(&e.entry_hash);
+        Ok(true)
     }
 }

@@ -3,9 +3,10 @@
 //! only patients they actively care for and sees only their own jobs; patients export nothing.
 //! Document templates (`templates`) are managed through the engine too.
 
+mod access;
 mod templates;
 
-use std::io::{Cursor, Read};
+use std::io::Cursor;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
@@ -21,11 +22,12 @@ use crate::dataset::{
     Audience, Dataset, DatasetError, DatasetQuery, DatasetRegistry, PATIENT_FILTER, check_filters,
 };
 use crate::gather::GatherError;
-use crate::links::{LinkError, LinkGrant, LinkSigner};
+use crate::links::{LinkError, LinkSigner};
 pub use crate::produce::ExportRequest;
 use crate::produce::{ProduceError, Producer};
 use crate::source::{ClinicalSource, SourceError};
 use crate::storage::{FileKey, FileStore, StorageError};
+pub use access::{AuditTrailExport, ReadChannel};
 
 /// Who is asking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +66,13 @@ pub enum EngineError {
     TemplateUnusable { id: Uuid, reason: String },
     #[error("export job {id} is {status}; only completed jobs can be downloaded")]
     NotReady { id: Uuid, status: JobStatus },
+    /// The requester already asked for `limit` exports in the past hour; the next may come in
+    /// `retry_after_seconds`.
+    #[error("at most {limit} exports an hour may be requested")]
+    TooManyExports {
+        limit: u32,
+        retry_after_seconds: u64,
+    },
     #[error(transparent)]
     Gather(#[from] GatherError),
     #[error(transparent)]
@@ -372,6 +381,24 @@ impl ExportEngine {
         origin: &RequestOrigin,
         now: DateTime<Utc>,
     ) -> Result<ExportJob, EngineError> {
+        self.submit_within(actor, request, idempotency_key, None, origin, now)
+    }
+
+    /// [`submit`](Self::submit), refusing with [`EngineError::TooManyExports`] (audited as
+    /// denied) when `actor` already made `per_hour` granted requests in the hour before `now`
+    /// (`None` or 0: no limit). The count and the new job's insert are one transaction, queued
+    /// behind every other audit writer, so parallel requests at the limit never all pass. An
+    /// idempotent replay is not a new request and is never refused.
+    pub fn submit_within(
+        &self,
+        actor: &Actor,
+        request: ExportRequest,
+        idempotency_key: Option<&str>,
+        per_hour: Option<u32>,
+        origin: &RequestOrigin,
+        now: DateTime<Utc>,
+    ) -> Result<ExportJob, EngineError> {
+        let per_hour = per_hour.filter(|limit| *limit > 0);
         if let Some(key) = idempotency_key {
             let mut conn = self.store.connection()?;
             if let Some(job) = jobs::find_by_idempotency_key(&mut conn, actor.user_id, key)? {
@@ -398,29 +425,66 @@ impl ExportEngine {
             Err(EngineError::Invalid(problems)) => Err(EngineError::Invalid(problems)),
             Ok(patient_id) => {
                 job.patient_id = patient_id;
-                self.transaction(|conn| {
-                    jobs::insert_job(conn, &job)?;
-                    self.audit(
-                        conn,
-                        Self::entry(
-                            Some(actor.user_id),
-                            &job,
-                            AuditAction::Requested,
-                            AuditOutcome::Success,
-                            origin,
-                            now,
-                            serde_json::json!({"format": job.format}),
-                        ),
+                let limited = self
+                    .transaction(|conn| {
+                        if let Some(limit) = per_hour {
+                            // The limit-th newest request of the hour: when there is one, the next
+                            // may come an hour after it.
+                            audit::queue_for_append(conn)?;
+                            let since = now - Duration::hours(1);
+                            let nth = audit::nth_latest_request_since(
+                                conn,
+                                actor.user_id,
+                                since,
+                                i64::from(limit),
+                            )?;
+                            if let Some(nth) = nth {
+                                return Ok(Some((limit, nth)));
+                            }
+                        }
+                        jobs::insert_job(conn, &job)?;
+                        self.audit(
+                            conn,
+                            Self::entry(
+                                Some(actor.user_id),
+                                &job,
+                                AuditAction::Requested,
+                                AuditOutcome::Success,
+                                origin,
+                                now,
+                                serde_json::json!({"format": job.format}),
+                            ),
+                        )?;
+                        Ok(None)
+                    })
+                    .map_err(|err| match err {
+                        // The template was deleted since it was checked.
+                        StoreError::ForeignKey { .. } if job.template_id.is_some() => {
+                            invalid("template_id", templates::NO_SUCH_TEMPLATE)
+                        }
+                        err => err.into(),
+                    })?;
+                let Some((limit, nth)) = limited else {
+                    return Ok(job);
+                };
+                let wait = (nth + Duration::hours(1) - now).num_seconds().max(1) as u64;
+                let refusal = EngineError::TooManyExports {
+                    limit,
+                    retry_after_seconds: wait,
+                };
+                self.append(NewAuditEntry {
+                    export_job_id: None,
+                    ..Self::entry(
+                        Some(actor.user_id),
+                        &job,
+                        AuditAction::Requested,
+                        AuditOutcome::Denied,
+                        origin,
+                        now,
+                        serde_json::json!({"reason": refusal.to_string()}),
                     )
-                })
-                .map_err(|err| match err {
-                    // The template was deleted since it was checked.
-                    StoreError::ForeignKey { .. } if job.template_id.is_some() => {
-                        invalid("template_id", templates::NO_SUCH_TEMPLATE)
-                    }
-                    err => err.into(),
                 })?;
-                Ok(job)
+                Err(refusal)
             }
             Err(refusal) => {
                 // The patient asked about, so the refusal shows in that patient's trail.
@@ -841,226 +905,5 @@ impl ExportEngine {
     pub fn with_archive(mut self, archive: Arc<dyn FileStore>) -> ExportEngine {
         self.archive = Some(archive);
         self
-    }
-
-    /// Lets the engine issue signed download links with `signer`'s secret.
-    pub fn with_link_signer(mut self, signer: LinkSigner) -> ExportEngine {
-        self.links = Some(signer);
-        self
-    }
-
-    fn signer(&self) -> Result<&LinkSigner, EngineError> {
-        self.links
-            .as_ref()
-            .ok_or(EngineError::Forbidden("signed links are not configured"))
-    }
-
-    /// A signed link to `actor`'s completed job, valid for `lifetime`; audited as shared.
-    pub fn issue_link(
-        &self,
-        actor: &Actor,
-        job_id: Uuid,
-        lifetime: Duration,
-        origin: &RequestOrigin,
-        now: DateTime<Utc>,
-    ) -> Result<String, EngineError> {
-        let job = self.job(actor, job_id)?;
-        if job.status != JobStatus::Completed {
-            return Err(EngineError::NotReady {
-                id: job.id,
-                status: job.status,
-            });
-        }
-        let grant = LinkGrant {
-            job_id,
-            user_id: actor.user_id,
-            expires_at: now + lifetime,
-        };
-        let token = self.signer()?.sign(&grant);
-        let metadata = serde_json::json!({"link_expires_at": grant.expires_at});
-        self.append(Self::entry(
-            Some(actor.user_id),
-            &job,
-            AuditAction::Shared,
-            AuditOutcome::Success,
-            origin,
-            now,
-            metadata,
-        ))?;
-        Ok(token)
-    }
-
-    /// Opens the file a signed link names, checking the link and, again, that its user may still
-    /// download the job: still a therapist, still caring for the patient, still the owner. Every
-    /// use is audited, refusals too.
-    pub fn download_with_link(
-        &self,
-        token: &str,
-        origin: &RequestOrigin,
-        now: DateTime<Utc>,
-    ) -> Result<(ExportJob, Box<dyn Read + Send>), EngineError> {
-        self.open_link(None, token, origin, now)
-    }
-
-    /// [`download_with_link`](Self::download_with_link) for a link presented at the address of
-    /// job `job_id`: a link for another job is refused (and audited) before anything is opened.
-    pub fn download_link_for(
-        &self,
-        job_id: Uuid,
-        token: &str,
-        origin: &RequestOrigin,
-        now: DateTime<Utc>,
-    ) -> Result<(ExportJob, Box<dyn Read + Send>), EngineError> {
-        self.open_link(Some(job_id), token, origin, now)
-    }
-
-    fn open_link(
-        &self,
-        expected_job: Option<Uuid>,
-        token: &str,
-        origin: &RequestOrigin,
-        now: DateTime<Utc>,
-    ) -> Result<(ExportJob, Box<dyn Read + Send>), EngineError> {
-        let grant = match self.signer()?.verify(token, now) {
-            Ok(grant) if expected_job.is_some_and(|id| id != grant.job_id) => {
-                if let Some(job) = self.job_unchecked(grant.job_id)? {
-                    self.append(Self::entry(
-                        Some(grant.user_id),
-                        &job,
-                        AuditAction::Downloaded,
-                        AuditOutcome::Denied,
-                        origin,
-                        now,
-                        serde_json::json!({"via": "link", "reason": "presented for another export"}),
-                    ))?;
-                }
-                return Err(EngineError::Forbidden("the link is for another export"));
-            }
-            Ok(grant) => grant,
-            Err(refusal) => {
-                let entry = NewAuditEntry {
-                    id: Uuid::new_v4(),
-                    export_job_id: None,
-                    user_id: None,
-                    patient_id: None,
-                    action: AuditAction::Downloaded,
-                    outcome: AuditOutcome::Denied,
-                    ip_address: origin.ip_address.clone(),
-                    user_agent: origin.user_agent.clone(),
-                    request_id: origin.request_id.clone(),
-                    metadata: serde_json::json!({"via": "link", "reason": refusal.to_string()}),
-                    created_at: now,
-                };
-                self.append(entry)?;
-                return Err(refusal.into());
-            }
-        };
-        // Still the owner, still in the role, and for a patient's export still caring for them.
-        let still_allowed = match (
-            self.source.user(grant.user_id)?,
-            self.job_unchecked(grant.job_id)?,
-        ) {
-            (Some(user), Some(job))
-                if job.user_id == user.id && matches!(user.role, Role::Therapist | Role::Admin) =>
-            {
-                match job.patient_id {
-                    Some(patient) => {
-                        user.role == Role::Therapist
-                            && self
-                                .source
-                                .relationship(user.id, patient)?
-                                .is_some_and(|l| l.is_active)
-                    }
-                    None => true,
-                }
-            }
-            _ => false,
-        };
-        let actor = Actor {
-            user_id: grant.user_id,
-            role: Role::Therapist,
-        };
-        if !still_allowed {
-            if let Some(job) = self.job_unchecked(grant.job_id)? {
-                self.append(Self::entry(
-                    Some(grant.user_id),
-                    &job,
-                    AuditAction::Downloaded,
-                    AuditOutcome::Denied,
-                    origin,
-                    now,
-                    serde_json::json!({"via": "link"}),
-                ))?;
-            }
-            return Err(EngineError::Forbidden(
-                "the link's user may no longer download this export",
-            ));
-        }
-        self.download(&actor, grant.job_id, origin, now)
-    }
-
-    fn job_unchecked(&self, job_id: Uuid) -> Result<Option<ExportJob>, EngineError> {
-        let mut conn = self.store.connection()?;
-        Ok(jobs::get_job(&mut conn, job_id)?)
-    }
-
-    /// Opens a completed job's file for its owner, auditing the download.
-    pub fn download(
-        &self,
-        actor: &Actor,
-        job_id: Uuid,
-        origin: &RequestOrigin,
-        now: DateTime<Utc>,
-    ) -> Result<(ExportJob, Box<dyn Read + Send>), EngineError> {
-        let mut conn = self.store.connection()?;
-        let job = match jobs::get_job(&mut conn, job_id)? {
-            Some(job) if job.user_id == actor.user_id => job,
-            Some(job) => {
-                let entry = Self::entry(
-                    Some(actor.user_id),
-                    &job,
-                    AuditAction::Downloaded,
-                    AuditOutcome::Denied,
-                    origin,
-                    now,
-                    serde_json::json!({}),
-                );
-                self.append(entry)?;
-                return Err(EngineError::JobNotFound(job_id));
-            }
-            None => return Err(EngineError::JobNotFound(job_id)),
-        };
-        drop(conn);
-        let (Some(key), Some(wrapped), JobStatus::Completed) = (
-            job.file_key.as_deref(),
-            job.wrapped_key.as_deref(),
-            job.status,
-        ) else {
-            // A download that cannot be served is still a download attempt on record.
-            self.append(Self::entry(
-                Some(actor.user_id),
-                &job,
-                AuditAction::Downloaded,
-                AuditOutcome::Error,
-                origin,
-                now,
-                serde_json::json!({"status": job.status}),
-            ))?;
-            return Err(EngineError::NotReady {
-                id: job.id,
-                status: job.status,
-            });
-        };
-        let reader = self.files.open(&FileKey::parse(key)?, wrapped)?;
-        self.append(Self::entry(
-            Some(actor.user_id),
-            &job,
-            AuditAction::Downloaded,
-            AuditOutcome::Success,
-            origin,
-            now,
-            serde_json::json!({"bytes": job.file_size_bytes}),
-        ))?;
-        Ok((job, reader))
     }
 }

@@ -16,7 +16,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use export_core::engine::{Actor, EngineError, ExportEngine, ExportRequest, RequestOrigin};
+use export_core::engine::{
+    Actor, EngineError, ExportEngine, ExportRequest, ReadChannel, RequestOrigin,
+};
 use export_domain::{
     DeliveryMethod, ExportTemplate, ExportType, FieldError, FullRecordInput, JobStatus,
     Notification, NotificationPreference, NotificationStatus, ProgressReportInput, Role, RunStatus,
@@ -395,7 +397,7 @@ impl Scheduler {
         let (notice, attachment) = if schedule.attach_file {
             let (job, mut reader) = self
                 .engine
-                .download(&owner, job.id, &origin, now)
+                .download_by(&owner, job.id, ReadChannel::Email, &origin, now)
                 .map_err(|e| Failure::Refused(e.to_string()))?;
             let mut bytes = Vec::new();
             std::io::Read::read_to_end(
@@ -810,11 +812,15 @@ impl Scheduler {
         Ok(stored_schedule(&report)?.preview(now, count))
     }
 
-    /// Runs a report now, outside its schedule (a paused one too): one run due `now`.
+    /// Runs a report now, outside its schedule (a paused one too): one run due `now`. A run made
+    /// by hand is an export like any other and counts against `per_hour`, the owner's hourly
+    /// limit (`None` or 0: none); a run refused by it is recorded as refused and answered with
+    /// [`EngineError::TooManyExports`].
     pub fn run_now(
         &self,
         actor: &Actor,
         id: Uuid,
+        per_hour: Option<u32>,
         now: DateTime<Utc>,
     ) -> Result<ScheduleRun, ScheduleError> {
         let report = self.get(actor, id)?;
@@ -825,8 +831,13 @@ impl Scheduler {
             return Err(invalid("id", "this report was already run at this instant"));
         }
         drop(conn);
-        self.submit(&report, &mut run, now)?;
-        Ok(run)
+        match self.submit(&report, &mut run, per_hour, now)? {
+            Some(retry_after_seconds) => Err(ScheduleError::Engine(EngineError::TooManyExports {
+                limit: per_hour.unwrap_or_default(),
+                retry_after_seconds,
+            })),
+            None => Ok(run),
+        }
     }
 
     /// Turns every due time up to `now` into export jobs, once: one job per schedule for the
@@ -867,7 +878,7 @@ impl Scheduler {
                         schedule.id
                     );
                 }
-                self.submit(&schedule, &mut run, now)?;
+                self.submit(&schedule, &mut run, None, now)?;
                 report.submitted += 1;
                 report.skipped += skipped;
                 if run.status == RunStatus::Refused {
@@ -901,20 +912,23 @@ impl Scheduler {
                 schedules::get_schedule(&mut conn, run.schedule_id)?
             };
             if let Some(schedule) = schedule {
-                self.submit(&schedule, &mut run, now)?;
+                self.submit(&schedule, &mut run, None, now)?;
             }
         }
         Ok(report)
     }
 
-    /// Submits the job of a claimed run and records the outcome on the run.
+    /// Submits the job of a claimed run and records the outcome on the run; when the owner's
+    /// hourly limit refused it, the seconds until the next may be made.
     fn submit(
         &self,
         schedule: &ScheduledReport,
         run: &mut ScheduleRun,
+        per_hour: Option<u32>,
         now: DateTime<Utc>,
-    ) -> Result<(), ScheduleError> {
+    ) -> Result<Option<u64>, ScheduleError> {
         let owner = owner(schedule);
+        let mut limited = None;
         let outcome = match self.engine.template(&owner, schedule.template_id) {
             Ok(template) => {
                 match request_for(
@@ -925,10 +939,11 @@ impl Scheduler {
                 ) {
                     Ok(request) => self
                         .engine
-                        .submit(
+                        .submit_within(
                             &owner,
                             request,
                             Some(&run_key(schedule.id, run.due_at)),
+                            per_hour,
                             &scheduler_origin(schedule),
                             now,
                         )
@@ -967,13 +982,22 @@ impl Scheduler {
                 run.status = RunStatus::Refused;
                 run.error_message = Some(err.to_string());
             }
+            Err(ScheduleError::Engine(EngineError::TooManyExports {
+                retry_after_seconds,
+                ..
+            })) => {
+                // Refused for good, so no later tick submits it past the limit.
+                run.status = RunStatus::Refused;
+                run.error_message = Some("the hourly export limit was reached".to_owned());
+                limited = Some(retry_after_seconds);
+            }
             // A database or storage hiccup: the run stays claimed and the next tick retries it.
             Err(err) => return Err(err),
         }
         run.updated_at = export_domain::to_storage_precision(now);
         let mut conn = self.store.connection()?;
         runs::update_run(&mut conn, run)?;
-        Ok(())
+        Ok(limited)
     }
 }
 

@@ -136,9 +136,9 @@ fn a_scheduled_report_is_emailed_with_a_link_and_no_phi(db: &TestDatabase) {
         .set_notifications(&margaret(), "margaret@clinic.example", true, true, now)
         .unwrap();
 
-    let run = scheduler.run_now(&margaret(), linked, now).unwrap();
+    let run = scheduler.run_now(&margaret(), linked, None, now).unwrap();
     assert_eq!(run.status, RunStatus::Delivering);
-    scheduler.run_now(&margaret(), attached, now).unwrap();
+    scheduler.run_now(&margaret(), attached, None, now).unwrap();
     // Nothing to send before the jobs are done.
     assert_eq!(scheduler.deliver(now).unwrap().delivered, 0);
     while engine.run_next("worker", now).unwrap().is_some() {}
@@ -264,7 +264,7 @@ fn an_smtp_outage_is_retried_then_fails_visibly(db: &TestDatabase) {
     let scheduler = scheduler(db, &engine, nobody);
     let mut now = Utc.with_ymd_and_hms(2026, 4, 1, 11, 30, 0).unwrap();
     let id = schedule(&engine, &scheduler, false, now);
-    scheduler.run_now(&margaret(), id, now).unwrap();
+    scheduler.run_now(&margaret(), id, None, now).unwrap();
     while engine.run_next("worker", now).unwrap().is_some() {}
 
     let mut retries = 0;

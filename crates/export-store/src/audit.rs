@@ -84,11 +84,20 @@ impl AuditRow {
 /// transaction. Either way nothing forks the chain.
 pub fn append(conn: &mut DbConnection, entry: NewAuditEntry) -> Result<AuditEntry, StoreError> {
     conn.transaction(|conn| {
-        if matches!(conn, DbConnection::Postgres(_)) {
-            conn.batch_execute(&format!("SELECT pg_advisory_xact_lock({AUDIT_LOCK})"))?;
-        }
+        queue_for_append(conn)?;
         append_unlocked(conn, entry)
     })
+}
+
+/// Queues the transaction on `conn` behind every other audit writer until it ends (PostgreSQL's
+/// transaction-scoped advisory lock; SQLite admits one writer at a time already). For a
+/// transaction that reads the trail and then appends to it, so that nobody appends in between.
+/// Call it inside a transaction.
+pub fn queue_for_append(conn: &mut DbConnection) -> Result<(), StoreError> {
+    if matches!(conn, DbConnection::Postgres(_)) {
+        conn.batch_execute(&format!("SELECT pg_advisory_xact_lock({AUDIT_LOCK})"))?;
+    }
+    Ok(())
 }
 
 /// The advisory lock key that serialises audit appends on PostgreSQL.
@@ -159,6 +168,13 @@ pub fn nth_latest_request_since(
         .get_result::<NaiveDateTime>(conn)
         .optional()?
         .map(crate::convert::utc))
+}
+
+/// The sequence of the last entry of the trail, `None` when it is empty.
+pub fn last_sequence(conn: &mut DbConnection) -> Result<Option<i64>, StoreError> {
+    Ok(export_audit_log::table
+        .select(diesel::dsl::max(export_audit_log::sequence))
+        .get_result(conn)?)
 }
 
 /// Which entries [`list`] returns.
