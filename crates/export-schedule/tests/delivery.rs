@@ -120,6 +120,7 @@ fn schedule(
 test_on_both_backends! {
     a_scheduled_report_is_emailed_with_a_link_and_no_phi,
     an_smtp_outage_is_retried_then_fails_visibly,
+    no_attachment_is_emailed_once_the_care_relationship_has_ended,
 }
 
 fn a_scheduled_report_is_emailed_with_a_link_and_no_phi(db: &TestDatabase) {
@@ -289,5 +290,60 @@ fn an_smtp_outage_is_retried_then_fails_visibly(db: &TestDatabase) {
     assert_eq!(
         scheduler.deliver(now + Duration::days(1)).unwrap().failed,
         0
+    );
+}
+
+fn no_attachment_is_emailed_once_the_care_relationship_has_ended(db: &TestDatabase) {
+    let Some(sink) = Sink::start("no_attachment_is_emailed_once_the_care_relationship_has_ended")
+    else {
+        return;
+    };
+    let files = tempfile::tempdir().unwrap();
+    let engine = engine(db, files.path());
+    let scheduler = scheduler(db, &engine, sink.port);
+    let now = Utc.with_ymd_and_hms(2026, 4, 1, 11, 30, 0).unwrap();
+    let attached = schedule(&engine, &scheduler, true, now);
+    scheduler.run_now(&margaret(), attached, None, now).unwrap();
+    while engine.run_next("worker", now).unwrap().is_some() {}
+    // Between the report's making and its delivery, Margaret stops caring for Zoë.
+    db.execute(&format!(
+        "UPDATE therapist_patients SET is_active = false \
+         WHERE therapist_id = '{MARGARET}' AND patient_id = '{ZOE}'"
+    ));
+
+    let report = scheduler.deliver(now + Duration::seconds(5)).unwrap();
+    assert_eq!((report.delivered, report.failed), (0, 1), "{report:?}");
+    assert!(sink.messages().is_empty(), "nothing was sent");
+    let run = &scheduler.runs(&margaret(), attached, 1).unwrap()[0];
+    assert_eq!(run.status, RunStatus::DeliveryFailed);
+    assert!(
+        run.error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("no active care relationship")),
+        "{run:?}"
+    );
+    let mut conn = db.store.connection().unwrap();
+    let reads = audit::list(
+        &mut conn,
+        &audit::AuditFilter {
+            export_job_id: run.export_job_id,
+            action: Some(AuditAction::Downloaded),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let refused: Vec<_> = reads
+        .iter()
+        .map(|e| {
+            (
+                e.entry.outcome.as_str(),
+                e.entry.metadata["via"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [("denied", "email")],
+        "the refused read is on record"
     );
 }
