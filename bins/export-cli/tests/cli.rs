@@ -127,3 +127,33 @@ fn missing_fixtures_name_the_file() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("users.json"), "{stderr}");
 }
+
+#[test]
+fn master_key_with_sign_digits_is_a_clear_error() {
+    // "+f" pair by pair was once 0x0f: this key was taken for 32 bytes of 0x0f.
+    let folder = tempfile::tempdir().unwrap();
+    let database = folder.path().join("export.db");
+    let key = "+f".repeat(32);
+    let output = Command::new(env!("CARGO_BIN_EXE_export-cli"))
+        .env("RUST_LOG", "warn")
+        .env("EXPORT_MASTER_KEY", &key)
+        .args([
+            "--database",
+            database.to_str().unwrap(),
+            "expire",
+            "--dry-run",
+        ])
+        .arg("--storage")
+        .arg(folder.path().join("files"))
+        .output()
+        .expect("export-cli runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "the master key must be 64 hex digits (32 bytes): it holds a character other than 0-9, a-f and A-F"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("+f+f"), "the key is not echoed: {stderr}");
+}

@@ -113,6 +113,13 @@ impl ApiError {
         }
     }
 
+    /// The database (the engine's or the clinical source's) could not be reached: logged with
+    /// the request id, answered 503 with `Retry-After`, as nothing about the request was wrong.
+    pub fn database_unavailable(request_id: &str, cause: impl std::fmt::Display) -> ApiError {
+        log::warn!("request {request_id}: the database is unavailable: {cause}");
+        ApiError::unavailable("the database does not answer; try again in a few seconds")
+    }
+
     pub fn from_validation(errors: &ValidationErrors) -> ApiError {
         let first = errors.errors.first();
         ApiError {
@@ -180,6 +187,7 @@ impl ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", err.to_string())
                     .with_field("template_content")
             }
+            err if err.is_unavailable() => ApiError::database_unavailable(request_id, err),
             other => ApiError::internal(request_id, other),
         }
     }
@@ -274,6 +282,33 @@ mod tests {
         name: String,
         #[serde(default)]
         options: std::collections::BTreeMap<String, bool>,
+    }
+
+    #[test]
+    fn unreachable_clinical_source_is_503_not_500() {
+        use export_core::source::SourceError;
+        let check = |err: EngineError, expect: (u16, &str, Option<u64>)| {
+            let text = err.to_string();
+            let answer = ApiError::from_engine(err, "r1");
+            assert_eq!(
+                (answer.status.as_u16(), answer.code, answer.retry_after),
+                expect,
+                "{text}"
+            );
+        };
+        let cases = [
+            (
+                SourceError::Unavailable("no connection available".into()),
+                (503, "unavailable", Some(5)),
+            ),
+            (
+                SourceError::Failed("a row could not be read".into()),
+                (500, "internal", None),
+            ),
+        ];
+        for (err, expect) in cases {
+            check(EngineError::Source(err), expect);
+        }
     }
 
     #[test]

@@ -103,7 +103,7 @@ fn run() -> anyhow::Result<()> {
     }
 
     let master = MasterKey::from_hex(&config.master_key_hex()?)
-        .context("the master key must be 64 hex digits")?;
+        .context("the configured master key cannot be used")?;
     let files: Arc<dyn FileStore> = match &config.s3 {
         Some(s3) => {
             let settings = export_core::storage::S3Config {

@@ -596,7 +596,7 @@ pub async fn stats(
                 .await
             {
                 Ok(Ok(runs)) => runs,
-                Ok(Err(err)) => return Err(ApiError::internal(&request_id(&req), err)),
+                Ok(Err(err)) => return Err(crate::scheduled::answer(err, &req)),
                 Err(_) => return Err(blocking_failed(&req)),
             };
         value["scheduled"] = serde_json::to_value(scheduled)

@@ -22,7 +22,7 @@ type Data = web::Data<AppState>;
 type Answer = Result<HttpResponse, ApiError>;
 
 /// A scheduler error as a response.
-fn answer(err: ScheduleError, req: &HttpRequest) -> ApiError {
+pub(crate) fn answer(err: ScheduleError, req: &HttpRequest) -> ApiError {
     match err {
         ScheduleError::Invalid(problems) => ApiError::from_validation(&problems),
         ScheduleError::NotFound(id) => {
@@ -30,6 +30,9 @@ fn answer(err: ScheduleError, req: &HttpRequest) -> ApiError {
         }
         ScheduleError::Forbidden(reason) => ApiError::forbidden(reason),
         ScheduleError::Engine(err) => ApiError::from_engine(err, &request_id(req)),
+        ScheduleError::Store(err) if err.is_unavailable() => {
+            ApiError::database_unavailable(&request_id(req), err)
+        }
         other => ApiError::internal(&request_id(req), other),
     }
 }

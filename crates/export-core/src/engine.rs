@@ -89,6 +89,18 @@ pub enum EngineError {
     Dataset(#[from] DatasetError),
 }
 
+impl EngineError {
+    /// Whether the engine's database or the clinical source could not be reached, so the same
+    /// call may succeed later (see `StoreError::is_unavailable`).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            EngineError::Store(err) => err.is_unavailable(),
+            EngineError::Source(err) => err.is_unavailable(),
+            _ => false,
+        }
+    }
+}
+
 /// How long a job waits after failed attempt `attempts`: 10 s doubling with each attempt (up to
 /// about three hours), spread by ±25% jitter so that jobs failing together do not retry together.
 fn retry_backoff(attempts: i32) -> Duration {

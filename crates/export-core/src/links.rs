@@ -127,6 +127,34 @@ mod tests {
     }
 
     #[test]
+    fn link_signature_with_sign_digits_is_refused() {
+        // `u8::from_str_radix("+a", 16)` is 10, as `0a` is: a signature with `+` for the `0` of
+        // a pair once decoded to the real MAC and verified.
+        let signer = LinkSigner::new(b"a secret of the deployment, 32+ bytes".to_vec());
+        let now = Utc.with_ymd_and_hms(2025, 5, 1, 12, 0, 0).unwrap();
+        let token = signer.sign(&grant());
+        let (message, signature) = token.rsplit_once('.').unwrap();
+        let zero = (0..64)
+            .step_by(2)
+            .find(|&i| signature.as_bytes()[i] == b'0')
+            .expect("this grant's signature has a pair starting with 0");
+        let check = |signature: String, expect: Result<LinkGrant, LinkError>| {
+            let token = format!("{message}.{signature}");
+            assert_eq!(signer.verify(&token, now), expect, "{token}");
+        };
+        let replaced = |at: usize, with: &str| {
+            let mut changed = signature.to_owned();
+            changed.replace_range(at..at + 1, with);
+            changed
+        };
+        check(signature.to_owned(), Ok(grant()));
+        check(signature.to_uppercase(), Ok(grant()));
+        check(replaced(zero, "+"), Err(LinkError::Malformed));
+        check(replaced(zero, "-"), Err(LinkError::Malformed));
+        check(replaced(zero, " "), Err(LinkError::Malformed));
+    }
+
+    #[test]
     fn tampered_forged_and_malformed_links_are_refused() {
         let signer = LinkSigner::new(b"a secret of the deployment, 32+ bytes".to_vec());
         let now = Utc.with_ymd_and_hms(2025, 5, 1, 12, 0, 0).unwrap();

@@ -3,13 +3,28 @@
 //! and for tests). An embedding service implements it over its own database.
 
 use export_domain::{Practice, Role, SessionStatus, TherapistPatient, User};
-use export_store::{Store, clinical};
+use export_store::{Store, StoreError, clinical};
 use uuid::Uuid;
 
 /// Why records could not be read. Ids only.
 #[derive(Debug, thiserror::Error)]
-#[error("the clinical source failed: {0}")]
-pub struct SourceError(pub String);
+#[non_exhaustive]
+pub enum SourceError {
+    /// The source answered, but not with the records.
+    #[error("the clinical source failed: {0}")]
+    Failed(String),
+    /// The source could not be reached (its database is down, refuses connections, or has no
+    /// free connection): trying again later may succeed. The API answers 503.
+    #[error("the clinical source is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl SourceError {
+    /// Whether trying again later may succeed because the source could not be reached.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, SourceError::Unavailable(_))
+    }
+}
 
 /// The clinical records the engine reads.
 pub trait ClinicalSource: Send + Sync {
@@ -81,8 +96,12 @@ impl ClinicalSource for PracticeSource {
 #[derive(Debug, Clone)]
 pub struct StoreSource(pub Store);
 
-fn failed(err: impl std::fmt::Display) -> SourceError {
-    SourceError(err.to_string())
+fn failed(err: StoreError) -> SourceError {
+    if err.is_unavailable() {
+        SourceError::Unavailable(err.to_string())
+    } else {
+        SourceError::Failed(err.to_string())
+    }
 }
 
 impl ClinicalSource for StoreSource {

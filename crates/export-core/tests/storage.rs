@@ -191,13 +191,35 @@ fn master_keys_come_from_64_hex_digits_and_never_print() {
         key.to_hex()
     );
     assert_eq!(format!("{key:?}"), "MasterKey(..)");
-    for bad in ["", "abc", &"g".repeat(64), &"a".repeat(62)] {
-        assert!(
-            matches!(
-                MasterKey::from_hex(bad),
-                Err(StorageError::InvalidMasterKey)
-            ),
-            "{bad:?}"
-        );
+    let upper = key.to_hex().to_uppercase();
+    assert_eq!(MasterKey::from_hex(&upper).unwrap().to_hex(), key.to_hex());
+    assert!(MasterKey::from_hex(&format!(" {}\n", key.to_hex())).is_ok());
+}
+
+#[test]
+fn master_key_with_sign_digits_is_refused() {
+    // `u8::from_str_radix("+f", 16)` is 15: pair by pair, "+f+f…" once made a key of 0x0f bytes.
+    let digits = "the master key must be 64 hex digits (32 bytes): it holds a character other than 0-9, a-f and A-F";
+    let length = "the master key must be 64 hex digits (32 bytes): it is not 64 digits long";
+    let check = |text: &str, expect: &str| match MasterKey::from_hex(text) {
+        Err(err @ StorageError::InvalidMasterKey(_)) => {
+            assert_eq!(err.to_string(), expect, "{text:?}")
+        }
+        other => panic!("{text:?}: {other:?}"),
+    };
+    for (text, expect) in [
+        ("+f".repeat(32), digits),
+        (format!("+{}", "0".repeat(63)), digits),
+        (format!("-{}", "0".repeat(63)), digits),
+        ("g".repeat(64), digits),
+        (format!("{} {}", "a".repeat(32), "a".repeat(31)), digits),
+        (format!("0x{}", "a".repeat(62)), digits),
+        ("\u{ff10}".repeat(64), digits),
+        (String::new(), length),
+        ("abc".into(), length),
+        ("a".repeat(62), length),
+        ("a".repeat(66), length),
+    ] {
+        check(&text, expect);
     }
 }

@@ -22,9 +22,9 @@ pub fn chain_hash(prev_hash: &str, sequence: i64, entry: &NewAuditEntry) -> Stri
     to_hex(&hasher.finalize())
 }
 
-/// Lower-case hex of `bytes`, as digests and keys are written.
+/// Lower-case hex of `bytes`, as digests and keys are written (the `hex` crate's encoding).
 pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    hex::encode(bytes)
 }
 
 #[cfg(test)]

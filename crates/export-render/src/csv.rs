@@ -1,6 +1,7 @@
 //! CSV: RFC 4180 with `\n` line ends, fields quoted only when they hold a comma, quote or line
 //! break (Python's QUOTE_MINIMAL), and text that a spreadsheet would run as a formula neutralised
-//! with a leading apostrophe. Written by hand into a reused buffer: no allocation per row.
+//! with a leading apostrophe (see [`looks_like_formula`]). Written by hand into a reused buffer:
+//! no allocation per row.
 
 use export_domain::ExportFormat;
 
@@ -24,8 +25,8 @@ const NEEDS_QUOTES: [bool; 256] = {
 /// Writes tables as CSV.
 #[derive(Debug, Clone)]
 pub struct CsvRenderer {
-    /// Prefix text cells starting with `=`, `+`, `-`, `@`, tab or carriage return with `'` so
-    /// spreadsheets show them as text (on by default; only exact-data consumers turn it off).
+    /// Prefix text cells that [`looks_like_formula`] with `'` so spreadsheets show them as text
+    /// (on by default; only exact-data consumers turn it off).
     pub neutralise_formulas: bool,
 }
 
@@ -37,12 +38,28 @@ impl Default for CsvRenderer {
     }
 }
 
-/// Whether a spreadsheet would read `text` as the start of a formula.
+/// Whether a spreadsheet might read `text` as the start of a formula: it starts with `=`, `+`,
+/// `-` or `@`, or their full-width forms `＝`, `＋`, `－`, `＠` (which spreadsheets with an East
+/// Asian input method turn into the ASCII ones), after any run of leading blanks; or it starts
+/// with a tab or a carriage return, whatever follows. Blanks are Unicode white space (space,
+/// tab, line feed, carriage return, no-break space, ideographic space…) and the invisible zero
+/// width space and byte order mark, which nobody sees in the cell.
 pub fn looks_like_formula(text: &str) -> bool {
-    matches!(
-        text.as_bytes().first(),
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
-    )
+    match text.as_bytes().first() {
+        None => false,
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => true,
+        // The common case: a letter, digit or punctuation that is not a blank.
+        Some(&b) if b.is_ascii() && !b.is_ascii_whitespace() && b != 0x0b => false,
+        Some(_) => matches!(
+            text.chars().find(|&c| !is_blank(c)),
+            Some('=' | '+' | '-' | '@' | '\u{ff1d}' | '\u{ff0b}' | '\u{ff0d}' | '\u{ff20}')
+        ),
+    }
+}
+
+/// White space, and the zero-width characters a reader does not see.
+fn is_blank(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '\u{200b}' | '\u{feff}')
 }
 
 impl CsvRenderer {

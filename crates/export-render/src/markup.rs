@@ -423,9 +423,13 @@ pub fn decode_entities(text: &str) -> String {
                 "apos" => Some('\''),
                 "nbsp" => Some('\u{a0}'),
                 _ => name.strip_prefix('#').and_then(|number| {
+                    // Digits only: `from_str_radix` and `parse` would take `&#x+41;` for `A`.
                     let code = match number.strip_prefix(['x', 'X']) {
-                        Some(hex) => u32::from_str_radix(hex, 16).ok(),
-                        None => number.parse().ok(),
+                        Some(hex) if hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                            u32::from_str_radix(hex, 16).ok()
+                        }
+                        None if number.bytes().all(|b| b.is_ascii_digit()) => number.parse().ok(),
+                        _ => None,
                     };
                     code.and_then(char::from_u32)
                 }),

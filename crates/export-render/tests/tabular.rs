@@ -307,3 +307,107 @@ fn renderers_say_what_they_cannot_make() {
         "csv cannot be made from a laid-out document"
     );
 }
+
+/// Text that might run as a formula and text that cannot: (cell text, neutralised in CSV).
+/// Every one is a string cell in XLSX and comes back unchanged from JSON.
+const FORMULA_CASES: &[(&str, bool)] = &[
+    ("=1+1", true),
+    ("+1", true),
+    ("-1", true),
+    ("@SUM(A1)", true),
+    ("\tplain", true),
+    ("\rplain", true),
+    // Full-width forms, which spreadsheets with an East Asian input method read as ASCII.
+    ("\u{ff1d}1+1", true),
+    ("\u{ff0b}1", true),
+    ("\u{ff0d}1", true),
+    ("\u{ff20}SUM(A1)", true),
+    // A run of blanks before the formula character.
+    (" =1+1", true),
+    ("   +1", true),
+    ("\t @SUM(A1)", true),
+    ("\n=1+1", true),
+    ("\r\n-1", true),
+    ("\u{a0}=1+1", true),
+    ("\u{3000}\u{ff1d}1+1", true),
+    ("\u{2003}@SUM(A1)", true),
+    ("\u{feff}=1+1", true),
+    ("\u{200b}-1", true),
+    ("\u{0b}=1+1", true),
+    // Nothing to run.
+    ("plain", false),
+    (" plain", false),
+    ("a=1", false),
+    ("1-2", false),
+    ("   ", false),
+    ("\nline", false),
+    ("\u{a0}x", false),
+    ("\u{ff21}=1", false),
+    ("'=1", false),
+];
+
+/// Renders `cases` as a one-column table in CSV, XLSX and JSON and reads each back.
+fn check_formula_neutralising(cases: &[(&'static str, bool)]) {
+    let rows = || Rows {
+        columns: vec![Column::new("note", ColumnKind::Text)],
+        rows: cases
+            .iter()
+            .map(|(text, _)| vec![Value::Text(text)])
+            .collect(),
+        next: 0,
+        hint: None,
+    };
+    let render = |renderer: &dyn Renderer| {
+        let mut out = Cursor::new(Vec::new());
+        renderer.render_rows(&mut rows(), &mut out).unwrap();
+        out.into_inner()
+    };
+
+    let csv_bytes = render(&CsvRenderer::default());
+    let read: Vec<String> = csv::Reader::from_reader(csv_bytes.as_slice())
+        .records()
+        .map(|r| r.unwrap()[0].to_owned())
+        .collect();
+    assert_eq!(read.len(), cases.len());
+    for ((text, neutralised), got) in cases.iter().zip(&read) {
+        let expected = if *neutralised {
+            format!("'{text}")
+        } else {
+            (*text).to_owned()
+        };
+        assert_eq!(got, &expected, "csv of {text:?}");
+        assert_eq!(
+            export_render::looks_like_formula(text),
+            *neutralised,
+            "{text:?}"
+        );
+    }
+
+    let mut workbook: Xlsx<_> =
+        calamine::open_workbook_from_rs(Cursor::new(render(&XlsxRenderer::default()))).unwrap();
+    let values = workbook.worksheet_range("Export").unwrap();
+    let formulas = workbook.worksheet_formula("Export").unwrap();
+    for (i, (text, _)) in cases.iter().enumerate() {
+        let at = (i as u32 + 1, 0);
+        assert_eq!(
+            values.get_value(at),
+            Some(&Data::String((*text).to_owned())),
+            "xlsx of {text:?}"
+        );
+        assert!(
+            formulas.get_value(at).is_none_or(String::is_empty),
+            "xlsx of {text:?} is a formula: {:?}",
+            formulas.get_value(at)
+        );
+    }
+
+    let json: serde_json::Value = serde_json::from_slice(&render(&JsonRenderer)).unwrap();
+    for (i, (text, _)) in cases.iter().enumerate() {
+        assert_eq!(json[i]["note"], *text, "json of {text:?}");
+    }
+}
+
+#[test]
+fn full_width_and_blank_led_formulas_are_neutralised() {
+    check_formula_neutralising(FORMULA_CASES);
+}

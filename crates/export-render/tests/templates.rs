@@ -311,6 +311,24 @@ fn markup_entities_and_whitespace_follow_html() {
     );
 }
 
+#[test]
+fn character_references_with_a_sign_stay_text() {
+    // `u32::from_str_radix("+41", 16)` is 65: a `+` once made `&#x+41;` an `A`.
+    let check = |input: &str, expect: &str| {
+        assert_eq!(export_render::decode_entities(input), expect, "{input}");
+    };
+    for (input, expect) in [
+        ("&#x41;&#X41;&#65;", "AAA"),
+        ("&#x+41;", "&#x+41;"),
+        ("&#+65;", "&#+65;"),
+        ("&#x-41;", "&#x-41;"),
+        ("&#x;&#;", "&#x;&#;"),
+        ("&#x 41;", "&#x 41;"),
+    ] {
+        check(input, expect);
+    }
+}
+
 fn golden(name: &str, actual: &str) {
     let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "golden", name]
         .iter()

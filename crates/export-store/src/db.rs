@@ -62,6 +62,8 @@ impl Backend {
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     pub max_connections: u32,
+    /// How long taking a connection waits for one to be free or made; then the caller gets
+    /// an error for which [`StoreError::is_unavailable`] holds (the API answers 503).
     pub connection_timeout: Duration,
 }
 
@@ -69,7 +71,10 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             max_connections: 8,
-            connection_timeout: Duration::from_secs(10),
+            // Long enough for a busy pool to free a connection, short enough that a database
+            // that is down is reported while the client still waits: 5 s, SQLite's busy
+            // timeout too.
+            connection_timeout: Duration::from_secs(5),
         }
     }
 }

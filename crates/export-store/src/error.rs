@@ -44,6 +44,23 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database could not be reached: no pooled connection within the pool's
+    /// connection timeout (the server is down, refuses connections, or every connection is in
+    /// use), a connection that could not be made, or one that broke while in use (a terminated
+    /// backend, a dropped network). Trying again later may succeed; nothing about the request
+    /// was wrong.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Connect(_)
+                | StoreError::Pool(_)
+                | StoreError::Query(DieselError::DatabaseError(
+                    DatabaseErrorKind::ClosedConnection,
+                    _
+                ))
+        )
+    }
+
     /// Whether SQLite refused because another connection holds the write lock and waiting could
     /// not help (a read transaction that wanted to write after another writer committed): the
     /// whole transaction should be tried again.

@@ -69,6 +69,45 @@ impl TestDatabase {
             .unwrap_or_else(|err| panic!("{sql}: {err}"));
     }
 
+    /// PostgreSQL only: cuts the database off as an outage would. New connections are refused
+    /// (`ALLOW_CONNECTIONS false`) and every open one is closed (`pg_terminate_backend`), this
+    /// store's and other processes' alike. [`TestDatabase::accept_connections`] ends it.
+    pub fn refuse_connections(&self) {
+        let name = self.postgres_name("refuse_connections");
+        self.as_admin(&format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS false;
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE datname = '{name}' AND pid <> pg_backend_pid();"
+        ));
+    }
+
+    /// PostgreSQL only: lets connections to the database be made again.
+    pub fn accept_connections(&self) {
+        let name = self.postgres_name("accept_connections");
+        self.as_admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"));
+    }
+
+    fn postgres_name(&self, what: &str) -> &str {
+        match &self.cleanup {
+            Cleanup::Postgres { name, .. } => name,
+            Cleanup::Folder(_) => panic!("{what} needs a PostgreSQL test database"),
+        }
+    }
+
+    /// Runs `sql` on the server's administration database, not this one.
+    fn as_admin(&self, sql: &str) {
+        let Cleanup::Postgres { admin_url, .. } = &self.cleanup else {
+            unreachable!("only PostgreSQL databases have an administration database")
+        };
+        PgConnection::establish(admin_url)
+            .and_then(|mut admin| {
+                admin
+                    .batch_execute(sql)
+                    .map_err(|err| diesel::ConnectionError::BadConnection(err.to_string()))
+            })
+            .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    }
+
     /// Opens a second store on the same database (as another process would).
     pub fn reopen(&self) -> Result<Store, StoreError> {
         Store::open(&self.url)

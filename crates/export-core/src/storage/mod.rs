@@ -29,8 +29,8 @@ pub use object::{ObjectFileStore, S3Config};
 pub enum StorageError {
     #[error("not a valid file key: {0}")]
     InvalidKey(&'static str),
-    #[error("the master key must be 64 hex digits (32 bytes)")]
-    InvalidMasterKey,
+    #[error("the master key must be 64 hex digits (32 bytes): {0}")]
+    InvalidMasterKey(&'static str),
     #[error("file {0} does not exist")]
     NotFound(String),
     #[error("file {0} cannot be decrypted: it was altered, cut short, or its key is wrong")]
@@ -125,14 +125,19 @@ impl std::fmt::Debug for MasterKey {
 }
 
 impl MasterKey {
-    /// From 64 hex digits, as configuration holds it.
+    /// From 64 hex digits (`0-9`, `a-f`, `A-F`; white space around them is ignored), as
+    /// configuration holds it. The error says what is wrong, never which character.
     pub fn from_hex(text: &str) -> Result<MasterKey, StorageError> {
-        let bytes = decode_hex(text.trim()).ok_or(StorageError::InvalidMasterKey)?;
-        Ok(MasterKey(
-            bytes
-                .try_into()
-                .map_err(|_| StorageError::InvalidMasterKey)?,
-        ))
+        let text = text.trim();
+        if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StorageError::InvalidMasterKey(
+                "it holds a character other than 0-9, a-f and A-F",
+            ));
+        }
+        let mut key = [0; 32];
+        hex::decode_to_slice(text, &mut key)
+            .map_err(|_| StorageError::InvalidMasterKey("it is not 64 digits long"))?;
+        Ok(MasterKey(key))
     }
 
     /// A fresh random key, for first start-up and tests.
@@ -171,13 +176,9 @@ pub trait FileStore: Send + Sync {
     fn delete(&self, key: &FileKey) -> Result<bool, StorageError>;
 }
 
-/// The bytes of lower-case or upper-case hex; `None` for anything else.
+/// The bytes of lower-case or upper-case hex digits; `None` for anything else, a sign (`+f`), a
+/// space or an odd count of digits included. (The `hex` crate; `u8::from_str_radix`, which this
+/// once used pair by pair, takes `+f` for 15.)
 pub(crate) fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
+    hex::decode(text).ok()
 }
