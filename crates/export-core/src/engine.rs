@@ -435,6 +435,8 @@ impl ExportEngine {
         });
         match authorized {
             Err(EngineError::Invalid(problems)) => Err(EngineError::Invalid(problems)),
+            // The records could not be read: nothing was decided, and the trail is out of reach.
+            Err(err) if err.is_unavailable() => Err(err),
             Ok(patient_id) => {
                 job.patient_id = patient_id;
                 let limited = self
