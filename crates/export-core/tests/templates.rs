@@ -359,7 +359,7 @@ fn bad_sources_and_duplicate_names_are_field_errors(db: &TestDatabase) {
         ),
         (
             "<h1>{{ header.title }}</h1>\n\n<p>{{ patient.nme }}</p>",
-            "line 3: Variable `patient.nme` not found",
+            "line 3: `patient.nme` is not defined",
         ),
         (
             "<h1>{{ header.title }}</h1>\n<script>alert(1)</script>",

@@ -1,13 +1,23 @@
-//! Tera templates to `Document`: the built-in templates of `templates/` (compiled in), custom
+//! Templates to `Document`: the built-in templates of `templates/` (compiled in), custom
 //! templates checked before they are accepted, and the HTML subset parsed into blocks.
 //!
-//! Templates reach no environment, file or network: the engine loads no files at run time, and
-//! `get_env` is replaced by a function that refuses. Every value from the context is escaped
-//! (auto-escaping is on for every template, built-in or custom).
+//! The engine is minijinja (Jinja2's syntax, by Jinja2's author). Templates reach no environment,
+//! file or network: there is no loader, and a custom template can name only the built-in
+//! templates. Every value from the context is escaped (auto-escaping is on for every template).
+//!
+//! A custom template is a user's program running inside the server, so every render of one (the
+//! check at save, a preview, an export) runs under [`TemplateLimits`]: minijinja's fuel (one unit
+//! per instruction and per 64 bytes of data it makes, checked before large allocations, so it
+//! bounds both work and memory), a wall-clock deadline and an output cap enforced by the writer,
+//! a recursion limit, and `range()` capped. A template that includes, imports or extends itself,
+//! or a macro that calls itself, is refused before it runs.
 
-use std::collections::HashMap;
+use std::io;
+use std::time::{Duration, Instant};
 
 use export_domain::ExportType;
+use minijinja::value::{Serde, Value};
+use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::context::{
@@ -42,16 +52,57 @@ const BUILT_IN: [(&str, &str); 6] = [
     ),
 ];
 
-/// The name a custom template is checked and rendered under.
+/// The name a custom template is checked and rendered under. It is never added to the
+/// environment, so no template can include it.
 const CUSTOM: &str = "custom.html";
 
+/// What one render of a custom template may cost. The defaults hold every built-in template on
+/// a large record with room to spare (see ARCHITECTURE.md for the measurement).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemplateLimits {
+    /// Wall-clock time one render may take.
+    pub time: Duration,
+    /// Bytes of markup one render may write.
+    pub output_bytes: usize,
+    /// How deep includes, macro calls, loops and conditions may nest, in minijinja's recursion
+    /// levels (a loop or a condition is one level, a macro call or an include about ten).
+    pub depth: usize,
+    /// The most items one `range()` may give, so the most iterations of a loop over it.
+    pub loop_items: usize,
+    /// Work units: one per instruction and one per 64 bytes of data a render makes.
+    pub fuel: u64,
+}
+
+impl Default for TemplateLimits {
+    fn default() -> Self {
+        TemplateLimits {
+            time: Duration::from_secs(2),
+            output_bytes: 5_000_000,
+            depth: 100,
+            loop_items: 10_000,
+            fuel: 4_000_000,
+        }
+    }
+}
+
 /// Why a template could not be used: the line of the template source where it is known, and
-/// the cause.
+/// the cause. `exceeded` names the limit a render ran into, in words that quote no data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}{message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
 pub struct TemplateError {
     pub line: Option<usize>,
     pub message: String,
+    pub exceeded: Option<String>,
+}
+
+impl TemplateError {
+    fn at(line: Option<usize>, message: impl Into<String>) -> TemplateError {
+        TemplateError {
+            line,
+            message: message.into(),
+            exceeded: None,
+        }
+    }
 }
 
 /// The built-in template of an export type that has one.
@@ -65,72 +116,264 @@ pub fn built_in_template(export_type: ExportType) -> Option<&'static str> {
     }
 }
 
-/// The templates, compiled once.
+/// The templates, compiled once: `trusted` renders the built-in templates as they are;
+/// `sandbox` renders custom ones under the limits.
 #[derive(Debug)]
 pub struct TemplateEngine {
-    tera: tera::Tera,
+    trusted: Environment<'static>,
+    sandbox: Environment<'static>,
+    limits: TemplateLimits,
 }
 
-fn refuse_get_env(_: &HashMap<String, tera::Value>) -> tera::Result<tera::Value> {
-    Err(tera::Error::msg("templates cannot read the environment"))
+/// `"s"` unless `n` is one: `{{ n }} session{{ n | pluralize }}`.
+fn pluralize(n: i64) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
-/// Every message in Tera's error chain, most general first.
-fn chain(err: &tera::Error) -> Vec<String> {
-    let mut messages = vec![err.to_string()];
-    let mut source = std::error::Error::source(err);
-    while let Some(inner) = source {
-        messages.push(inner.to_string());
-        source = inner.source();
+/// A number as a reader writes it: `50` for 50.0, `47.5` for 47.5.
+fn number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        format!("{value}")
     }
-    messages
 }
 
-/// A Tera parse error as `(line, "cause (column N)")`, from its `--> line:column` pointer and
-/// its `= cause` line.
-fn parse_error(messages: &[String]) -> (Option<usize>, String) {
-    let detail = messages
+/// Escapes `text` and turns its line breaks into `<br>`.
+fn linebreaksbr(text: &str) -> Value {
+    let mut out = String::with_capacity(text.len() + 16);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push_str("<br>");
+        }
+        for c in line.trim_end_matches('\r').chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '"' => out.push_str("&quot;"),
+                '\'' => out.push_str("&#x27;"),
+                c => out.push(c),
+            }
+        }
+    }
+    Value::from_safe_string(out)
+}
+
+/// The number of items `range(lower, upper, step)` gives, as Python counts them.
+fn range_len(lower: i64, upper: Option<i64>, step: Option<i64>) -> i128 {
+    let (start, stop) = match upper {
+        Some(upper) => (i128::from(lower), i128::from(upper)),
+        None => (0, i128::from(lower)),
+    };
+    let step = i128::from(step.unwrap_or(1));
+    if step > 0 && stop > start {
+        (stop - start + step - 1) / step
+    } else if step < 0 && start > stop {
+        (start - stop - step - 1) / -step
+    } else {
+        0
+    }
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    env.set_auto_escape_callback(|_| AutoEscape::Html);
+    for (name, source) in BUILT_IN {
+        env.add_template(name, source)
+            .expect("the built-in templates compile");
+    }
+    // `debug()` prints the whole context; nothing a document needs.
+    env.remove_global("debug");
+    env.add_filter("pluralize", pluralize);
+    env.add_filter("number", number);
+    env.add_filter("linebreaksbr", |text: String| linebreaksbr(&text));
+    env
+}
+
+/// The markup a render writes, capped in size and in time. minijinja stops at the first write
+/// this refuses, and `exceeded` says why.
+struct BoundedOutput {
+    markup: Vec<u8>,
+    limit: usize,
+    deadline: Instant,
+    exceeded: Option<String>,
+}
+
+impl io::Write for BoundedOutput {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.markup.len() + buf.len() > self.limit {
+            self.exceeded = Some(format!(
+                "the limit of {} bytes of markup a template may write",
+                self.limit
+            ));
+            return Err(io::Error::other("the output limit is reached"));
+        }
+        if Instant::now() > self.deadline {
+            self.exceeded = Some("the time a template may take".into());
+            return Err(io::Error::other("the deadline has passed"));
+        }
+        self.markup.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The 1-based line and column of byte `at` of `source`.
+fn position(source: &str, at: usize) -> (usize, usize) {
+    let mut at = at.min(source.len());
+    while !source.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &source[..at];
+    let line = 1 + before.matches('\n').count();
+    let column = 1 + before.rsplit('\n').next().unwrap_or("").chars().count();
+    (line, column)
+}
+
+/// A minijinja error as a `TemplateError`: the line when it is in the custom template's source
+/// (not in a built-in it uses), and a cause in the template author's terms.
+fn template_error(
+    err: &minijinja::Error,
+    source: &str,
+    limits: &TemplateLimits,
+    output: Option<&BoundedOutput>,
+) -> TemplateError {
+    let in_custom = err.name() == Some(CUSTOM);
+    let line = err.line().filter(|_| in_custom);
+    let span = err
+        .range()
+        .filter(|_| in_custom)
+        .and_then(|r| source.get(r))
+        .map(str::trim);
+    let detail = err.detail().unwrap_or("").to_owned();
+    let limit = |exceeded: String, message: String| TemplateError {
+        line,
+        message,
+        exceeded: Some(exceeded),
+    };
+    match err.kind() {
+        ErrorKind::SyntaxError => {
+            let column = err
+                .range()
+                .filter(|_| in_custom)
+                .map(|r| position(source, r.start).1);
+            let message = match column {
+                Some(column) => format!("{detail} (column {column})"),
+                None => detail,
+            };
+            TemplateError::at(line, message)
+        }
+        ErrorKind::UndefinedError => TemplateError::at(
+            line,
+            match span {
+                Some(span) if !span.is_empty() => format!("`{span}` is not defined"),
+                _ => "a value is not defined".into(),
+            },
+        ),
+        ErrorKind::OutOfFuel => limit(
+            format!("the limit of {} work units a template may use", limits.fuel),
+            format!(
+                "the template does more work than a template may ({} units: instructions and data); \
+                 loop over less or nest fewer loops",
+                limits.fuel
+            ),
+        ),
+        ErrorKind::WriteFailure => match output.and_then(|o| o.exceeded.clone()) {
+            Some(exceeded) => limit(
+                exceeded.clone(),
+                format!("the template went past {exceeded}"),
+            ),
+            None => TemplateError::at(line, "the markup could not be written"),
+        },
+        ErrorKind::TemplateNotFound | ErrorKind::BadInclude => TemplateError::at(
+            line,
+            format!(
+                "a template can use only the built-in templates: {}",
+                built_in_names()
+            ),
+        ),
+        _ if detail.contains("recursion limit") => limit(
+            format!("the nesting depth of {} a template may reach", limits.depth),
+            format!(
+                "the template nests deeper than {} levels (does a macro call itself?)",
+                limits.depth
+            ),
+        ),
+        _ if detail.starts_with("range() would give") || detail.starts_with("a list of ") => limit(
+            format!("the limit of {} items of range()", limits.loop_items),
+            detail,
+        ),
+        kind @ (ErrorKind::UnknownFunction
+        | ErrorKind::UnknownFilter
+        | ErrorKind::UnknownTest
+        | ErrorKind::UnknownMethod) => {
+            let noun = match kind {
+                ErrorKind::UnknownFunction => "function",
+                ErrorKind::UnknownFilter => "filter",
+                ErrorKind::UnknownTest => "test",
+                _ => "method",
+            };
+            let name = detail.trim_end_matches(" is unknown");
+            TemplateError::at(line, format!("there is no {noun} `{name}`"))
+        }
+        kind => TemplateError::at(
+            line,
+            if detail.is_empty() {
+                kind.to_string()
+            } else {
+                format!("{kind}: {detail}")
+            },
+        ),
+    }
+}
+
+fn built_in_names() -> String {
+    BUILT_IN
         .iter()
-        .find(|m| m.contains("--> "))
-        .cloned()
-        .unwrap_or_else(|| messages.join(": "));
-    let position = detail
-        .find("--> ")
-        .map(|at| &detail[at + 4..])
-        .and_then(|rest| {
-            let end = rest
-                .find(|c: char| !(c.is_ascii_digit() || c == ':'))
-                .unwrap_or(rest.len());
-            let (line, column) = rest[..end].split_once(':')?;
-            Some((line.parse::<usize>().ok()?, column.to_owned()))
-        });
-    let cause = detail
-        .lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix("= "))
-        .unwrap_or(detail.trim())
-        .to_owned();
-    match position {
-        Some((line, column)) => (Some(line), format!("{cause} (column {column})")),
-        None => (None, cause),
-    }
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-/// Tera tags that open a block, each closed by `end` + its name.
-const BLOCK_TAGS: [&str; 6] = ["if", "for", "block", "macro", "filter", "raw"];
+/// Tags that open a block, each closed by `end` + its name.
+const BLOCK_TAGS: [&str; 9] = [
+    "if",
+    "for",
+    "block",
+    "macro",
+    "filter",
+    "raw",
+    "call",
+    "with",
+    "autoescape",
+];
 
-/// Checks that every `{% if %}`, `{% for %}`… is closed by its own end tag, naming the line of
-/// the first that is not (Tera's own message for this points at the end of the file).
-fn check_blocks(source: &str) -> Result<(), TemplateError> {
-    let mut open: Vec<(&str, usize)> = Vec::new();
+/// The `{% … %}` tags of `source`: (line, the tag's text without delimiters).
+fn tags(source: &str) -> Vec<(usize, &str)> {
+    let mut found = Vec::new();
     let mut offset = 0;
     while let Some(start) = source[offset..].find("{%").map(|s| offset + s) {
         let Some(len) = source[start..].find("%}") else {
             break;
         };
-        let tag =
-            source[start + 2..start + len].trim_matches(|c: char| c == '-' || c.is_whitespace());
-        let line = 1 + source[..start].matches('\n').count();
+        let tag = source[start + 2..start + len]
+            .trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
+        found.push((1 + source[..start].matches('\n').count(), tag));
+        offset = start + len + 2;
+    }
+    found
+}
+
+/// Checks that every `{% if %}`, `{% for %}`… is closed by its own end tag, naming the line of
+/// the first that is not (the parser's own message for this points at the end of the file).
+fn check_blocks(source: &str) -> Result<(), TemplateError> {
+    let mut open: Vec<(&str, usize)> = Vec::new();
+    for (line, tag) in tags(source) {
         let word = tag.split_whitespace().next().unwrap_or("");
         if let Some(&opened) = BLOCK_TAGS.iter().find(|t| **t == word) {
             open.push((opened, line));
@@ -138,54 +381,188 @@ fn check_blocks(source: &str) -> Result<(), TemplateError> {
             match open.pop() {
                 Some((opened, _)) if opened == closed => {}
                 Some((opened, at)) => {
-                    return Err(TemplateError {
-                        line: Some(line),
-                        message: format!(
+                    return Err(TemplateError::at(
+                        Some(line),
+                        format!(
                             "{{% end{closed} %}} does not close the {{% {opened} %}} opened on line {at}"
                         ),
-                    });
+                    ));
                 }
                 None => {
-                    return Err(TemplateError {
-                        line: Some(line),
-                        message: format!("{{% end{closed} %}} has no {{% {closed} %}} to close"),
-                    });
+                    return Err(TemplateError::at(
+                        Some(line),
+                        format!("{{% end{closed} %}} has no {{% {closed} %}} to close"),
+                    ));
                 }
             }
         }
-        offset = start + len + 2;
     }
     match open.pop() {
-        Some((opened, at)) => Err(TemplateError {
-            line: Some(at),
-            message: format!("{{% {opened} %}} is never closed; add {{% end{opened} %}}"),
-        }),
+        Some((opened, at)) => Err(TemplateError::at(
+            Some(at),
+            format!("{{% {opened} %}} is never closed; add {{% end{opened} %}}"),
+        )),
         None => Ok(()),
     }
 }
 
-/// The first line of `source` that mentions the variable a render error names.
-fn variable_line(source: &str, messages: &[String]) -> Option<usize> {
-    let variable = messages.iter().find_map(|m| {
-        let start = m.find("Variable `")? + 10;
-        let end = start + m[start..].find('`')?;
-        Some(m[start..end].to_owned())
-    })?;
-    source
-        .lines()
-        .position(|line| line.contains(&variable))
-        .map(|i| i + 1)
+/// Refuses, before anything runs, what would make a template call itself: an `include`,
+/// `import`, `from` or `extends` that does not name a built-in template in quotes (a custom
+/// template cannot name itself), and macros that call themselves, directly or through each
+/// other.
+fn check_references(source: &str) -> Result<(), TemplateError> {
+    let mut macros: Vec<(String, usize, String)> = Vec::new();
+    let mut current: Option<(String, usize, usize)> = None;
+    let mut offset_of_tag = 0;
+    for (line, tag) in tags(source) {
+        let mut words = tag.splitn(2, char::is_whitespace);
+        let word = words.next().unwrap_or("");
+        let rest = words.next().unwrap_or("").trim_start();
+        if matches!(word, "include" | "import" | "from" | "extends") {
+            let quoted = rest
+                .strip_prefix('"')
+                .and_then(|r| r.split_once('"'))
+                .or_else(|| rest.strip_prefix('\'').and_then(|r| r.split_once('\'')))
+                .map(|(name, _)| name);
+            match quoted {
+                Some(CUSTOM) => {
+                    return Err(TemplateError::at(
+                        Some(line),
+                        format!(
+                            "{{% {word} %}} names this template itself; a template cannot use itself"
+                        ),
+                    ));
+                }
+                Some(name) if BUILT_IN.iter().any(|(n, _)| *n == name) => {}
+                Some(name) => {
+                    return Err(TemplateError::at(
+                        Some(line),
+                        format!(
+                            "{{% {word} %}} names {name:?}; a template can use only the built-in templates: {}",
+                            built_in_names()
+                        ),
+                    ));
+                }
+                None => {
+                    return Err(TemplateError::at(
+                        Some(line),
+                        format!("{{% {word} %}} must name a built-in template in quotes"),
+                    ));
+                }
+            }
+        }
+        // Where this tag ends in the source, to cut out macro bodies.
+        let at = source[offset_of_tag..]
+            .find(tag)
+            .map(|i| offset_of_tag + i)
+            .unwrap_or(offset_of_tag);
+        let end = source[at..].find("%}").map(|i| at + i + 2).unwrap_or(at);
+        offset_of_tag = end;
+        if word == "macro" {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            current = Some((name, line, end));
+        } else if word == "endmacro"
+            && let Some((name, line, body_start)) = current.take()
+        {
+            let body_end = source[..at].rfind("{%").unwrap_or(at).max(body_start);
+            macros.push((name, line, source[body_start..body_end].to_owned()));
+        }
+    }
+    let calls = |body: &str, callee: &str| {
+        body.match_indices(callee).any(|(i, _)| {
+            let before = body[..i].chars().next_back();
+            let after = body[i + callee.len()..].trim_start().chars().next();
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.')
+                && after == Some('(')
+        })
+    };
+    for (name, line, _) in &macros {
+        // Walk the macros reachable from this one; reaching it again is recursion.
+        let mut seen = vec![name.as_str()];
+        let mut frontier = vec![name.as_str()];
+        while let Some(caller) = frontier.pop() {
+            let Some((_, _, body)) = macros.iter().find(|(n, _, _)| n == caller) else {
+                continue;
+            };
+            for (callee, _, _) in &macros {
+                if !calls(body, callee) {
+                    continue;
+                }
+                if callee == name {
+                    let through = if caller == name {
+                        String::new()
+                    } else {
+                        format!(" through `{caller}`")
+                    };
+                    return Err(TemplateError::at(
+                        Some(*line),
+                        format!("macro `{name}` calls itself{through}; macros cannot recurse"),
+                    ));
+                }
+                if !seen.contains(&callee.as_str()) {
+                    seen.push(callee);
+                    frontier.push(callee);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl TemplateEngine {
-    /// Compiles the built-in templates.
+    /// Compiles the built-in templates; custom templates run under the default limits.
     pub fn new() -> TemplateEngine {
-        let mut tera = tera::Tera::default();
-        tera.add_raw_templates(BUILT_IN)
-            .expect("the built-in templates compile");
-        tera.autoescape_on(vec![".html"]);
-        tera.register_function("get_env", refuse_get_env);
-        TemplateEngine { tera }
+        TemplateEngine::with_limits(TemplateLimits::default())
+    }
+
+    /// Compiles the built-in templates; custom templates run under `limits`.
+    pub fn with_limits(limits: TemplateLimits) -> TemplateEngine {
+        let mut sandbox = environment();
+        sandbox.set_fuel(Some(limits.fuel));
+        sandbox.set_recursion_limit(limits.depth);
+        let loop_items = limits.loop_items;
+        sandbox.add_function(
+            "range",
+            move |lower: i64, upper: Option<i64>, step: Option<i64>| {
+                let len = range_len(lower, upper, step);
+                if len > loop_items as i128 {
+                    return Err(minijinja::Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!(
+                            "range() would give {len} items; a template may loop over at most {loop_items}"
+                        ),
+                    ));
+                }
+                let to_isize = |v: i64| isize::try_from(v).unwrap_or(isize::MAX);
+                minijinja::functions::range(to_isize(lower), upper.map(to_isize), step.map(to_isize))
+            },
+        );
+        // A list prints all at once: a repeated list (`list * 10000`) is lazy and costs little
+        // fuel until then, so its size is checked before it is printed.
+        sandbox.set_formatter(move |out, state, value| {
+            if let Some(len) = value.as_object().and_then(|o| o.enumerator_len())
+                && len > loop_items
+            {
+                return Err(minijinja::Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("a list of {len} items cannot be printed; a template may print at most {loop_items}"),
+                ));
+            }
+            minijinja::escape_formatter(out, state, value)
+        });
+        TemplateEngine {
+            trusted: environment(),
+            sandbox,
+            limits,
+        }
+    }
+
+    /// The limits custom templates run under.
+    pub fn limits(&self) -> &TemplateLimits {
+        &self.limits
     }
 
     /// Renders a built-in template to markup.
@@ -194,16 +571,13 @@ impl TemplateEngine {
         name: &str,
         context: &impl Serialize,
     ) -> Result<String, TemplateError> {
-        let context = tera::Context::from_serialize(context).map_err(|err| TemplateError {
-            line: None,
-            message: format!("the context cannot be used: {err}"),
-        })?;
-        self.tera
-            .render(name, &context)
-            .map_err(|err| TemplateError {
-                line: None,
-                message: chain(&err).join(": "),
-            })
+        let template = self
+            .trusted
+            .get_template(name)
+            .map_err(|err| TemplateError::at(None, err.to_string()))?;
+        template
+            .render(Value::from(Serde(context)))
+            .map_err(|err| TemplateError::at(err.line(), err.to_string()))
     }
 
     /// Renders a built-in template into a document.
@@ -214,14 +588,12 @@ impl TemplateEngine {
         meta: DocumentMeta,
     ) -> Result<Document, TemplateError> {
         let markup = self.render_markup(name, context)?;
-        let blocks = parse_markup(&markup).map_err(|err| TemplateError {
-            line: Some(err.line),
-            message: err.message,
-        })?;
+        let blocks =
+            parse_markup(&markup).map_err(|err| TemplateError::at(Some(err.line), err.message))?;
         Ok(Document { meta, blocks })
     }
 
-    /// Renders a custom template's `source` into a document.
+    /// Renders a custom template's `source` into a document, under the limits.
     pub fn render_custom(
         &self,
         source: &str,
@@ -229,44 +601,34 @@ impl TemplateEngine {
         meta: DocumentMeta,
     ) -> Result<Document, TemplateError> {
         check_blocks(source)?;
-        let mut tera = self.tera.clone();
-        tera.add_raw_template(CUSTOM, source).map_err(|err| {
-            let (line, message) = parse_error(&chain(&err));
-            TemplateError { line, message }
-        })?;
-        let context = tera::Context::from_serialize(context).map_err(|err| TemplateError {
-            line: None,
-            message: format!("the context cannot be used: {err}"),
-        })?;
-        let markup = tera.render(CUSTOM, &context).map_err(|err| {
-            let messages = chain(&err);
-            let cause = messages
-                .iter()
-                .skip(1)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(": ");
-            TemplateError {
-                line: variable_line(source, &messages),
-                message: if cause.is_empty() {
-                    messages[0].clone()
-                } else {
-                    cause
-                },
-            }
-        })?;
-        let blocks = parse_markup(&markup).map_err(|err| TemplateError {
+        check_references(source)?;
+        let template = self
+            .sandbox
+            .template_from_named_str(CUSTOM, source)
+            .map_err(|err| template_error(&err, source, &self.limits, None))?;
+        let mut output = BoundedOutput {
+            markup: Vec::new(),
+            limit: self.limits.output_bytes,
+            deadline: Instant::now() + self.limits.time,
+            exceeded: None,
+        };
+        let rendered = template.render_captured_to(Value::from(Serde(context)), &mut output);
+        if let Err(err) = rendered {
+            return Err(template_error(&err, source, &self.limits, Some(&output)));
+        }
+        let markup = String::from_utf8(output.markup)
+            .map_err(|_| TemplateError::at(None, "the markup is not UTF-8"))?;
+        let blocks = parse_markup(&markup).map_err(|err| {
             // The markup line is the rendered output's; for templates without loops it is the
             // source line, and the message names the tag either way.
-            line: Some(err.line),
-            message: err.message,
+            TemplateError::at(Some(err.line), err.message)
         })?;
         Ok(Document { meta, blocks })
     }
 
     /// Checks a custom template for `export_type` before it is saved: it must compile, render
-    /// against a sample context of that type without missing variables, and produce only the
-    /// HTML subset.
+    /// against a sample context of that type without missing variables and within the limits,
+    /// and produce only the HTML subset.
     pub fn check_custom(&self, export_type: ExportType, source: &str) -> Result<(), TemplateError> {
         let meta = DocumentMeta {
             title: "template check".into(),
@@ -295,10 +657,10 @@ impl TemplateEngine {
             }
             ExportType::SessionNotes => self.render_custom(source, &samples::session_notes(), meta),
             ExportType::FullRecord => self.render_custom(source, &samples::full_record(), meta),
-            ExportType::Dataset => Err(TemplateError {
-                line: None,
-                message: "datasets are tables and take no template".into(),
-            }),
+            ExportType::Dataset => Err(TemplateError::at(
+                None,
+                "datasets are tables and take no template",
+            )),
         }
     }
 }

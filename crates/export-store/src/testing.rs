@@ -76,7 +76,8 @@ impl TestDatabase {
         let name = self.postgres_name("refuse_connections");
         self.as_admin(&format!(
             "ALTER DATABASE {name} ALLOW_CONNECTIONS false;
-             SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             -- Wait (up to 5 s) until each backend has gone, so no pooled connection survives.
+             SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
               WHERE datname = '{name}' AND pid <> pg_backend_pid();"
         ));
     }
