@@ -178,6 +178,8 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    // A child started to render one custom template does only that.
+    export_render::sandbox::serve_if_asked();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     match cli.command {
@@ -300,6 +302,12 @@ fn seed_practice(database: &str, fixtures: &std::path::Path) -> anyhow::Result<(
 
 /// An engine over the database at `database` and the encrypted files in `storage`, with records
 /// from the database: what `work`, `expire` and `tick` run.
+/// This executable as the sandbox custom templates render in, with 1 GiB of address space.
+fn template_sandbox() -> anyhow::Result<export_render::Sandbox> {
+    export_render::Sandbox::current_exe(1 << 30)
+        .context("cannot find this executable to render templates in")
+}
+
 fn engine(
     database: &str,
     storage: &std::path::Path,
@@ -313,6 +321,10 @@ fn engine(
 
     let store = open(database)?;
     let files = LocalFileStore::new(storage, MasterKey::from_hex(master_key)?)?;
+    let config = export_core::engine::EngineConfig {
+        template_sandbox: Some(template_sandbox()?),
+        ..config
+    };
     let engine = export_core::engine::ExportEngine::new(
         store.clone(),
         Arc::new(files),

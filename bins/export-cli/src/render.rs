@@ -132,6 +132,7 @@ pub fn render(args: &RenderArgs, generated_at: DateTime<Utc>) -> anyhow::Result<
             let source = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the template {}", path.display()))?;
             TemplateEngine::new()
+                .with_sandbox(crate::template_sandbox()?)
                 .check_custom(args.export_type, &source)
                 .with_context(|| format!("the template {} is not usable", path.display()))?;
             Some(source)
@@ -149,7 +150,11 @@ pub fn render(args: &RenderArgs, generated_at: DateTime<Utc>) -> anyhow::Result<
         .unwrap_or(Path::new("."));
     let mut partial = tempfile::NamedTempFile::new_in(folder)
         .with_context(|| format!("cannot write in {}", folder.display()))?;
-    Producer::new().produce(
+    Producer::with_templates(&export_core::engine::EngineConfig {
+        template_sandbox: Some(crate::template_sandbox()?),
+        ..Default::default()
+    })
+    .produce(
         &practice,
         &request,
         template.as_deref(),

@@ -113,6 +113,15 @@ pub struct Config {
     pub public_url: String,
     /// Hours a link sent by email stays valid.
     pub email_link_hours: i64,
+    /// What one render of a custom template may cost (at save, preview and export): time in
+    /// milliseconds, bytes of markup, nesting depth, items of one `range()`, fuel (work units:
+    /// one per instruction and per 64 bytes of data), and the memory of the sandbox process.
+    pub template_timeout_ms: u64,
+    pub template_output_bytes: usize,
+    pub template_depth: usize,
+    pub template_loop_items: usize,
+    pub template_fuel: u64,
+    pub template_memory_mb: u64,
 }
 
 impl Default for Config {
@@ -137,6 +146,12 @@ impl Default for Config {
             grace_seconds: 30,
             max_body_bytes: 1024 * 1024,
             link_minutes: 15,
+            template_timeout_ms: 2000,
+            template_output_bytes: 5_000_000,
+            template_depth: 100,
+            template_loop_items: 10_000,
+            template_fuel: 4_000_000,
+            template_memory_mb: 1024,
             seed_demo: false,
             fixtures_dir: "fixtures".into(),
             role: ServerRole::All,
@@ -216,6 +231,12 @@ pub const ENV_SETTINGS: &[&str] = &[
     "smtp_from",
     "smtp_timeout_seconds",
     "smtp_hello_name",
+    "template_timeout_ms",
+    "template_output_bytes",
+    "template_depth",
+    "template_loop_items",
+    "template_fuel",
+    "template_memory_mb",
 ];
 
 impl Config {
@@ -278,6 +299,21 @@ impl Config {
         if !(1..=24 * 30).contains(&self.email_link_hours) {
             bail!("email_link_hours must be between 1 and 720");
         }
+        if !(10..=60_000).contains(&self.template_timeout_ms) {
+            bail!("template_timeout_ms must be between 10 and 60000");
+        }
+        if self.template_output_bytes < 1000 || self.template_depth < 10 {
+            bail!("template_output_bytes must be at least 1000 and template_depth at least 10");
+        }
+        if self.template_depth > 500 {
+            bail!("template_depth must be at most 500 (deeper nesting can overflow the stack)");
+        }
+        if self.template_loop_items == 0 || self.template_fuel < 10_000 {
+            bail!("template_loop_items must be at least 1 and template_fuel at least 10000");
+        }
+        if self.template_memory_mb < 64 {
+            bail!("template_memory_mb must be at least 64");
+        }
         if !(1..=24 * 60).contains(&self.link_minutes) {
             bail!("link_minutes must be between 1 and 1440");
         }
@@ -287,6 +323,17 @@ impl Config {
             bail!("s3.bucket must name a bucket");
         }
         Ok(())
+    }
+
+    /// What one render of a custom template may cost.
+    pub fn template_limits(&self) -> export_render::TemplateLimits {
+        export_render::TemplateLimits {
+            time: std::time::Duration::from_millis(self.template_timeout_ms),
+            output_bytes: self.template_output_bytes,
+            depth: self.template_depth,
+            loop_items: self.template_loop_items,
+            fuel: self.template_fuel,
+        }
     }
 
     /// The master key: configured, or kept in `master_key_file` (generated there on first start).
@@ -326,6 +373,12 @@ fn typed_value(setting: &str, text: &str) -> anyhow::Result<toml::Value> {
         "email_link_hours",
         "smtp_port",
         "smtp_timeout_seconds",
+        "template_timeout_ms",
+        "template_output_bytes",
+        "template_depth",
+        "template_loop_items",
+        "template_fuel",
+        "template_memory_mb",
     ];
     Ok(if INTEGERS.contains(&setting) {
         toml::Value::Integer(

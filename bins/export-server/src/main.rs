@@ -55,6 +55,8 @@ struct Args {
 }
 
 fn main() {
+    // A child started to render one custom template does only that.
+    export_render::sandbox::serve_if_asked();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     if let Err(err) = run() {
         log::error!("{err:#}");
@@ -144,6 +146,11 @@ fn run() -> anyhow::Result<()> {
         EngineConfig {
             retention: chrono::Duration::days(config.retention_days),
             lease: chrono::Duration::seconds(config.lease_seconds),
+            template_limits: config.template_limits(),
+            template_sandbox: Some(
+                export_render::Sandbox::current_exe(config.template_memory_mb << 20)
+                    .context("cannot find this executable to render templates in")?,
+            ),
             ..EngineConfig::default()
         },
     )

@@ -15,6 +15,7 @@ use export_domain::{
     AuditAction, AuditOutcome, ExportJob, FieldError, JobStatus, NewAuditEntry, Role,
     ValidationErrors,
 };
+use export_render::{Sandbox, TemplateLimits};
 use export_store::{Store, StoreError, audit, jobs};
 use uuid::Uuid;
 
@@ -123,7 +124,7 @@ impl From<ProduceError> for EngineError {
         match err {
             ProduceError::Gather(err) => EngineError::Gather(err),
             ProduceError::Render(reason) => EngineError::Render(reason),
-            // Tera's message may quote a value of the records: keep only the line.
+            // The engine's message may quote a value of the records: keep only the line.
             ProduceError::CustomTemplate(err) => EngineError::Render(format!(
                 "the custom template failed{}",
                 err.line
@@ -142,6 +143,11 @@ pub struct EngineConfig {
     /// How long a worker holds a job before another may take it over.
     pub lease: Duration,
     pub max_attempts: i32,
+    /// What one render of a custom template may cost, at save, at preview and in an export.
+    pub template_limits: TemplateLimits,
+    /// The child process custom templates render in; `None` renders them in this process under
+    /// fuel alone (see `export_render::sandbox` for what that leaves open).
+    pub template_sandbox: Option<Sandbox>,
 }
 
 impl Default for EngineConfig {
@@ -150,6 +156,8 @@ impl Default for EngineConfig {
             retention: Duration::days(7),
             lease: Duration::minutes(5),
             max_attempts: 3,
+            template_limits: TemplateLimits::default(),
+            template_sandbox: None,
         }
     }
 }
@@ -194,7 +202,7 @@ impl ExportEngine {
             store,
             files,
             source,
-            producer: Producer::new(),
+            producer: Producer::with_templates(&config),
             archive: None,
             links: None,
             config,

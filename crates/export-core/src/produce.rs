@@ -114,6 +114,19 @@ impl Producer {
         }
     }
 
+    /// The built-in templates and renderers; custom templates run under `config`'s limits, in
+    /// its sandbox when it names one.
+    pub fn with_templates(config: &crate::engine::EngineConfig) -> Producer {
+        let mut templates = TemplateEngine::with_limits(config.template_limits);
+        if let Some(sandbox) = &config.template_sandbox {
+            templates = templates.with_sandbox(sandbox.clone());
+        }
+        Producer {
+            templates,
+            pdf: PdfRenderer::with_system_fonts().ok(),
+        }
+    }
+
     /// The template engine: the built-in templates, and the checks and sample renders of
     /// custom ones.
     pub fn templates(&self) -> &TemplateEngine {
@@ -122,7 +135,7 @@ impl Producer {
 
     /// Writes the export `request` asks for, made from `practice`, to `out`; returns the number
     /// of rows (sessions) it holds. PDF and DOCX are laid out by `template`, a custom template's
-    /// Tera source, when one is given, otherwise by the type's built-in template; JSON, CSV and
+    /// source, when one is given, otherwise by the type's built-in template; JSON, CSV and
     /// XLSX are made from the data and ignore `template`.
     pub fn produce(
         &self,

@@ -26,6 +26,7 @@ use crate::context::{
     TreatmentSummaryContext,
 };
 use crate::markup::parse_markup;
+use crate::sandbox::Sandbox;
 use crate::{Document, DocumentMeta};
 
 const BUILT_IN: [(&str, &str); 6] = [
@@ -58,7 +59,7 @@ const CUSTOM: &str = "custom.html";
 
 /// What one render of a custom template may cost. The defaults hold every built-in template on
 /// a large record with room to spare (see ARCHITECTURE.md for the measurement).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct TemplateLimits {
     /// Wall-clock time one render may take.
     pub time: Duration,
@@ -87,7 +88,7 @@ impl Default for TemplateLimits {
 
 /// Why a template could not be used: the line of the template source where it is known, and
 /// the cause. `exceeded` names the limit a render ran into, in words that quote no data.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, serde::Deserialize)]
 #[error("{}{message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
 pub struct TemplateError {
     pub line: Option<usize>,
@@ -123,6 +124,8 @@ pub struct TemplateEngine {
     trusted: Environment<'static>,
     sandbox: Environment<'static>,
     limits: TemplateLimits,
+    /// Where custom templates render when they do not render in this process.
+    process: Option<Sandbox>,
 }
 
 /// `"s"` unless `n` is one: `{{ n }} session{{ n | pluralize }}`.
@@ -197,6 +200,7 @@ fn environment() -> Environment<'static> {
 struct BoundedOutput {
     markup: Vec<u8>,
     limit: usize,
+    time: Duration,
     deadline: Instant,
     exceeded: Option<String>,
 }
@@ -211,7 +215,10 @@ impl io::Write for BoundedOutput {
             return Err(io::Error::other("the output limit is reached"));
         }
         if Instant::now() > self.deadline {
-            self.exceeded = Some("the time a template may take".into());
+            self.exceeded = Some(format!(
+                "the {} ms a template may take",
+                self.time.as_millis()
+            ));
             return Err(io::Error::other("the deadline has passed"));
         }
         self.markup.extend_from_slice(buf);
@@ -423,6 +430,14 @@ fn check_references(source: &str) -> Result<(), TemplateError> {
                 .strip_prefix('"')
                 .and_then(|r| r.split_once('"'))
                 .or_else(|| rest.strip_prefix('\'').and_then(|r| r.split_once('\'')))
+                // The name alone, not the start of an expression that computes one.
+                .filter(|(_, after)| {
+                    let after = after.trim_start();
+                    after.is_empty()
+                        || ["as ", "import ", "ignore ", "with ", "without "]
+                            .iter()
+                            .any(|w| after.starts_with(w))
+                })
                 .map(|(name, _)| name);
             match quoted {
                 Some(CUSTOM) => {
@@ -557,7 +572,15 @@ impl TemplateEngine {
             trusted: environment(),
             sandbox,
             limits,
+            process: None,
         }
+    }
+
+    /// Renders custom templates in a child process started from `sandbox` (see
+    /// [`crate::sandbox`]), so memory and time are bounded by the operating system too.
+    pub fn with_sandbox(mut self, sandbox: Sandbox) -> TemplateEngine {
+        self.process = Some(sandbox);
+        self
     }
 
     /// The limits custom templates run under.
@@ -593,13 +616,39 @@ impl TemplateEngine {
         Ok(Document { meta, blocks })
     }
 
-    /// Renders a custom template's `source` into a document, under the limits.
+    /// Renders a custom template's `source` into a document, under the limits: in the sandbox
+    /// process when there is one, else in this process.
     pub fn render_custom(
         &self,
         source: &str,
         context: &impl Serialize,
         meta: DocumentMeta,
     ) -> Result<Document, TemplateError> {
+        check_blocks(source)?;
+        check_references(source)?;
+        let markup = match &self.process {
+            Some(sandbox) => {
+                let context = serde_json::to_value(context).map_err(|err| {
+                    TemplateError::at(None, format!("the context cannot be used: {err}"))
+                })?;
+                sandbox.render(source, context, &self.limits)?
+            }
+            None => self.render_custom_markup(source, context)?,
+        };
+        let blocks = parse_markup(&markup).map_err(|err| {
+            // The markup line is the rendered output's; for templates without loops it is the
+            // source line, and the message names the tag either way.
+            TemplateError::at(Some(err.line), err.message)
+        })?;
+        Ok(Document { meta, blocks })
+    }
+
+    /// Renders a custom template's `source` to markup in this process, under the limits.
+    pub(crate) fn render_custom_markup(
+        &self,
+        source: &str,
+        context: &impl Serialize,
+    ) -> Result<String, TemplateError> {
         check_blocks(source)?;
         check_references(source)?;
         let template = self
@@ -609,6 +658,7 @@ impl TemplateEngine {
         let mut output = BoundedOutput {
             markup: Vec::new(),
             limit: self.limits.output_bytes,
+            time: self.limits.time,
             deadline: Instant::now() + self.limits.time,
             exceeded: None,
         };
@@ -616,14 +666,8 @@ impl TemplateEngine {
         if let Err(err) = rendered {
             return Err(template_error(&err, source, &self.limits, Some(&output)));
         }
-        let markup = String::from_utf8(output.markup)
-            .map_err(|_| TemplateError::at(None, "the markup is not UTF-8"))?;
-        let blocks = parse_markup(&markup).map_err(|err| {
-            // The markup line is the rendered output's; for templates without loops it is the
-            // source line, and the message names the tag either way.
-            TemplateError::at(Some(err.line), err.message)
-        })?;
-        Ok(Document { meta, blocks })
+        String::from_utf8(output.markup)
+            .map_err(|_| TemplateError::at(None, "the markup is not UTF-8"))
     }
 
     /// Checks a custom template for `export_type` before it is saved: it must compile, render

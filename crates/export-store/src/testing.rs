@@ -74,11 +74,23 @@ impl TestDatabase {
     /// store's and other processes' alike. [`TestDatabase::accept_connections`] ends it.
     pub fn refuse_connections(&self) {
         let name = self.postgres_name("refuse_connections");
+        // Committed on its own first: in one batch with the loop below it would take effect only
+        // when the loop ends, and the pool would reconnect meanwhile.
+        self.as_admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"));
+        // Then every backend goes, until none is left (each look at pg_stat_activity is a new
+        // snapshot: the statistics are cleared before it).
         self.as_admin(&format!(
-            "ALTER DATABASE {name} ALLOW_CONNECTIONS false;
-             -- Wait (up to 5 s) until each backend has gone, so no pooled connection survives.
-             SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
-              WHERE datname = '{name}' AND pid <> pg_backend_pid();"
+            "DO $$ BEGIN
+               FOR attempt IN 1..200 LOOP
+                 PERFORM pg_stat_clear_snapshot();
+                 PERFORM pg_terminate_backend(pid, 1000) FROM pg_stat_activity
+                   WHERE datname = '{name}' AND pid <> pg_backend_pid();
+                 PERFORM pg_stat_clear_snapshot();
+                 EXIT WHEN attempt > 2 AND NOT EXISTS (SELECT 1 FROM pg_stat_activity
+                   WHERE datname = '{name}' AND pid <> pg_backend_pid());
+                 PERFORM pg_sleep(0.05);
+               END LOOP;
+             END $$;"
         ));
     }
 

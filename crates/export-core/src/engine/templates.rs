@@ -54,14 +54,18 @@ fn name_taken(err: StoreError) -> EngineError {
     }
 }
 
-/// A custom template that failed on an export's records. Tera's message may quote a value of the
-/// records, so only the line is kept.
+/// A custom template that failed on an export's records. The engine's message may quote a value
+/// of the records, so only the line is kept, and the limit it ran into (which quotes nothing).
 pub(super) fn failed_to_render(id: Uuid, err: &TemplateError) -> EngineError {
+    let at = err
+        .line
+        .map(|l| format!(" at line {l}"))
+        .unwrap_or_default();
     EngineError::TemplateUnusable {
         id,
-        reason: match err.line {
-            Some(line) => format!("it failed to render this export's records at line {line}"),
-            None => "it failed to render this export's records".into(),
+        reason: match &err.exceeded {
+            Some(limit) => format!("it went past {limit} on this export's records{at}"),
+            None => format!("it failed to render this export's records{at}"),
         },
     }
 }
