@@ -150,7 +150,7 @@ impl Default for Config {
             template_output_bytes: 5_000_000,
             template_depth: 100,
             template_loop_items: 10_000,
-            template_fuel: 4_000_000,
+            template_fuel: 1_000_000,
             template_memory_mb: 1024,
             seed_demo: false,
             fixtures_dir: "fixtures".into(),

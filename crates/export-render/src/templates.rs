@@ -81,7 +81,7 @@ impl Default for TemplateLimits {
             output_bytes: 5_000_000,
             depth: 100,
             loop_items: 10_000,
-            fuel: 4_000_000,
+            fuel: 1_000_000,
         }
     }
 }
