@@ -49,7 +49,7 @@ pub struct RenderArgs {
     /// Sections to leave out, comma separated (e.g. assessments,recommendations).
     #[arg(long, value_delimiter = ',')]
     pub without: Vec<String>,
-    /// A custom Tera template to lay out a PDF or DOCX with instead of the built-in one; it is
+    /// A custom template (minijinja) to lay out a PDF or DOCX with instead of the built-in one; it is
     /// checked against the type's sample context first, as the engine checks a saved template.
     #[arg(long)]
     pub template: Option<PathBuf>,

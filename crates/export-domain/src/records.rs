@@ -100,7 +100,7 @@ impl ExportJob {
     }
 }
 
-/// A document template: Tera source that renders to the engine's HTML subset.
+/// A document template: minijinja (Jinja2) source that renders to the engine's HTML subset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExportTemplate {
     pub id: Uuid,

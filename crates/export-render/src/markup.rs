@@ -403,7 +403,7 @@ fn source_text(raw: &str) -> String {
     decode_entities(raw).replace(['\n', '\r', '\t'], " ")
 }
 
-/// Decodes the character references Tera's escaping and hand-written templates use.
+/// Decodes the character references the template escaping and hand-written templates use.
 pub fn decode_entities(text: &str) -> String {
     if !text.contains('&') {
         return text.to_owned();
