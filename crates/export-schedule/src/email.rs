@@ -191,6 +191,15 @@ pub enum DeliveryError {
     /// SMTPUTF8 for an international address).
     #[error("the smtp server cannot take this message: {reason}")]
     Unsupported { reason: String },
+    /// Some recipients have the message and some do not: `first` is why recipient `to[index]`
+    /// did not get it. Permanent: sending again would give the others a second copy.
+    #[error("delivered to {delivered} of {of} recipients; to[{index}]: {first}")]
+    PartlyDelivered {
+        delivered: usize,
+        of: usize,
+        index: usize,
+        first: Box<DeliveryError>,
+    },
 }
 
 impl DeliveryError {
@@ -534,42 +543,75 @@ impl Mailer {
         })
     }
 
-    /// Sends `notice` to every address of `to` in one message, with `attachment` if the schedule
-    /// chose to attach the file. Addresses are checked before any connection is made.
+    /// Sends `notice`, with `attachment` if the schedule chose to attach the file, to every
+    /// address of `to`, one message each, so no recipient sees the others' addresses. Addresses
+    /// are all checked before any connection is made. A failure before anyone received it is
+    /// returned as it is (a transient one may be tried again, to everyone); once one recipient
+    /// has it, the rest are still tried and a failure among them is
+    /// [`DeliveryError::PartlyDelivered`], permanent, so a retry never sends anyone a second copy.
     pub fn send(
         &self,
         to: &[String],
         notice: &Notice,
         attachment: Option<Attachment>,
     ) -> Result<(), DeliveryError> {
-        let message = self.compose(to, notice, attachment)?;
-        self.transport.send(&message).map(|_| ()).map_err(classify)
-    }
-
-    fn compose(
-        &self,
-        to: &[String],
-        notice: &Notice,
-        attachment: Option<Attachment>,
-    ) -> Result<Message, DeliveryError> {
         if to.is_empty() {
             return Err(DeliveryError::NoRecipients);
         }
+        let addresses = to
+            .iter()
+            .enumerate()
+            .map(|(index, recipient)| {
+                Address::from_str(recipient.trim()).map_err(|err| DeliveryError::InvalidRecipient {
+                    index,
+                    reason: address_problem(&err),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut delivered = 0;
+        let mut first_failure = None;
+        for (index, address) in addresses.into_iter().enumerate() {
+            let message = self.compose(address, notice, attachment.clone())?;
+            match self.transport.send(&message) {
+                Ok(_) => delivered += 1,
+                Err(err) if delivered == 0 && first_failure.is_none() => {
+                    let err = classify(err);
+                    if err.is_transient() {
+                        return Err(err);
+                    }
+                    first_failure = Some((index, err));
+                }
+                Err(err) => {
+                    first_failure.get_or_insert((index, classify(err)));
+                }
+            }
+        }
+        match first_failure {
+            None => Ok(()),
+            Some((_, err)) if delivered == 0 => Err(err),
+            Some((index, err)) => Err(DeliveryError::PartlyDelivered {
+                delivered,
+                of: to.len(),
+                index,
+                first: Box::new(err),
+            }),
+        }
+    }
+
+    /// The message of `notice` to one recipient.
+    fn compose(
+        &self,
+        to: Address,
+        notice: &Notice,
+        attachment: Option<Attachment>,
+    ) -> Result<Message, DeliveryError> {
         let domain = self.from.email.domain();
-        let mut builder = Message::builder()
+        let builder = Message::builder()
             .from(self.from.clone())
+            .to(Mailbox::new(None, to))
             .subject(notice.subject())
             .message_id(Some(format!("<{}@{domain}>", Uuid::new_v4())))
             .header(AutoSubmitted);
-        for (index, recipient) in to.iter().enumerate() {
-            let address = Address::from_str(recipient.trim()).map_err(|err| {
-                DeliveryError::InvalidRecipient {
-                    index,
-                    reason: address_problem(&err),
-                }
-            })?;
-            builder = builder.to(Mailbox::new(None, address));
-        }
         let text = SinglePart::builder()
             .header(ContentType::TEXT_PLAIN)
             .body(plain_body(notice.body()));

@@ -161,7 +161,11 @@ fn a_scheduled_report_is_emailed_with_a_link_and_no_phi(db: &TestDatabase) {
     );
 
     let messages = sink.messages();
-    assert_eq!(messages.len(), 4, "two reports and two notifications");
+    assert_eq!(
+        messages.len(),
+        6,
+        "two reports, each to two recipients, one message each, and two notifications"
+    );
     for (message, _) in &messages {
         for phi in PHI {
             assert!(
@@ -171,15 +175,27 @@ fn a_scheduled_report_is_emailed_with_a_link_and_no_phi(db: &TestDatabase) {
         }
         assert!(message.contains("Auto-Submitted: auto-generated"));
     }
-    // Two schedulers sent them: find each by what it is.
-    let (link_mail, recipients) = messages
+    // Two schedulers sent them: find each by what it is. Each recipient has a message of their
+    // own, naming no one else.
+    let link_mails: Vec<_> = messages
         .iter()
-        .find(|(m, to)| m.contains("Subject: Your scheduled export is ready") && to.len() == 2)
-        .expect("the link email");
+        .filter(|(m, _)| m.contains("Subject: Your scheduled export is ready"))
+        .collect();
+    let mut link_recipients: Vec<&[String]> = link_mails.iter().map(|(_, to)| &to[..]).collect();
+    link_recipients.sort();
     assert_eq!(
-        recipients,
-        &["lead@clinic.example", "records@clinic.example"]
+        link_recipients,
+        [["lead@clinic.example"], ["records@clinic.example"]]
     );
+    for (mail, to) in &link_mails {
+        let other = if to[0].starts_with("lead") {
+            "records@"
+        } else {
+            "lead@"
+        };
+        assert!(!mail.contains(other), "{other} is in:\n{mail}");
+    }
+    let (link_mail, _) = link_mails[0];
     assert!(
         link_mail.contains("Subject: Your scheduled export is ready"),
         "{link_mail}"
@@ -208,10 +224,12 @@ fn a_scheduled_report_is_emailed_with_a_link_and_no_phi(db: &TestDatabase) {
         format!("/api/v1/export/download/{}?token={token}", job.id)
     );
 
-    let (attach_mail, _) = messages
+    let attach_mails: Vec<_> = messages
         .iter()
-        .find(|(m, _)| m.contains("Subject: Your scheduled export is attached"))
-        .expect("the attachment email");
+        .filter(|(m, _)| m.contains("Subject: Your scheduled export is attached"))
+        .collect();
+    assert_eq!(attach_mails.len(), 2, "one per recipient");
+    let (attach_mail, _) = attach_mails[0];
     assert!(attach_mail.contains("Content-Disposition: attachment"));
     let runs = scheduler.runs(&margaret(), attached, 5).unwrap();
     assert_eq!(runs[0].status, RunStatus::Delivered);
@@ -255,7 +273,7 @@ fn a_scheduled_report_is_emailed_with_a_link_and_no_phi(db: &TestDatabase) {
             .notified,
         0
     );
-    assert_eq!(sink.messages().len(), 4);
+    assert_eq!(sink.messages().len(), 6);
 }
 
 fn an_smtp_outage_is_retried_then_fails_visibly(db: &TestDatabase) {

@@ -81,8 +81,9 @@ fn assert_no_patient_data(eml: &str) {
 }
 
 #[test]
-fn link_notice_reaches_both_recipients_without_patient_data() {
-    let Some(sink) = Sink::start("link_notice_reaches_both_recipients_without_patient_data") else {
+fn each_recipient_gets_a_message_of_their_own_without_patient_data() {
+    let Some(sink) = Sink::start("each_recipient_gets_a_message_of_their_own_without_patient_data")
+    else {
         return;
     };
     let mailer = Mailer::new(&sink.settings()).expect("mailer");
@@ -93,36 +94,92 @@ fn link_notice_reaches_both_recipients_without_patient_data() {
     ];
     mailer.send(&to, &notice, None).expect("sent");
 
+    // One message per recipient: no one sees the others' addresses, in the headers or the
+    // envelope. Before, both were on one message's To line.
     let messages = sink.messages();
-    assert_eq!(messages.len(), 1);
-    let (eml, recipients) = &messages[0];
-    assert_eq!(recipients, &to);
-    let (headers, body) = split_headers(eml);
+    assert_eq!(messages.len(), 2);
+    let mut ids = Vec::new();
+    for ((eml, recipients), address) in messages.iter().zip(&to) {
+        assert_eq!(recipients, std::slice::from_ref(address));
+        let (headers, body) = split_headers(eml);
+        assert_eq!(header(&headers, "To"), Some(address.as_str()));
+        let other = to.iter().find(|a| *a != address).unwrap();
+        assert!(!eml.contains(other.as_str()), "{other} is in:\n{eml}");
+        assert!(header(&headers, "Cc").is_none() && header(&headers, "Bcc").is_none());
+        assert_eq!(
+            header(&headers, "Subject"),
+            Some("Your scheduled export is ready")
+        );
+        assert_eq!(
+            header(&headers, "From"),
+            Some("\"Clinic exports\" <exports@clinic.example>")
+        );
+        assert_eq!(header(&headers, "Auto-Submitted"), Some("auto-generated"));
+        let id = header(&headers, "Message-ID")
+            .unwrap_or_default()
+            .to_owned();
+        assert!(id.ends_with("@clinic.example>"), "{headers}");
+        ids.push(id);
+        assert_eq!(header(&headers, "Content-Transfer-Encoding"), Some("7bit"));
+        assert!(
+            body.contains(&format!("Download: {}\r\n", link())),
+            "{body}"
+        );
+        assert!(body.contains(&format!("Export job: {}", job())), "{body}");
+        assert!(body.contains("expires at 2026-01-01 00:00 UTC"), "{body}");
+        assert_no_patient_data(eml);
+    }
+    assert_ne!(ids[0], ids[1], "each message has its own id");
+}
+
+#[test]
+fn a_recipient_refused_after_another_got_it_is_partly_delivered_and_not_retried() {
+    let Some(sink) = Sink::start("a_recipient_refused_after_another_got_it_is_partly_delivered")
+    else {
+        return;
+    };
+    let mailer = Mailer::new(&sink.settings()).expect("mailer");
+    let notice = Notice::scheduled_export_ready(job(), &link(), expiry()).expect("notice");
+    let to = [
+        "owner@clinic.example".to_owned(),
+        "defer-later@clinic.example".to_owned(),
+        "front-desk@clinic.example".to_owned(),
+    ];
+    let err = mailer
+        .send(&to, &notice, None)
+        .expect_err("one was deferred");
+    match &err {
+        DeliveryError::PartlyDelivered {
+            delivered: 2,
+            of: 3,
+            index: 1,
+            first,
+        } => assert!(first.is_transient(), "{first:?}"),
+        other => panic!("expected partly delivered, got {other:?}"),
+    }
+    // Sending again would give owner and front desk a second copy.
+    assert!(err.is_permanent(), "{err}");
     assert_eq!(
-        header(&headers, "Subject"),
-        Some("Your scheduled export is ready")
+        err.to_string(),
+        "delivered to 2 of 3 recipients; to[1]: the smtp server deferred the message: 451 4.3.0"
     );
+    let delivered: Vec<Vec<String>> = sink.messages().into_iter().map(|(_, r)| r).collect();
     assert_eq!(
-        header(&headers, "From"),
-        Some("\"Clinic exports\" <exports@clinic.example>")
+        delivered,
+        [vec![to[0].clone()], vec![to[2].clone()]],
+        "the others still got theirs"
     );
-    assert_eq!(
-        header(&headers, "To"),
-        Some("owner@clinic.example, front-desk@clinic.example")
-    );
-    assert_eq!(header(&headers, "Auto-Submitted"), Some("auto-generated"));
+
+    // A failure before anyone has it is the failure itself, transient: all may be tried again.
+    let first_deferred = ["defer-now@clinic.example".to_owned(), to[0].clone()];
+    let err = mailer
+        .send(&first_deferred, &notice, None)
+        .expect_err("deferred");
     assert!(
-        header(&headers, "Message-ID").is_some_and(|id| id.ends_with("@clinic.example>")),
-        "{headers}"
+        matches!(err, DeliveryError::Deferred { .. }) && err.is_transient(),
+        "{err:?}"
     );
-    assert_eq!(header(&headers, "Content-Transfer-Encoding"), Some("7bit"));
-    assert!(
-        body.contains(&format!("Download: {}\r\n", link())),
-        "{body}"
-    );
-    assert!(body.contains(&format!("Export job: {}", job())), "{body}");
-    assert!(body.contains("expires at 2026-01-01 00:00 UTC"), "{body}");
-    assert_no_patient_data(eml);
+    assert_eq!(sink.messages().len(), 2, "nothing more was sent");
 }
 
 #[test]
@@ -279,8 +336,8 @@ fn refused_mailbox_is_permanent_and_names_the_code_only() {
     let mailer = Mailer::new(&sink.settings()).expect("mailer");
     let notice = Notice::export_ready(job(), &link(), expiry()).expect("notice");
     let to = [
-        "owner@clinic.example".to_owned(),
         "reject-old@clinic.example".to_owned(),
+        "reject-older@clinic.example".to_owned(),
     ];
     let err = mailer.send(&to, &notice, None).expect_err("refused");
     let reply = SmtpReply {
