@@ -1,9 +1,8 @@
 //! The application: shared state, the routes, and the middleware every request passes (request
 //! id, per-IP rate limit, metrics, access log, JSON error bodies).
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
@@ -15,6 +14,7 @@ use export_core::engine::{ExportEngine, RequestOrigin};
 use export_core::worker::PoolWaker;
 
 use crate::auth::TokenVerifier;
+use crate::client::{IpLimiter, TrustedProxies};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::{routes, scheduled, templates};
@@ -25,6 +25,8 @@ pub struct AppState {
     pub tokens: TokenVerifier,
     pub metrics: Arc<Metrics>,
     pub ip_limiter: IpLimiter,
+    /// The proxies whose `X-Forwarded-For` names the client.
+    pub proxies: TrustedProxies,
     pub exports_per_hour: u32,
     pub link_minutes: i64,
     pub max_body_bytes: usize,
@@ -69,56 +71,26 @@ pub fn request_id(req: &HttpRequest) -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
-/// Where a request came from, for the audit trail.
+/// The client's address, as the middleware worked it out (see [`TrustedProxies::client`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+/// Where a request came from, for the audit trail: the client's address (through trusted
+/// proxies), its user agent and the request id.
 pub fn origin(req: &HttpRequest) -> RequestOrigin {
+    let client = req
+        .extensions()
+        .get::<ClientIp>()
+        .map(|c| c.0)
+        .or_else(|| req.peer_addr().map(|a| a.ip()));
     RequestOrigin {
-        ip_address: req.peer_addr().map(|a| a.ip().to_string()),
+        ip_address: client.map(|ip| ip.to_string()),
         user_agent: req
             .headers()
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(256).collect()),
         request_id: Some(request_id(req)),
-    }
-}
-
-/// A token bucket per client IP: `per_minute` requests a minute, in bursts of up to that many.
-#[derive(Debug)]
-pub struct IpLimiter {
-    per_minute: f64,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
-}
-
-impl IpLimiter {
-    pub fn new(per_minute: u32) -> IpLimiter {
-        IpLimiter {
-            per_minute: f64::from(per_minute.max(1)),
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// `None` when the request may go ahead; otherwise the seconds to wait.
-    pub fn check(&self, ip: IpAddr) -> Option<u64> {
-        let now = Instant::now();
-        let rate = self.per_minute / 60.0;
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if buckets.len() > 100_000 {
-            // Forget the clients that have been quiet long enough to be full again.
-            let full = self.per_minute / rate;
-            buckets.retain(|_, (_, at)| now.duration_since(*at).as_secs_f64() < full);
-        }
-        let (tokens, at) = buckets.entry(ip).or_insert((self.per_minute, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(self.per_minute);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            None
-        } else {
-            Some(((1.0 - *tokens) / rate).ceil() as u64)
-        }
     }
 }
 
@@ -131,8 +103,18 @@ pub async fn observe(
     let id = request_id_of(&req);
     req.extensions_mut().insert(RequestId(id.clone()));
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let limited = match (&state, req.peer_addr()) {
-        (Some(state), Some(peer)) => state.ip_limiter.check(peer.ip()),
+    let peer = req.peer_addr().map(|a| a.ip());
+    let client = match &state {
+        Some(state) => state
+            .proxies
+            .client(peer, req.headers().get_all("x-forwarded-for")),
+        None => peer,
+    };
+    if let Some(ip) = client {
+        req.extensions_mut().insert(ClientIp(ip));
+    }
+    let limited = match (&state, client) {
+        (Some(state), Some(ip)) => state.ip_limiter.check(ip),
         _ => None,
     };
     let method = req.method().to_string();

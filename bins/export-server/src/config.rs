@@ -93,6 +93,10 @@ pub struct Config {
     pub exports_per_hour: u32,
     /// Requests one IP address may make per minute, on every route.
     pub requests_per_minute_per_ip: u32,
+    /// Addresses (`10.0.0.5`) or networks (`10.0.0.0/8`, `fd00::/8`) of the reverse proxies in
+    /// front of the server: only from these is `X-Forwarded-For` believed, for the rate limit
+    /// and the audit trail.
+    pub trusted_proxies: Vec<String>,
     /// Jobs produced at once by this process.
     pub workers: usize,
     pub lease_seconds: i64,
@@ -141,6 +145,7 @@ impl Default for Config {
             retention_days: 7,
             exports_per_hour: 20,
             requests_per_minute_per_ip: 1200,
+            trusted_proxies: Vec::new(),
             workers: 2,
             lease_seconds: 300,
             grace_seconds: 30,
@@ -204,6 +209,7 @@ pub const ENV_SETTINGS: &[&str] = &[
     "retention_days",
     "exports_per_hour",
     "requests_per_minute_per_ip",
+    "trusted_proxies",
     "workers",
     "lease_seconds",
     "grace_seconds",
@@ -299,6 +305,7 @@ impl Config {
         if !(1..=24 * 30).contains(&self.email_link_hours) {
             bail!("email_link_hours must be between 1 and 720");
         }
+        self.trusted_proxies()?;
         if !(10..=60_000).contains(&self.template_timeout_ms) {
             bail!("template_timeout_ms must be between 10 and 60000");
         }
@@ -323,6 +330,21 @@ impl Config {
             bail!("s3.bucket must name a bucket");
         }
         Ok(())
+    }
+
+    /// The trusted proxies as networks (a bare address is a network of one).
+    pub fn trusted_proxies(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        self.trusted_proxies
+            .iter()
+            .map(|text| {
+                let text = text.trim();
+                text.parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .with_context(|| {
+                        format!("trusted_proxies: {text:?} is not an address or a network like 10.0.0.0/8")
+                    })
+            })
+            .collect()
     }
 
     /// What one render of a custom template may cost.
@@ -385,6 +407,14 @@ fn typed_value(setting: &str, text: &str) -> anyhow::Result<toml::Value> {
             text.trim()
                 .parse()
                 .with_context(|| format!("{setting} must be a whole number"))?,
+        )
+    } else if setting == "trusted_proxies" {
+        toml::Value::Array(
+            text.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| toml::Value::String(t.to_owned()))
+                .collect(),
         )
     } else if setting == "seed_demo" || setting == "s3_allow_http" {
         toml::Value::Boolean(match text.trim() {

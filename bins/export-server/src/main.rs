@@ -8,6 +8,7 @@
 
 mod app;
 mod auth;
+mod client;
 mod config;
 mod error;
 mod maintenance;
@@ -208,7 +209,8 @@ fn run() -> anyhow::Result<()> {
             engine: engine.clone(),
             tokens,
             metrics,
-            ip_limiter: app::IpLimiter::new(config.requests_per_minute_per_ip),
+            ip_limiter: client::IpLimiter::new(config.requests_per_minute_per_ip),
+            proxies: client::TrustedProxies::new(config.trusted_proxies()?),
             exports_per_hour: config.exports_per_hour,
             link_minutes: config.link_minutes,
             max_body_bytes: config.max_body_bytes,
@@ -241,6 +243,15 @@ fn serve(config: &Config, state: web::Data<app::AppState>) -> anyhow::Result<()>
     let grace = config.grace_seconds;
     let system = actix_web::rt::System::new();
     system.block_on(async move {
+        // Addresses quiet for a minute are forgotten, so the limiter's table stays small.
+        let limits = state.clone();
+        actix_web::rt::spawn(async move {
+            let mut every = actix_web::rt::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                limits.ip_limiter.forget_idle();
+            }
+        });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())

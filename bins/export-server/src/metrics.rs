@@ -82,7 +82,11 @@ impl Metrics {
     }
 
     /// One answered request.
+    /// A request answered. `route` is the matched pattern (or `unmatched`) and `method` one of a
+    /// closed set, anything else counting as `other`: a client inventing methods or paths adds no
+    /// series.
     pub fn request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let method = method_label(method);
         let mut inner = self.inner();
         *inner
             .requests
@@ -184,6 +188,17 @@ impl Metrics {
         }
         out
     }
+}
+
+/// The label of an HTTP method: the standard ones as they are, anything else `other`.
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method)
+        .unwrap_or("other")
 }
 
 #[cfg(test)]

@@ -30,7 +30,8 @@ mod tests {
     use uuid::Uuid;
 
     use super::DOCUMENT;
-    use crate::app::{API_ROUTES, AppState, IpLimiter};
+    use crate::app::{API_ROUTES, AppState};
+    use crate::client::{IpLimiter, TrustedProxies};
 
     const METHODS: [&str; 8] = [
         "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -832,6 +833,7 @@ mod tests {
             tokens: crate::auth::TokenVerifier::hs256(SECRET),
             metrics: Arc::new(crate::metrics::Metrics::default()),
             ip_limiter: IpLimiter::new(per_minute_per_ip),
+            proxies: TrustedProxies::default(),
             exports_per_hour: 12,
             link_minutes: 15,
             max_body_bytes: 64 * 1024,

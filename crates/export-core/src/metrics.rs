@@ -64,11 +64,8 @@ pub struct ExportStats {
     pub slowest: Vec<JobMetrics>,
 }
 
-fn mean(values: &[f64]) -> Option<f64> {
-    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
-}
-
-/// Statistics over the jobs created in the `window` before `now` (the seed platform used 7 days).
+/// Statistics over the jobs created in the `window` before `now` (the seed platform used 7 days),
+/// counted and averaged by the database.
 pub fn stats(
     store: &Store,
     now: DateTime<Utc>,
@@ -76,47 +73,43 @@ pub fn stats(
 ) -> Result<ExportStats, StoreError> {
     let since = now - window;
     let mut conn = store.connection()?;
-    let jobs = jobs::list_created_since(&mut conn, since)?;
-    Ok(stats_of(since, &jobs))
+    let aggregates = jobs::aggregate_created_since(&mut conn, since, None, SLOWEST)?;
+    Ok(stats_from(since, aggregates))
 }
 
-/// Statistics of `jobs`, created since `since`.
-pub fn stats_of(since: DateTime<Utc>, jobs: &[ExportJob]) -> ExportStats {
+/// How many of the slowest finished jobs the statistics name.
+pub const SLOWEST: i64 = 5;
+
+/// Statistics from the database's aggregates of the jobs created since `since`.
+pub fn stats_from(since: DateTime<Utc>, aggregates: jobs::JobAggregates) -> ExportStats {
     let mut by_type = BTreeMap::new();
     let mut by_format = BTreeMap::new();
-    let mut by_status = BTreeMap::new();
-    for job in jobs {
-        *by_type.entry(job.export_type.to_string()).or_default() += 1;
-        *by_format.entry(job.format.to_string()).or_default() += 1;
-        *by_status.entry(job.status.to_string()).or_default() += 1;
+    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+    let mut total = 0;
+    for (export_type, format, status, jobs) in aggregates.counts {
+        let jobs = usize::try_from(jobs).unwrap_or(0);
+        total += jobs;
+        *by_type.entry(export_type).or_default() += jobs;
+        *by_format.entry(format).or_default() += jobs;
+        *by_status.entry(status).or_default() += jobs;
     }
-    let succeeded = |s: JobStatus| matches!(s, JobStatus::Completed | JobStatus::Expired);
-    let ended: Vec<&ExportJob> = jobs
-        .iter()
-        .filter(|j| succeeded(j.status) || j.status == JobStatus::Failed)
-        .collect();
-    let success_rate = (!ended.is_empty())
-        .then(|| ended.iter().filter(|j| succeeded(j.status)).count() as f64 / ended.len() as f64);
-    let mut finished: Vec<JobMetrics> = jobs
-        .iter()
-        .filter(|j| succeeded(j.status))
-        .filter_map(JobMetrics::of)
-        .collect();
-    let durations: Vec<f64> = finished.iter().map(|m| m.duration_seconds).collect();
-    let throughputs: Vec<f64> = finished.iter().map(|m| m.rows_per_second).collect();
-    let sizes: Vec<f64> = finished.iter().map(|m| m.bytes as f64).collect();
-    finished.sort_by(|a, b| b.duration_seconds.total_cmp(&a.duration_seconds));
-    finished.truncate(5);
+    let count = |status: JobStatus| by_status.get(status.as_str()).copied().unwrap_or(0);
+    let succeeded = count(JobStatus::Completed) + count(JobStatus::Expired);
+    let ended = succeeded + count(JobStatus::Failed);
     ExportStats {
         since,
-        total: jobs.len(),
+        total,
         by_type,
         by_format,
+        success_rate: (ended > 0).then(|| succeeded as f64 / ended as f64),
         by_status,
-        success_rate,
-        average_duration_seconds: mean(&durations),
-        average_rows_per_second: mean(&throughputs),
-        average_bytes: mean(&sizes),
-        slowest: finished,
+        average_duration_seconds: aggregates.average_duration_seconds,
+        average_rows_per_second: aggregates.average_rows_per_second,
+        average_bytes: aggregates.average_bytes,
+        slowest: aggregates
+            .slowest
+            .iter()
+            .filter_map(JobMetrics::of)
+            .collect(),
     }
 }

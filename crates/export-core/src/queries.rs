@@ -8,7 +8,7 @@ use export_store::{audit, jobs};
 use uuid::Uuid;
 
 use crate::engine::{Actor, EngineError, ExportEngine};
-use crate::metrics::{ExportStats, stats_of};
+use crate::metrics::{ExportStats, SLOWEST, stats_from};
 
 /// Which of the caller's jobs to list.
 #[derive(Debug, Clone, Default)]
@@ -74,11 +74,8 @@ impl ExportEngine {
         };
         let since = now - window;
         let mut conn = self.store().connection()?;
-        let mut jobs = jobs::list_created_since(&mut conn, since)?;
-        if let Some(user) = only {
-            jobs.retain(|j| j.user_id == user);
-        }
-        Ok(stats_of(since, &jobs))
+        let aggregates = jobs::aggregate_created_since(&mut conn, since, only, SLOWEST)?;
+        Ok(stats_from(since, aggregates))
     }
 
     /// Jobs by status across the queue, for metrics.

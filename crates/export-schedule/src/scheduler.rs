@@ -594,23 +594,29 @@ impl Scheduler {
         actor: &Actor,
         since: DateTime<Utc>,
     ) -> Result<RunStats, ScheduleError> {
-        let mut conn = self.store.connection()?;
-        let mut all = runs::list_runs_since(&mut conn, since)?;
-        match actor.role {
-            Role::Admin => {}
-            Role::Therapist => {
-                let own: Vec<Uuid> = schedules::list_schedules(&mut conn, actor.user_id)?
-                    .iter()
-                    .map(|s| s.id)
-                    .collect();
-                all.retain(|r| own.contains(&r.schedule_id));
-            }
+        let owner = match actor.role {
+            Role::Admin => None,
+            Role::Therapist => Some(actor.user_id),
             Role::Patient => return Err(ScheduleError::Forbidden("patients schedule nothing")),
-        }
-        let count = |status: RunStatus| all.iter().filter(|r| r.status == status).count();
+        };
+        let mut conn = self.store.connection()?;
+        let counts = runs::count_runs_since(&mut conn, since, owner)?;
+        let count = |status: RunStatus| {
+            counts
+                .iter()
+                .filter(|(s, _, _)| s == status.as_str())
+                .map(|(_, runs, _)| usize::try_from(*runs).unwrap_or(0))
+                .sum::<usize>()
+        };
         Ok(RunStats {
-            runs: all.len(),
-            skipped: all.iter().map(|r| r.skipped.max(0) as usize).sum(),
+            runs: counts
+                .iter()
+                .map(|(_, runs, _)| usize::try_from(*runs).unwrap_or(0))
+                .sum(),
+            skipped: counts
+                .iter()
+                .map(|(_, _, skipped)| usize::try_from(*skipped).unwrap_or(0))
+                .sum(),
             refused: count(RunStatus::Refused),
             delivered: count(RunStatus::Delivered),
             delivery_failed: count(RunStatus::DeliveryFailed),

@@ -558,19 +558,107 @@ pub fn mark_expired(
     Ok(changed == 1)
 }
 
-/// Every job created at or after `since`, oldest first (for statistics over a window).
-pub fn list_created_since(
+/// What export statistics need of the jobs created since a moment, computed by the database so
+/// a year of jobs is never loaded to count them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobAggregates {
+    /// (export type, format, status, jobs).
+    pub counts: Vec<(String, String, String, i64)>,
+    /// Over the jobs that completed (or have since expired) with both times: the mean duration,
+    /// the mean rows per second (0 for a job that took no time), the mean file size.
+    pub average_duration_seconds: Option<f64>,
+    pub average_rows_per_second: Option<f64>,
+    pub average_bytes: Option<f64>,
+    /// The longest-running of those, longest first.
+    pub slowest: Vec<ExportJob>,
+}
+
+#[derive(QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    export_type: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    format: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    status: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    jobs: i64,
+}
+
+#[derive(QueryableByName)]
+struct AverageRow {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    average_duration_seconds: Option<f64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    average_rows_per_second: Option<f64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    average_bytes: Option<f64>,
+}
+
+/// Aggregates of the jobs created since `since`, of `user` only when given; the `slowest` longest
+/// finished ones with them.
+pub fn aggregate_created_since(
     conn: &mut DbConnection,
     since: DateTime<Utc>,
-) -> Result<Vec<ExportJob>, StoreError> {
-    export_jobs::table
-        .filter(export_jobs::created_at.ge(naive(since)))
-        .select(JobRow::as_select())
-        .order((export_jobs::created_at.asc(), export_jobs::id.asc()))
-        .load(conn)?
-        .into_iter()
-        .map(JobRow::into_job)
-        .collect()
+    user: Option<Uuid>,
+    slowest: i64,
+) -> Result<JobAggregates, StoreError> {
+    // The one expression the two dialects write differently: seconds between two timestamps.
+    let (filter, duration) = match conn {
+        DbConnection::Postgres(_) => (
+            "created_at >= $1 AND ($2::text IS NULL OR user_id = $2)",
+            "GREATEST(CAST(EXTRACT(EPOCH FROM (completed_at - started_at)) AS DOUBLE PRECISION), 0)",
+        ),
+        DbConnection::Sqlite(_) => (
+            "created_at >= ?1 AND (?2 IS NULL OR user_id = ?2)",
+            "MAX((julianday(completed_at) - julianday(started_at)) * 86400.0, 0)",
+        ),
+    };
+    let finished = "status IN ('completed', 'expired') \
+        AND started_at IS NOT NULL AND completed_at IS NOT NULL";
+    let at = naive(since);
+    let user = user.map(|u| u.to_string());
+    macro_rules! bound {
+        ($sql:expr) => {
+            diesel::sql_query($sql)
+                .bind::<diesel::sql_types::Timestamp, _>(at)
+                .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(user.clone())
+        };
+    }
+    let counts: Vec<CountRow> = bound!(format!(
+        "SELECT export_type, format, status, COUNT(*) AS jobs FROM export_jobs \
+         WHERE {filter} GROUP BY export_type, format, status \
+         ORDER BY export_type, format, status"
+    ))
+    .load(conn)?;
+    let averages: AverageRow = bound!(format!(
+        "SELECT CAST(AVG(d) AS DOUBLE PRECISION) AS average_duration_seconds, \
+           CAST(AVG(CASE WHEN d > 0 THEN COALESCE(row_count, 0) / d ELSE 0 END) \
+             AS DOUBLE PRECISION) AS average_rows_per_second, \
+           CAST(AVG(COALESCE(file_size_bytes, 0)) AS DOUBLE PRECISION) AS average_bytes \
+         FROM (SELECT {duration} AS d, row_count, file_size_bytes FROM export_jobs \
+               WHERE {filter} AND {finished}) AS finished"
+    ))
+    .get_result(conn)?;
+    let slowest: Vec<JobRow> = bound!(format!(
+        "SELECT * FROM export_jobs WHERE {filter} AND {finished} \
+         ORDER BY {duration} DESC, created_at ASC, id ASC LIMIT {}",
+        slowest.max(0)
+    ))
+    .load(conn)?;
+    Ok(JobAggregates {
+        counts: counts
+            .into_iter()
+            .map(|r| (r.export_type, r.format, r.status, r.jobs))
+            .collect(),
+        average_duration_seconds: averages.average_duration_seconds,
+        average_rows_per_second: averages.average_rows_per_second,
+        average_bytes: averages.average_bytes,
+        slowest: slowest
+            .into_iter()
+            .map(JobRow::into_job)
+            .collect::<Result<_, _>>()?,
+    })
 }
 
 /// Records where the expiry pass archived a job's file: its key in the archive store and the

@@ -150,6 +150,43 @@ pub fn list_runs_in(
         .collect()
 }
 
+#[derive(QueryableByName)]
+struct RunCountRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    status: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    runs: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    skipped: i64,
+}
+
+/// The runs due since `since`, of `owner`'s schedules only when given, counted by the database:
+/// (status, runs, due times skipped into them).
+pub fn count_runs_since(
+    conn: &mut DbConnection,
+    since: DateTime<Utc>,
+    owner: Option<Uuid>,
+) -> Result<Vec<(String, i64, i64)>, StoreError> {
+    let filter = match conn {
+        DbConnection::Postgres(_) => "r.due_at >= $1 AND ($2::text IS NULL OR s.user_id = $2)",
+        DbConnection::Sqlite(_) => "r.due_at >= ?1 AND (?2 IS NULL OR s.user_id = ?2)",
+    };
+    let rows: Vec<RunCountRow> = diesel::sql_query(format!(
+        "SELECT r.status AS status, COUNT(*) AS runs, \
+           CAST(COALESCE(SUM(CASE WHEN r.skipped > 0 THEN r.skipped ELSE 0 END), 0) AS BIGINT) \
+             AS skipped \
+         FROM schedule_runs r JOIN scheduled_reports s ON s.id = r.schedule_id \
+         WHERE {filter} GROUP BY r.status ORDER BY r.status"
+    ))
+    .bind::<diesel::sql_types::Timestamp, _>(naive(since))
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(owner.map(|o| o.to_string()))
+    .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.status, r.runs, r.skipped))
+        .collect())
+}
+
 /// Every run due at or after `since`, for statistics.
 pub fn list_runs_since(
     conn: &mut DbConnection,
