@@ -104,7 +104,7 @@ impl FromRequest for Caller {
 
 fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
     let verifier = req
-        .app_data::<web::Data<crate::app::AppState>>()
+        .app_data::<web::Data<crate::state::AppState>>()
         .map(|state| &state.tokens)
         .ok_or_else(|| ApiError::internal("-", "no token verifier is configured"))?;
     let header = req

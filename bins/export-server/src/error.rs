@@ -271,6 +271,29 @@ fn unknown_field_name(text: &str) -> Option<String> {
     Some(rest[..rest.find('`')?].to_owned())
 }
 
+impl ApiError {
+    /// A scheduler error as a response.
+    pub fn from_schedule(
+        err: export_schedule::scheduler::ScheduleError,
+        request_id: &str,
+    ) -> ApiError {
+        use export_schedule::scheduler::ScheduleError;
+
+        match err {
+            ScheduleError::Invalid(problems) => ApiError::from_validation(&problems),
+            ScheduleError::NotFound(id) => {
+                ApiError::not_found(format!("scheduled report {id} does not exist"))
+            }
+            ScheduleError::Forbidden(reason) => ApiError::forbidden(reason),
+            ScheduleError::Engine(err) => ApiError::from_engine(err, request_id),
+            ScheduleError::Store(err) if err.is_unavailable() => {
+                ApiError::database_unavailable(request_id, err)
+            }
+            other => ApiError::internal(request_id, other),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,17 +11,20 @@ mod auth;
 mod client;
 mod config;
 mod error;
+mod http;
 mod maintenance;
 mod metrics;
+mod middleware;
 mod openapi;
 mod routes;
 mod scheduled;
+mod state;
 mod templates;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use actix_web::{App, HttpServer, middleware, web};
+use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use clap::Parser;
 use export_core::engine::{EngineConfig, ExportEngine};
@@ -205,7 +208,7 @@ fn run() -> anyhow::Result<()> {
             )?,
             None => auth::TokenVerifier::hs256(config.token_secret()?.as_bytes()),
         };
-        let state = web::Data::new(app::AppState {
+        let state = web::Data::new(state::AppState {
             engine: engine.clone(),
             tokens,
             metrics,
@@ -239,7 +242,7 @@ fn run() -> anyhow::Result<()> {
 }
 
 /// Serves the API until SIGTERM or SIGINT, then drains in-flight requests.
-fn serve(config: &Config, state: web::Data<app::AppState>) -> anyhow::Result<()> {
+fn serve(config: &Config, state: web::Data<state::AppState>) -> anyhow::Result<()> {
     let grace = config.grace_seconds;
     let system = actix_web::rt::System::new();
     system.block_on(async move {
@@ -255,8 +258,8 @@ fn serve(config: &Config, state: web::Data<app::AppState>) -> anyhow::Result<()>
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .wrap(app::json_errors())
-                .wrap(middleware::from_fn(app::observe))
+                .wrap(crate::middleware::json_errors())
+                .wrap(actix_web::middleware::from_fn(crate::middleware::observe))
                 .configure(app::routes)
         })
         .shutdown_timeout(grace)

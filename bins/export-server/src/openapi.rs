@@ -30,8 +30,9 @@ mod tests {
     use uuid::Uuid;
 
     use super::DOCUMENT;
-    use crate::app::{API_ROUTES, AppState};
+    use crate::app::API_ROUTES;
     use crate::client::{IpLimiter, TrustedProxies};
+    use crate::state::AppState;
 
     const METHODS: [&str; 8] = [
         "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -874,8 +875,8 @@ mod tests {
         let app = actix_test::init_service(
             App::new()
                 .app_data(state(&engine, 1_000_000, Some(scheduler)))
-                .wrap(crate::app::json_errors())
-                .wrap(middleware::from_fn(crate::app::observe))
+                .wrap(crate::middleware::json_errors())
+                .wrap(middleware::from_fn(crate::middleware::observe))
                 .configure(crate::app::routes),
         )
         .await;
@@ -1443,8 +1444,8 @@ mod tests {
         let unscheduled = actix_test::init_service(
             App::new()
                 .app_data(state(&engine, 1_000_000, None))
-                .wrap(crate::app::json_errors())
-                .wrap(middleware::from_fn(crate::app::observe))
+                .wrap(crate::middleware::json_errors())
+                .wrap(middleware::from_fn(crate::middleware::observe))
                 .configure(crate::app::routes),
         )
         .await;
@@ -1544,8 +1545,8 @@ mod tests {
         let strict = actix_test::init_service(
             App::new()
                 .app_data(state(&engine, 1, None))
-                .wrap(crate::app::json_errors())
-                .wrap(middleware::from_fn(crate::app::observe))
+                .wrap(crate::middleware::json_errors())
+                .wrap(middleware::from_fn(crate::middleware::observe))
                 .configure(crate::app::routes),
         )
         .await;

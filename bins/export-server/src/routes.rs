@@ -9,60 +9,22 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Duration, Utc};
 use export_core::dataset::{FilterKind, check_filters};
-use export_core::engine::{EngineError, ExportRequest};
+use export_core::engine::ExportRequest;
 use export_core::queries::{AuditQuery, JobQuery};
 use export_domain::{
     AuditEntry, DatasetInput, ExportFormat, ExportJob, FullRecordInput, JobStatus,
     ProgressReportInput, SessionNotesInput, TreatmentSummaryInput, ValidationErrors,
 };
-use futures_util::StreamExt;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::app::{AppState, blocking_failed, json, origin, request_id};
 use crate::auth::Caller;
 use crate::error::{ApiError, parse_json};
+use crate::http::{blocking_failed, body, engine_call, json, origin, parse_id, request_id};
+use crate::state::AppState;
 
 type Data = web::Data<AppState>;
 type Answer = Result<HttpResponse, ApiError>;
-
-/// Runs `work` on the blocking pool and maps an engine error to its response.
-pub async fn engine_call<T: Send + 'static>(
-    req: &HttpRequest,
-    work: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
-) -> Result<T, ApiError> {
-    match web::block(work).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => Err(ApiError::from_engine(err, &request_id(req))),
-        Err(_) => Err(blocking_failed(req)),
-    }
-}
-
-/// Reads the body, refusing one larger than the configured limit.
-pub async fn body(state: &AppState, mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|_| ApiError::bad_request("the request body could not be read"))?;
-        if body.len() + chunk.len() > state.max_body_bytes {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "the request body is larger than {} bytes",
-                    state.max_body_bytes
-                ),
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-pub fn parse_id(text: &str, field: &str) -> Result<Uuid, ApiError> {
-    Uuid::try_parse(text)
-        .map_err(|_| ApiError::bad_request(format!("{field} must be a UUID")).with_field(field))
-}
 
 /// A job as clients see it (the seed platform's `ExportJobResponse`, with more).
 #[derive(Debug, Serialize)]
@@ -596,7 +558,7 @@ pub async fn stats(
                 .await
             {
                 Ok(Ok(runs)) => runs,
-                Ok(Err(err)) => return Err(crate::scheduled::answer(err, &req)),
+                Ok(Err(err)) => return Err(ApiError::from_schedule(err, &request_id(&req))),
                 Err(_) => return Err(blocking_failed(&req)),
             };
         value["scheduled"] = serde_json::to_value(scheduled)

@@ -9,44 +9,17 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use export_domain::{ScheduledReport, ScheduledReportInput};
-use export_schedule::scheduler::{ScheduleError, checked};
+use export_schedule::scheduler::checked;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::app::{AppState, blocking_failed, json, request_id};
 use crate::auth::Caller;
 use crate::error::{ApiError, parse_json};
-use crate::routes::{body, parse_id};
+use crate::http::{body, json, parse_id, request_id, schedule_call as call};
+use crate::state::AppState;
 
 type Data = web::Data<AppState>;
 type Answer = Result<HttpResponse, ApiError>;
-
-/// A scheduler error as a response.
-pub(crate) fn answer(err: ScheduleError, req: &HttpRequest) -> ApiError {
-    match err {
-        ScheduleError::Invalid(problems) => ApiError::from_validation(&problems),
-        ScheduleError::NotFound(id) => {
-            ApiError::not_found(format!("scheduled report {id} does not exist"))
-        }
-        ScheduleError::Forbidden(reason) => ApiError::forbidden(reason),
-        ScheduleError::Engine(err) => ApiError::from_engine(err, &request_id(req)),
-        ScheduleError::Store(err) if err.is_unavailable() => {
-            ApiError::database_unavailable(&request_id(req), err)
-        }
-        other => ApiError::internal(&request_id(req), other),
-    }
-}
-
-async fn call<T: Send + 'static>(
-    req: &HttpRequest,
-    work: impl FnOnce() -> Result<T, ScheduleError> + Send + 'static,
-) -> Result<T, ApiError> {
-    match web::block(work).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => Err(answer(err, req)),
-        Err(_) => Err(blocking_failed(req)),
-    }
-}
 
 fn scheduler(
     state: &AppState,
@@ -103,7 +76,7 @@ pub async fn create(
     payload: web::Payload,
 ) -> Answer {
     let input: ScheduledReportInput = parse_json(&body(&state, payload).await?)?;
-    let request = checked(&input).map_err(|e| answer(e, &req))?;
+    let request = checked(&input).map_err(|e| ApiError::from_schedule(e, &request_id(&req)))?;
     let scheduler = scheduler(&state)?;
     let report = call(&req, move || {
         scheduler.create(&caller.0, request, Utc::now())
@@ -203,7 +176,7 @@ pub async fn update(
         }
     }
     let input: ScheduledReportInput = parse_json(merged.to_string().as_bytes())?;
-    let request = checked(&input).map_err(|e| answer(e, &req))?;
+    let request = checked(&input).map_err(|e| ApiError::from_schedule(e, &request_id(&req)))?;
     let report = call(&req, move || {
         scheduler.update(&caller.0, id, request, active, Utc::now())
     })
@@ -280,7 +253,7 @@ pub async fn preview_unsaved(
 ) -> Answer {
     let count = count(&query)?;
     let input: ScheduledReportInput = parse_json(&body(&state, payload).await?)?;
-    let request = checked(&input).map_err(|e| answer(e, &req))?;
+    let request = checked(&input).map_err(|e| ApiError::from_schedule(e, &request_id(&req)))?;
     let scheduler = scheduler(&state)?;
     let runs = call(&req, move || {
         scheduler.preview_request(&caller.0, &request, Utc::now(), count)

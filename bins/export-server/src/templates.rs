@@ -10,10 +10,10 @@ use chrono::Utc;
 use export_domain::{ExportType, TemplateInput};
 use uuid::Uuid;
 
-use crate::app::{AppState, json};
 use crate::auth::Caller;
 use crate::error::{ApiError, parse_json};
-use crate::routes::{body, engine_call, parse_id};
+use crate::http::{body, engine_call, json, parse_id};
+use crate::state::AppState;
 
 type Data = web::Data<AppState>;
 type Answer = Result<HttpResponse, ApiError>;
