@@ -3,12 +3,15 @@
 //!
 //! Secrets that are not configured (the master key that wraps file keys, the token secret) are
 //! generated on first start into files beside the database, readable by their owner only, so a
-//! fresh checkout runs securely without anyone choosing a key.
+//! fresh checkout runs securely without anyone choosing a key. A generated file appears whole or
+//! not at all, so processes starting together all read the one secret.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
+
+use crate::auth::{MAX_LEEWAY_SECONDS, MIN_SECRET_BYTES};
 
 /// What this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -87,6 +90,8 @@ pub struct Config {
     pub token_secret_file: PathBuf,
     /// PEM public key: tokens are then RS256, signed by the host platform.
     pub token_public_key_file: Option<PathBuf>,
+    /// Seconds of clock skew allowed on a token's `exp` and `nbf`; at most 5.
+    pub token_leeway_seconds: u64,
     /// Days a completed file is kept.
     pub retention_days: i64,
     /// Exports one user may request per hour; 0: no limit.
@@ -142,6 +147,7 @@ impl Default for Config {
             token_secret: None,
             token_secret_file: "data/token.secret".into(),
             token_public_key_file: None,
+            token_leeway_seconds: 5,
             retention_days: 7,
             exports_per_hour: 20,
             requests_per_minute_per_ip: 1200,
@@ -206,6 +212,7 @@ pub const ENV_SETTINGS: &[&str] = &[
     "token_secret",
     "token_secret_file",
     "token_public_key_file",
+    "token_leeway_seconds",
     "retention_days",
     "exports_per_hour",
     "requests_per_minute_per_ip",
@@ -329,6 +336,17 @@ impl Config {
         {
             bail!("s3.bucket must name a bucket");
         }
+        if self.token_leeway_seconds > MAX_LEEWAY_SECONDS {
+            bail!(
+                "token_leeway_seconds (EXPORT_TOKEN_LEEWAY_SECONDS) is {}; at most {MAX_LEEWAY_SECONDS} seconds of clock skew are allowed on token times",
+                self.token_leeway_seconds
+            );
+        }
+        if let Some(secret) = &self.token_secret
+            && self.token_public_key_file.is_none()
+        {
+            check_token_secret(secret, "token_secret (EXPORT_TOKEN_SECRET)")?;
+        }
         Ok(())
     }
 
@@ -362,26 +380,44 @@ impl Config {
     pub fn master_key_hex(&self) -> anyhow::Result<String> {
         match &self.master_key {
             Some(key) => Ok(key.trim().to_owned()),
-            None => secret_file(&self.master_key_file, || {
+            None => secret_file(&self.master_key_file, "master_key_file", 64, || {
                 export_core::storage::MasterKey::generate().to_hex()
             }),
         }
     }
 
-    /// The HS256 token secret: configured, or kept in `token_secret_file`.
+    /// The HS256 token secret, of at least `MIN_SECRET_BYTES`: configured, or kept in
+    /// `token_secret_file`.
     pub fn token_secret(&self) -> anyhow::Result<String> {
-        match &self.token_secret {
-            Some(secret) => Ok(secret.clone()),
-            None => secret_file(&self.token_secret_file, || {
-                export_core::storage::MasterKey::generate().to_hex()
-            }),
-        }
+        let secret = match &self.token_secret {
+            Some(secret) => secret.clone(),
+            None => secret_file(
+                &self.token_secret_file,
+                "token_secret_file",
+                MIN_SECRET_BYTES,
+                || export_core::storage::MasterKey::generate().to_hex(),
+            )?,
+        };
+        check_token_secret(&secret, "token_secret (EXPORT_TOKEN_SECRET)")?;
+        Ok(secret)
     }
+}
+
+/// Refuses an HS256 secret shorter than `MIN_SECRET_BYTES`, naming `setting` but never the secret.
+fn check_token_secret(secret: &str, setting: &str) -> anyhow::Result<()> {
+    if secret.len() < MIN_SECRET_BYTES {
+        bail!(
+            "{setting} is {} bytes long; an HS256 token secret must be at least {MIN_SECRET_BYTES} bytes",
+            secret.len()
+        );
+    }
+    Ok(())
 }
 
 /// A setting's text from the environment as the TOML value its field expects.
 fn typed_value(setting: &str, text: &str) -> anyhow::Result<toml::Value> {
     const INTEGERS: &[&str] = &[
+        "token_leeway_seconds",
         "retention_days",
         "exports_per_hour",
         "requests_per_minute_per_ip",
@@ -427,36 +463,98 @@ fn typed_value(setting: &str, text: &str) -> anyhow::Result<toml::Value> {
     })
 }
 
-/// The secret kept in `path`, made by `generate` and written there (owner-only) when missing.
-fn secret_file(path: &Path, generate: impl FnOnce() -> String) -> anyhow::Result<String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(text.trim().to_owned()),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("cannot create {}", parent.display()))?;
-            }
-            let secret = generate();
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            match options.open(path) {
-                Ok(mut file) => {
-                    std::io::Write::write_all(&mut file, secret.as_bytes())
-                        .with_context(|| format!("cannot write {}", path.display()))?;
-                    log::info!("generated a new secret in {}", path.display());
-                    Ok(secret)
-                }
-                // Another process made it first: use theirs.
-                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-                    Ok(std::fs::read_to_string(path)?.trim().to_owned())
-                }
-                Err(err) => Err(err).with_context(|| format!("cannot create {}", path.display())),
-            }
-        }
-        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+/// The secret kept in `path` (the setting `setting`), of at least `min_bytes`: read, or made by
+/// `generate` and put there owner-only when missing. A new secret is written whole to a temporary
+/// file beside `path`, synced, then linked into place, which fails when another process got there
+/// first: its secret is then read instead. So a reader never sees a half-written file.
+fn secret_file(
+    path: &Path,
+    setting: &str,
+    min_bytes: usize,
+    generate: impl FnOnce() -> String,
+) -> anyhow::Result<String> {
+    match read_secret(path, setting, min_bytes) {
+        Err(err) if is_not_found(&err) => {}
+        other => return other,
     }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let secret = generate();
+    let name = path
+        .file_name()
+        .with_context(|| format!("{setting} {} names no file", path.display()))?;
+    let temporary = TemporaryFile(parent.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        uuid::Uuid::new_v4().simple()
+    )));
+    write_synced(&temporary.0, secret.as_bytes())
+        .with_context(|| format!("cannot write {}", temporary.0.display()))?;
+    match std::fs::hard_link(&temporary.0, path) {
+        Ok(()) => {
+            // The link is durable once the folder is.
+            if let Ok(folder) = std::fs::File::open(parent) {
+                let _ = folder.sync_all();
+            }
+            log::info!("generated a new secret in {}", path.display());
+            Ok(secret)
+        }
+        // Another process put its secret there first: use theirs.
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            read_secret(path, setting, min_bytes)
+        }
+        Err(err) => Err(err).with_context(|| format!("cannot create {}", path.display())),
+    }
+}
+
+/// A file removed when dropped, on every path.
+struct TemporaryFile(PathBuf);
+
+impl Drop for TemporaryFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Writes `bytes` to the new file `path`, owner-only, and syncs it to disk.
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.sync_all()
+}
+
+/// The trimmed secret in `path`; an empty or short one is an error naming the file and `setting`.
+fn read_secret(path: &Path, setting: &str, min_bytes: usize) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        bail!(
+            "the secret file {} ({setting}) is empty; it must hold a secret of at least {min_bytes} bytes",
+            path.display()
+        );
+    }
+    if secret.len() < min_bytes {
+        bail!(
+            "the secret file {} ({setting}) holds {} bytes; a secret of at least {min_bytes} bytes is required",
+            path.display(),
+            secret.len()
+        );
+    }
+    Ok(secret.to_owned())
+}
+
+fn is_not_found(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
 }
 
 #[cfg(test)]
@@ -538,5 +636,123 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn concurrent_starts_never_produce_an_empty_secret() {
+        const THREADS: usize = 8;
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..100 {
+            let path = dir.path().join(format!("round-{round}/token.secret"));
+            let gate = std::sync::Barrier::new(THREADS);
+            let secrets: Vec<String> = std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..THREADS)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            gate.wait();
+                            secret_file(&path, "token_secret_file", MIN_SECRET_BYTES, || {
+                                export_core::storage::MasterKey::generate().to_hex()
+                            })
+                            .unwrap()
+                        })
+                    })
+                    .collect();
+                workers.into_iter().map(|w| w.join().unwrap()).collect()
+            });
+            assert_eq!(secrets[0].len(), 64, "round {round}: {secrets:?}");
+            assert!(
+                secrets.iter().all(|s| *s == secrets[0]),
+                "round {round}: every start reads the one secret: {secrets:?}"
+            );
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), secrets[0]);
+            let left: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(left.len(), 1, "no temporary file is left: {left:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_or_short_secret_file_is_refused_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            master_key_file: dir.path().join("master.key"),
+            token_secret_file: dir.path().join("token.secret"),
+            ..Config::default()
+        };
+        for (contents, says) in [
+            ("", "is empty"),
+            ("\n", "is empty"),
+            ("0f1e2d", "holds 6 bytes"),
+        ] {
+            std::fs::write(&config.master_key_file, contents).unwrap();
+            let err = format!("{:#}", config.master_key_hex().unwrap_err());
+            assert!(err.contains(says), "{err}");
+            assert!(
+                err.contains("master_key_file") && err.contains("at least 64"),
+                "{err}"
+            );
+            std::fs::write(&config.token_secret_file, contents).unwrap();
+            let err = format!("{:#}", config.token_secret().unwrap_err());
+            assert!(err.contains(says), "{err}");
+            assert!(
+                err.contains("token_secret_file") && err.contains("at least 32"),
+                "{err}"
+            );
+        }
+        std::fs::write(&config.token_secret_file, "a".repeat(31)).unwrap();
+        let err = format!("{:#}", config.token_secret().unwrap_err());
+        assert!(
+            err.contains("holds 31 bytes") && err.contains("at least 32"),
+            "{err}"
+        );
+        std::fs::write(&config.token_secret_file, "a".repeat(32)).unwrap();
+        assert_eq!(config.token_secret().unwrap(), "a".repeat(32));
+    }
+
+    #[test]
+    fn a_short_token_secret_is_refused_with_the_minimum() {
+        for secret in ["", &"s".repeat(31)] {
+            let err = Config::load(None, env_of(&[("EXPORT_TOKEN_SECRET", secret)])).unwrap_err();
+            let err = format!("{err:#}");
+            assert!(
+                err.contains("EXPORT_TOKEN_SECRET") && err.contains("at least 32 bytes"),
+                "{err}"
+            );
+            assert!(
+                secret.is_empty() || !err.contains(secret),
+                "the secret is not echoed: {err}"
+            );
+        }
+        let config =
+            Config::load(None, env_of(&[("EXPORT_TOKEN_SECRET", &"s".repeat(32))])).unwrap();
+        assert_eq!(config.token_secret().unwrap().len(), 32);
+    }
+
+    #[test]
+    fn a_token_leeway_above_five_seconds_is_refused() {
+        assert_eq!(
+            Config::load(None, env_of(&[]))
+                .unwrap()
+                .token_leeway_seconds,
+            5
+        );
+        let config = Config::load(None, env_of(&[("EXPORT_TOKEN_LEEWAY_SECONDS", "0")])).unwrap();
+        assert_eq!(config.token_leeway_seconds, 0);
+        let err = Config::load(None, env_of(&[("EXPORT_TOKEN_LEEWAY_SECONDS", "6")])).unwrap_err();
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("EXPORT_TOKEN_LEEWAY_SECONDS") && err.contains("at most 5"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("server.toml");
+        std::fs::write(&file, "token_leeway_seconds = 30\n").unwrap();
+        let err = format!("{:#}", Config::load(Some(&file), env_of(&[])).unwrap_err());
+        assert!(
+            err.contains("token_leeway_seconds") && err.contains("at most 5"),
+            "{err}"
+        );
     }
 }

@@ -152,6 +152,7 @@ impl ApiError {
     /// The response of an engine error for request `request_id`.
     pub fn from_engine(err: EngineError, request_id: &str) -> ApiError {
         match err {
+            EngineError::Unidentified(reason) => ApiError::unauthorized(reason.to_string()),
             EngineError::Invalid(problems) => ApiError::from_validation(&problems),
             EngineError::Forbidden(reason) => ApiError::forbidden(reason),
             EngineError::JobNotFound(id) => {

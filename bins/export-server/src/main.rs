@@ -85,6 +85,19 @@ fn run() -> anyhow::Result<()> {
         redact_url(&config.database_url)
     );
 
+    // Token settings are checked before anything else starts.
+    let tokens = match (config.role.serves_api(), &config.token_public_key_file) {
+        (false, _) => None,
+        (true, Some(path)) => Some(auth::TokenVerifier::rs256(
+            &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+            config.token_leeway_seconds,
+        )?),
+        (true, None) => Some(auth::TokenVerifier::hs256(
+            config.token_secret()?.as_bytes(),
+            config.token_leeway_seconds,
+        )?),
+    };
+
     if let Some(parent) = std::path::Path::new(&config.database_url)
         .parent()
         .filter(|p| !config.database_url.contains("://") && !p.as_os_str().is_empty())
@@ -201,13 +214,7 @@ fn run() -> anyhow::Result<()> {
         )
     });
 
-    if config.role.serves_api() {
-        let tokens = match &config.token_public_key_file {
-            Some(path) => auth::TokenVerifier::rs256(
-                &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
-            )?,
-            None => auth::TokenVerifier::hs256(config.token_secret()?.as_bytes()),
-        };
+    if let Some(tokens) = tokens {
         let state = web::Data::new(state::AppState {
             engine: engine.clone(),
             tokens,

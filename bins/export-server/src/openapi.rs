@@ -755,13 +755,14 @@ mod tests {
         }
     }
 
-    const SECRET: &[u8] = b"the openapi test's token secret";
+    const SECRET: &[u8] = b"the openapi test's token secret, 32 bytes or more";
 
     fn token(user: Uuid, role: Role, exp_in: i64) -> String {
         let claims = crate::auth::Claims {
             sub: user.to_string(),
             role: role.to_string(),
             exp: Utc::now().timestamp() + exp_in,
+            nbf: None,
             iat: None,
         };
         jsonwebtoken::encode(
@@ -831,7 +832,7 @@ mod tests {
     ) -> web::Data<AppState> {
         web::Data::new(AppState {
             engine: engine.clone(),
-            tokens: crate::auth::TokenVerifier::hs256(SECRET),
+            tokens: crate::auth::TokenVerifier::hs256(SECRET, 5).unwrap(),
             metrics: Arc::new(crate::metrics::Metrics::default()),
             ip_limiter: IpLimiter::new(per_minute_per_ip),
             proxies: TrustedProxies::default(),

@@ -1,9 +1,11 @@
 //! The `ExportEngine`: submit an export on behalf of a user, let a worker produce it, and hand the
 //! file back to its owner, with every step audited. Authorization lives here: a therapist exports
 //! only patients they actively care for and sees only their own jobs; patients export nothing.
-//! Document templates (`templates`) are managed through the engine too.
+//! Document templates (`templates`) are managed through the engine too, and who a caller is
+//! (`identity`) is decided from the records.
 
 mod access;
+mod identity;
 mod templates;
 
 use std::io::Cursor;
@@ -29,6 +31,7 @@ use crate::produce::{ProduceError, Producer};
 use crate::source::{ClinicalSource, SourceError};
 use crate::storage::{FileKey, FileStore, StorageError};
 pub use access::{AuditTrailExport, ReadChannel};
+pub use identity::IdentityError;
 
 /// Who is asking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +52,9 @@ pub struct RequestOrigin {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
+    /// A verified token that names no known user, or claims a role the records do not hold.
+    #[error("not identified: {0}")]
+    Unidentified(IdentityError),
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
     #[error("invalid request: {0}")]

@@ -45,30 +45,23 @@ impl Server {
         env: &[(&str, &str)],
         args: &[&str],
     ) -> Server {
+        let command = server_command(data.path(), url, env, args);
+        Server::start_command(data, command)
+    }
+
+    /// Starts `command` (see `server_command`), whose files are in `data`.
+    pub fn start_command(data: tempfile::TempDir, mut command: Command) -> Server {
+        let database_url = command
+            .get_envs()
+            .find(|(name, _)| *name == "EXPORT_DATABASE_URL")
+            .and_then(|(_, value)| value?.to_str().map(str::to_owned))
+            .unwrap_or_default();
         let log = data
             .path()
             .join(format!("server-{}.log", uuid::Uuid::new_v4().simple()));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_export-server"));
         command
-            .args(["--seed-demo", "--bind", "127.0.0.1:0"])
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("EXPORT_DATABASE_URL", url)
-            .env("EXPORT_STORAGE_DIR", data.path().join("files"))
-            .env("EXPORT_MASTER_KEY", MASTER_KEY)
-            .env("EXPORT_TOKEN_SECRET", SECRET)
-            .env(
-                "EXPORT_FIXTURES_DIR",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures"),
-            )
-            .env("EXPORT_WORKERS", "2")
-            .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap());
-        for (name, value) in env {
-            command.env(name, value);
-        }
         let mut child = command.spawn().expect("export-server starts");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
@@ -92,7 +85,7 @@ impl Server {
             base,
             child,
             data,
-            database_url: url.to_owned(),
+            database_url,
             log,
         }
     }
@@ -129,6 +122,58 @@ pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
     }
 }
 
+/// The `export-server` command the tests run: the demo practice seeded, listening on a free port,
+/// over the database at `url`, with files in `data`, then `env` and `args` on top.
+pub fn server_command(data: &Path, url: &str, env: &[(&str, &str)], args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_export-server"));
+    command
+        .args(["--seed-demo", "--bind", "127.0.0.1:0"])
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("EXPORT_DATABASE_URL", url)
+        .env("EXPORT_STORAGE_DIR", data.join("files"))
+        .env("EXPORT_MASTER_KEY", MASTER_KEY)
+        .env("EXPORT_TOKEN_SECRET", SECRET)
+        .env(
+            "EXPORT_FIXTURES_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures"),
+        )
+        .env("EXPORT_WORKERS", "2")
+        .env("RUST_LOG", "info");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
+}
+
+/// Runs `command`, which must stop without ever listening: its exit status and what it wrote to
+/// stderr. A server that starts listening instead is stopped and the test fails.
+pub fn refused_start(mut command: Command) -> (std::process::ExitStatus, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("export-server starts");
+    let stdout = child.stdout.take().unwrap();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap_or_default();
+        if line.starts_with("listening on ") {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "export-server started although it should not have:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
@@ -162,6 +207,16 @@ pub fn token_for(user: &str, role: &str, minutes: i64, secret: &str) -> String {
 
 pub fn token(user: &str, role: &str) -> String {
     token_for(user, role, 60, SECRET)
+}
+
+/// A token of these `claims`, signed with `algorithm` and the tests' secret.
+pub fn signed(algorithm: jsonwebtoken::Algorithm, claims: &serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(algorithm),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
 }
 
 /// An answer: status, headers we look at, body.
