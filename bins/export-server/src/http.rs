@@ -63,16 +63,33 @@ pub fn json<T: serde::Serialize>(status: actix_web::http::StatusCode, value: &T)
     HttpResponse::build(status).json(value)
 }
 
+/// Runs `work` on the blocking pool; its error becomes a response through `answer`.
+async fn on_blocking_pool<T: Send + 'static, E: Send + 'static>(
+    req: &HttpRequest,
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+    answer: fn(E, &str) -> ApiError,
+) -> Result<T, ApiError> {
+    match web::block(work).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(answer(err, &request_id(req))),
+        Err(_) => Err(blocking_failed(req)),
+    }
+}
+
 /// Runs `work` on the blocking pool and maps an engine error to its response.
 pub async fn engine_call<T: Send + 'static>(
     req: &HttpRequest,
     work: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    match web::block(work).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => Err(ApiError::from_engine(err, &request_id(req))),
-        Err(_) => Err(blocking_failed(req)),
-    }
+    on_blocking_pool(req, work, ApiError::from_engine).await
+}
+
+/// Runs `work` on the blocking pool and maps a scheduler error to its response.
+pub async fn schedule_call<T: Send + 'static>(
+    req: &HttpRequest,
+    work: impl FnOnce() -> Result<T, ScheduleError> + Send + 'static,
+) -> Result<T, ApiError> {
+    on_blocking_pool(req, work, ApiError::from_schedule).await
 }
 
 /// Reads the body, refusing one larger than the configured limit.
@@ -99,16 +116,4 @@ pub async fn body(state: &AppState, mut payload: web::Payload) -> Result<Vec<u8>
 pub fn parse_id(text: &str, field: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(text)
         .map_err(|_| ApiError::bad_request(format!("{field} must be a UUID")).with_field(field))
-}
-
-/// Runs `work` on the blocking pool and maps a scheduler error to its response.
-pub async fn schedule_call<T: Send + 'static>(
-    req: &HttpRequest,
-    work: impl FnOnce() -> Result<T, ScheduleError> + Send + 'static,
-) -> Result<T, ApiError> {
-    match web::block(work).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => Err(ApiError::from_schedule(err, &request_id(req))),
-        Err(_) => Err(blocking_failed(req)),
-    }
 }

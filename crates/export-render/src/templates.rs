@@ -360,8 +360,18 @@ const BLOCK_TAGS: [&str; 9] = [
     "autoescape",
 ];
 
-/// The `{% … %}` tags of `source`: (line, the tag's text without delimiters).
-fn tags(source: &str) -> Vec<(usize, &str)> {
+/// A `{% … %}` tag of a source.
+struct Tag<'s> {
+    line: usize,
+    /// Where `{%` starts and where `%}` ends, in bytes.
+    start: usize,
+    end: usize,
+    /// The text between the delimiters, trimmed.
+    text: &'s str,
+}
+
+/// The `{% … %}` tags of `source`, in order.
+fn tags(source: &str) -> Vec<Tag<'_>> {
     let mut found = Vec::new();
     let mut offset = 0;
     while let Some(start) = source[offset..].find("{%").map(|s| offset + s) {
@@ -370,7 +380,12 @@ fn tags(source: &str) -> Vec<(usize, &str)> {
         };
         let tag = source[start + 2..start + len]
             .trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
-        found.push((1 + source[..start].matches('\n').count(), tag));
+        found.push(Tag {
+            line: 1 + source[..start].matches('\n').count(),
+            start,
+            end: start + len + 2,
+            text: tag,
+        });
         offset = start + len + 2;
     }
     found
@@ -380,7 +395,10 @@ fn tags(source: &str) -> Vec<(usize, &str)> {
 /// the first that is not (the parser's own message for this points at the end of the file).
 fn check_blocks(source: &str) -> Result<(), TemplateError> {
     let mut open: Vec<(&str, usize)> = Vec::new();
-    for (line, tag) in tags(source) {
+    for Tag {
+        line, text: tag, ..
+    } in tags(source)
+    {
         let word = tag.split_whitespace().next().unwrap_or("");
         if let Some(&opened) = BLOCK_TAGS.iter().find(|t| **t == word) {
             open.push((opened, line));
@@ -420,8 +438,13 @@ fn check_blocks(source: &str) -> Result<(), TemplateError> {
 fn check_references(source: &str) -> Result<(), TemplateError> {
     let mut macros: Vec<(String, usize, String)> = Vec::new();
     let mut current: Option<(String, usize, usize)> = None;
-    let mut offset_of_tag = 0;
-    for (line, tag) in tags(source) {
+    for Tag {
+        line,
+        start,
+        end,
+        text: tag,
+    } in tags(source)
+    {
         let mut words = tag.splitn(2, char::is_whitespace);
         let word = words.next().unwrap_or("");
         let rest = words.next().unwrap_or("").trim_start();
@@ -466,13 +489,6 @@ fn check_references(source: &str) -> Result<(), TemplateError> {
                 }
             }
         }
-        // Where this tag ends in the source, to cut out macro bodies.
-        let at = source[offset_of_tag..]
-            .find(tag)
-            .map(|i| offset_of_tag + i)
-            .unwrap_or(offset_of_tag);
-        let end = source[at..].find("%}").map(|i| at + i + 2).unwrap_or(at);
-        offset_of_tag = end;
         if word == "macro" {
             let name: String = rest
                 .chars()
@@ -482,8 +498,7 @@ fn check_references(source: &str) -> Result<(), TemplateError> {
         } else if word == "endmacro"
             && let Some((name, line, body_start)) = current.take()
         {
-            let body_end = source[..at].rfind("{%").unwrap_or(at).max(body_start);
-            macros.push((name, line, source[body_start..body_end].to_owned()));
+            macros.push((name, line, source[body_start..start].to_owned()));
         }
     }
     let calls = |body: &str, callee: &str| {
@@ -643,14 +658,14 @@ impl TemplateEngine {
         Ok(Document { meta, blocks })
     }
 
-    /// Renders a custom template's `source` to markup in this process, under the limits.
+    /// Renders a custom template's `source` to markup in this process, under the limits; the
+    /// source has passed `check_blocks` and `check_references` (in `render_custom`, before a
+    /// sandbox is started for it).
     pub(crate) fn render_custom_markup(
         &self,
         source: &str,
         context: &impl Serialize,
     ) -> Result<String, TemplateError> {
-        check_blocks(source)?;
-        check_references(source)?;
         let template = self
             .sandbox
             .template_from_named_str(CUSTOM, source)
