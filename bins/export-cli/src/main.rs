@@ -10,7 +10,7 @@ mod render;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use export_core::worker::WorkerConfig;
+use export_core::worker::{WorkerConfig, worker_identity};
 use export_domain::{ExportFormat, Role};
 use export_store::{Store, clinical, jobs, seed};
 
@@ -68,9 +68,10 @@ enum Command {
         /// The master key (64 hex digits) that wraps every file's key.
         #[arg(long, env = "EXPORT_MASTER_KEY", hide_env_values = true)]
         master_key: String,
-        /// This worker's name in job leases.
-        #[arg(long, default_value = "worker")]
-        name: String,
+        /// This worker's name in job leases; it must be unique among the processes sharing the
+        /// database. By default the host name, the process id and a random suffix.
+        #[arg(long)]
+        name: Option<String>,
         /// Keep polling once the queue is empty instead of stopping.
         #[arg(long)]
         watch: bool,
@@ -200,7 +201,7 @@ fn main() -> anyhow::Result<()> {
             &master_key,
             WorkerConfig {
                 workers,
-                name,
+                name: name.unwrap_or_else(worker_identity),
                 idle_poll: std::time::Duration::from_millis(200),
                 grace: std::time::Duration::from_secs(grace_seconds),
             },

@@ -18,8 +18,9 @@ use crate::engine::ExportEngine;
 pub struct WorkerConfig {
     /// How many jobs run at once.
     pub workers: usize,
-    /// The workers' name prefix; worker `i` is `<name>-<i>`. Names must be unique among the
-    /// processes sharing a database: the default adds the host's process id.
+    /// The workers' name prefix; worker `i` is `<name>-<i>`, as jobs' `lease_owner` shows it.
+    /// Names must be unique among the processes sharing a database, or one process could
+    /// release another's jobs: the default, [`worker_identity`], is.
     pub name: String,
     /// How long an idle worker waits before looking for work again, unless woken.
     pub idle_poll: Duration,
@@ -31,11 +32,34 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             workers: 2,
-            name: format!("worker-{}", std::process::id()),
+            name: worker_identity(),
             idle_poll: Duration::from_millis(500),
             grace: Duration::from_secs(30),
         }
     }
+}
+
+/// A worker name no other process shares: the host's name, this process's id and a random
+/// suffix, such as `clinic-db1-4711-9f3a2c1b`. The host name alone repeats across replicas, and
+/// the process id alone across containers (where every main process is pid 1).
+pub fn worker_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+        .take(63)
+        .collect();
+    let host = if host.is_empty() {
+        "worker".to_owned()
+    } else {
+        host
+    };
+    let suffix = (Uuid::new_v4().as_u128() & 0xffff_ffff) as u32;
+    format!("{host}-{}-{suffix:08x}", std::process::id())
 }
 
 /// What shutting down did.
@@ -147,6 +171,13 @@ impl WorkerPool {
         self.shared.lock().running
     }
 
+    /// Stops claiming new jobs at once; running ones go on. [`shutdown`](Self::shutdown) then
+    /// waits for them: for a process that has just been asked to stop.
+    pub fn stop_claiming(&self) {
+        self.shared.lock().stopping = true;
+        self.shared.changed.notify_all();
+    }
+
     /// Stops claiming, waits up to the grace period for running jobs, then releases the jobs
     /// still held. Workers still rendering then are left to finish on their own; their results
     /// are discarded, because the jobs are no longer theirs.
@@ -206,7 +237,19 @@ fn work(
             state.running += 1;
             state.wakeups
         };
-        let outcome = engine.run_next(name, Utc::now());
+        // A panic outside the render (which `run_next` catches itself) costs this turn, never
+        // the thread: the job's lease lapses and the attempt is counted when it is claimed again.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            match engine.fail_lost_jobs(Utc::now()) {
+                Ok(lost) => lost.iter().for_each(observe),
+                Err(err) => log::warn!("worker {name}: failing lost jobs: {err}"),
+            }
+            engine.run_next(name, Utc::now())
+        }))
+        .unwrap_or_else(|_| {
+            log::error!("worker {name}: a job attempt panicked outside the render");
+            Ok(None)
+        });
         if let Ok(Some(job)) = &outcome {
             observe(job);
         }

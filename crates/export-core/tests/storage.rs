@@ -153,13 +153,20 @@ fn keys_never_reach_outside_the_storage_root() {
         FileKey::parse(&good).unwrap(),
         FileKey::for_job(id, ExportFormat::Pdf)
     );
-    let attempt = format!("exports/{}.2.pdf", id.hyphenated());
+    let attempt = format!("exports/{}.2-00c0ffee.pdf", id.hyphenated());
     assert_eq!(
         FileKey::parse(&attempt).unwrap(),
-        FileKey::for_attempt(id, 2, ExportFormat::Pdf)
+        FileKey::for_attempt(id, 2, 0xc0ffee, ExportFormat::Pdf)
     );
+    // Keys stored before attempts drew a claim number still read back.
+    let legacy = format!("exports/{}.2.pdf", id.hyphenated());
+    assert_eq!(FileKey::parse(&legacy).unwrap().as_str(), legacy);
     for bad in [
         "exports/00000000-0000-0000-0000-000000001234.02.pdf",
+        "exports/00000000-0000-0000-0000-000000001234.2-C0FFEE00.pdf",
+        "exports/00000000-0000-0000-0000-000000001234.2-c0ffee.pdf",
+        "exports/00000000-0000-0000-0000-000000001234.2-.pdf",
+        "exports/00000000-0000-0000-0000-000000001234.2-+c0ffee0.pdf",
         "exports/00000000-0000-0000-0000-000000001234.-1.pdf",
         "exports/00000000-0000-0000-0000-000000001234.1.2.pdf",
         "exports/00000000-0000-0000-0000-000000001234..pdf",

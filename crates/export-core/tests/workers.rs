@@ -2,7 +2,11 @@
 //! test to open a gate, so a job is "running" exactly as long as the test wants: a pool finishes
 //! what is submitted; a long job keeps its lease and records progress; shutdown lets a job finish
 //! within the grace period, releases one that does not, and the released job's late result is
-//! discarded; a job cancelled while it runs leaves no file.
+//! discarded; a job cancelled while it runs leaves no file. Every failure counts an attempt: a
+//! file store that cannot store ends the job failed after `max_attempts` with its reason, a
+//! panicking dataset fails its job and the worker goes on with the next, and a job whose workers
+//! were all lost fails as such. Waits are on events (a gate, the pool's observer, a state the
+//! database shows), never on the machine's speed.
 
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
@@ -213,8 +217,10 @@ fn a_pool_finishes_what_is_submitted_and_a_long_job_keeps_its_lease(db: &TestDat
         j.status == JobStatus::Processing
     });
     let first_lease = running.lease_expires_at.unwrap();
-    std::thread::sleep(Duration::from_millis(2_000));
-    let later = job_now(db, slow.id);
+    let later = wait_for(db, slow.id, "the lease to be renewed past a lapse", |j| {
+        j.lease_expires_at
+            .is_some_and(|at| at > first_lease + chrono::Duration::seconds(1))
+    });
     assert_eq!(later.status, JobStatus::Processing);
     assert_eq!(later.attempts, 1, "no one took the job over");
     assert!(later.lease_expires_at.unwrap() > first_lease + chrono::Duration::seconds(1));
@@ -238,20 +244,33 @@ fn shutdown_waits_for_the_grace_period_then_releases(db: &TestDatabase) {
     wait_for(db, job.id, "the job to start", |j| {
         j.status == JobStatus::Processing
     });
-    let gate = setup.gate.clone();
-    let opener = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        gate.open();
-    });
+    // Asked to stop while the job runs: nothing new is claimed, the running job may finish.
+    first.stop_claiming();
+    let waiting = submit(&setup, "goals");
+    setup.gate.open();
     let report = first.shutdown();
-    opener.join().unwrap();
     assert_eq!((report.jobs_run, report.released.len()), (1, 0));
     assert_eq!(job_now(db, job.id).status, JobStatus::Completed);
+    assert_eq!(job_now(db, waiting.id).status, JobStatus::Pending);
+    let origin = RequestOrigin::default();
+    let cancelled =
+        (setup.engine).cancel_or_delete(&setup.margaret, waiting.id, &origin, Utc::now());
+    assert_eq!(cancelled.unwrap().status, JobStatus::Cancelled);
 
     // Past the grace period: the job goes back to the queue, its attempt not counted.
     let setup = self::setup(db, chrono::Duration::seconds(30));
     let job = submit(&setup, "gated");
-    let second = pool(&setup, "impatient", 1, Duration::from_millis(200));
+    let (finished, attempts) = std::sync::mpsc::channel();
+    let second = WorkerPool::start_observed(
+        setup.engine.clone(),
+        WorkerConfig {
+            workers: 1,
+            name: "impatient".into(),
+            idle_poll: Duration::from_millis(50),
+            grace: Duration::from_millis(200),
+        },
+        move |job| finished.send(job.clone()).unwrap(),
+    );
     wait_for(db, job.id, "the job to start", |j| {
         j.status == JobStatus::Processing
     });
@@ -264,7 +283,8 @@ fn shutdown_waits_for_the_grace_period_then_releases(db: &TestDatabase) {
     );
     // The old worker finishes late: its result is no longer wanted.
     setup.gate.open();
-    std::thread::sleep(Duration::from_millis(500));
+    let late = attempts.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!((late.id, late.status), (job.id, JobStatus::Pending));
     assert_eq!(job_now(db, job.id).status, JobStatus::Pending);
     assert_eq!(files_in(&setup), 0, "the late result was discarded");
     // The next start finishes it, once.
@@ -302,4 +322,240 @@ fn a_job_cancelled_while_it_runs_leaves_no_file(db: &TestDatabase) {
     assert_eq!((after.status, after.file_key), (JobStatus::Cancelled, None));
     assert_eq!(files_in(&setup), 0);
     assert_eq!(created_entries(db, job.id), 0);
+}
+
+/// A file store whose disk is full: every `put` fails as a full disk does, after reading what it
+/// was given.
+struct FullDisk;
+
+impl export_core::storage::FileStore for FullDisk {
+    fn put(
+        &self,
+        _key: &export_core::storage::FileKey,
+        content: &mut dyn std::io::Read,
+    ) -> Result<export_core::storage::StoredFile, export_core::storage::StorageError> {
+        std::io::copy(content, &mut std::io::sink())?;
+        Err(std::io::Error::from(std::io::ErrorKind::StorageFull).into())
+    }
+
+    fn open(
+        &self,
+        key: &export_core::storage::FileKey,
+        _wrapped_key: &str,
+    ) -> Result<Box<dyn std::io::Read + Send>, export_core::storage::StorageError> {
+        Err(export_core::storage::StorageError::NotFound(
+            key.as_str().to_owned(),
+        ))
+    }
+
+    fn delete(
+        &self,
+        _key: &export_core::storage::FileKey,
+    ) -> Result<bool, export_core::storage::StorageError> {
+        Ok(false)
+    }
+}
+
+/// The host's own dataset whose rows panic, as a bug in a renderer or a dataset would.
+struct Panicking;
+
+impl Dataset for Panicking {
+    fn name(&self) -> &str {
+        "panicking"
+    }
+
+    fn description(&self) -> &str {
+        "a test dataset with a bug"
+    }
+
+    fn audience(&self) -> Audience {
+        Audience::Therapists
+    }
+
+    fn columns(&self) -> Vec<Column> {
+        vec![Column::new("n", ColumnKind::Text)]
+    }
+
+    fn filters(&self) -> &[FilterSpec] {
+        &[]
+    }
+
+    fn rows(&self, _query: &DatasetQuery<'_>) -> Result<Box<dyn RowSource + Send>, DatasetError> {
+        panic!("a bug in the dataset");
+    }
+}
+
+fn entries(db: &TestDatabase, id: Uuid, action: AuditAction) -> Vec<export_domain::AuditEntry> {
+    let mut conn = db.store.connection().unwrap();
+    let filter = audit::AuditFilter {
+        export_job_id: Some(id),
+        action: Some(action),
+        ..Default::default()
+    };
+    audit::list(&mut conn, &filter).unwrap()
+}
+
+test_on_both_backends! {
+    a_full_disk_fails_the_job_after_max_attempts_with_its_reason,
+    a_panicking_dataset_fails_its_job_and_the_worker_goes_on,
+    a_job_whose_workers_were_all_lost_fails_as_worker_lost,
+}
+
+fn a_full_disk_fails_the_job_after_max_attempts_with_its_reason(db: &TestDatabase) {
+    let seeded = setup(db, chrono::Duration::minutes(5));
+    let engine = ExportEngine::new(
+        db.store.clone(),
+        Arc::new(FullDisk),
+        Arc::new(StoreSource(db.store.clone())),
+        EngineConfig::default(), // max_attempts 3
+    );
+    let start = Utc::now();
+    let request = DatasetInput {
+        format: "csv".into(),
+        ..Default::default()
+    }
+    .validate("goals")
+    .unwrap();
+    let origin = RequestOrigin::default();
+    let job = engine
+        .submit(
+            &seeded.margaret,
+            ExportRequest::Dataset(request),
+            None,
+            &origin,
+            start,
+        )
+        .unwrap();
+    // The clock moves an hour between attempts, past any backoff.
+    for attempt in 1..=3 {
+        let at = start + chrono::Duration::hours(attempt);
+        let after = engine.run_next("w", at).unwrap().unwrap();
+        assert_eq!((after.id, after.attempts), (job.id, attempt as i32));
+        let expected = if attempt < 3 {
+            JobStatus::Pending
+        } else {
+            JobStatus::Failed
+        };
+        assert_eq!(after.status, expected, "after attempt {attempt}");
+        assert!(after.lease_owner.is_none(), "never left processing");
+        let reason = after.error_message.unwrap_or_default();
+        assert!(reason.starts_with("storage unavailable"), "{reason}");
+    }
+    assert_eq!(
+        engine
+            .run_next("w", start + chrono::Duration::hours(9))
+            .unwrap(),
+        None
+    );
+    let failed = entries(db, job.id, AuditAction::Failed);
+    assert_eq!(
+        failed.len(),
+        1,
+        "one failure entry, when the job failed for good"
+    );
+    assert_eq!(failed[0].entry.outcome, export_domain::AuditOutcome::Error);
+    assert_eq!(failed[0].entry.user_id, Some(seeded.margaret.user_id));
+    assert_eq!(
+        failed[0].entry.metadata,
+        serde_json::json!({"reason": "storage", "attempts": 3}),
+        "a kind, never an error text"
+    );
+}
+
+fn a_panicking_dataset_fails_its_job_and_the_worker_goes_on(db: &TestDatabase) {
+    let seeded = setup(db, chrono::Duration::minutes(5));
+    let files = tempfile::tempdir().unwrap();
+    let engine = ExportEngine::new(
+        db.store.clone(),
+        Arc::new(LocalFileStore::new(files.path(), MasterKey::generate()).unwrap()),
+        Arc::new(StoreSource(db.store.clone())),
+        EngineConfig {
+            max_attempts: 1,
+            ..EngineConfig::default()
+        },
+    )
+    .with_dataset(Arc::new(Panicking));
+    let submit = |dataset: &str| {
+        let request = DatasetInput {
+            format: "csv".into(),
+            ..Default::default()
+        }
+        .validate(dataset)
+        .unwrap();
+        let origin = RequestOrigin::default();
+        let at = Utc::now() - chrono::Duration::seconds(1);
+        engine
+            .submit(
+                &seeded.margaret,
+                ExportRequest::Dataset(request),
+                None,
+                &origin,
+                at,
+            )
+            .unwrap()
+    };
+    let buggy = submit("panicking");
+    let next = submit("goals");
+    let (finished, attempts) = std::sync::mpsc::channel();
+    let engine = Arc::new(engine);
+    let pool = WorkerPool::start_observed(
+        engine.clone(),
+        WorkerConfig {
+            workers: 1,
+            name: "one".into(),
+            idle_poll: Duration::from_millis(50),
+            grace: Duration::from_secs(10),
+        },
+        move |job| finished.send(job.clone()).unwrap(),
+    );
+    let first = attempts.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!((first.id, first.status), (buggy.id, JobStatus::Failed));
+    assert_eq!(
+        first.error_message.as_deref(),
+        Some("internal error while rendering")
+    );
+    // The same (only) worker thread lives on and produces the next job.
+    let second = attempts.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!((second.id, second.status), (next.id, JobStatus::Completed));
+    let report = pool.shutdown();
+    assert_eq!((report.jobs_run, report.released.len()), (2, 0));
+    let failed = entries(db, buggy.id, AuditAction::Failed);
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].entry.metadata["reason"], "panic");
+}
+
+fn a_job_whose_workers_were_all_lost_fails_as_worker_lost(db: &TestDatabase) {
+    let seeded = setup(db, chrono::Duration::minutes(5));
+    let job = submit(&seeded, "goals");
+    let lease = chrono::Duration::minutes(5);
+    let start = Utc::now();
+    // Three workers claim the job and die holding it.
+    for attempt in 1..=3 {
+        let mut conn = db.store.connection().unwrap();
+        let at = start + chrono::Duration::minutes(10 * attempt);
+        let claimed = jobs::claim_next(&mut conn, &format!("dead-{attempt}"), at, lease)
+            .unwrap()
+            .unwrap();
+        assert_eq!(claimed.id, job.id);
+    }
+    let later = start + chrono::Duration::minutes(40);
+    assert_eq!(
+        seeded.engine.run_next("alive", later).unwrap(),
+        None,
+        "not claimed again"
+    );
+    let lost = seeded.engine.fail_lost_jobs(later).unwrap();
+    assert_eq!(lost.len(), 1);
+    assert_eq!((lost[0].id, lost[0].status), (job.id, JobStatus::Failed));
+    assert_eq!(
+        lost[0].error_message.as_deref(),
+        Some("worker lost 3 times")
+    );
+    let failed = entries(db, job.id, AuditAction::Failed);
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        failed[0].entry.metadata,
+        serde_json::json!({"reason": "worker_lost", "attempts": 3})
+    );
+    assert!(seeded.engine.fail_lost_jobs(later).unwrap().is_empty());
 }

@@ -261,12 +261,14 @@ const CLAIM_POSTGRES: &str = "UPDATE export_jobs SET status = 'processing', leas
      lease_expires_at = $2, attempts = attempts + 1, started_at = COALESCE(started_at, $3), updated_at = $3 \
      WHERE id = (SELECT id FROM export_jobs \
                  WHERE (status = 'pending' AND run_after <= $3) \
-                    OR (status = 'processing' AND lease_expires_at < $3) \
+                    OR (status = 'processing' AND lease_expires_at < $3 \
+                        AND attempts < max_attempts) \
                  ORDER BY run_after, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
      RETURNING *";
 
 /// Claims the next runnable job for `worker` until `now + lease`: the oldest due pending job, or
-/// one whose lease lapsed. It becomes `processing` with one more attempt. No two workers ever hold
+/// one whose lease lapsed with attempts left (see [`fail_lost_jobs`] for those without). It
+/// becomes `processing` with one more attempt; [`Lease::of`] names the claim. No two workers ever hold
 /// the same job: PostgreSQL skips rows another claim has locked (`FOR UPDATE SKIP LOCKED`); SQLite
 /// claims inside an immediate transaction, which admits one writer at a time.
 ///
@@ -293,7 +295,8 @@ pub fn claim_next(
                     .and(export_jobs::run_after.le(at));
                 let lapsed = export_jobs::status
                     .eq(JobStatus::Processing.as_str())
-                    .and(export_jobs::lease_expires_at.lt(at));
+                    .and(export_jobs::lease_expires_at.lt(at))
+                    .and(export_jobs::attempts.lt(export_jobs::max_attempts));
                 let Some(mut row) = export_jobs::table
                     .filter(due.or(lapsed))
                     .order((
@@ -333,28 +336,105 @@ pub fn claim_next(
     row.map(JobRow::into_job).transpose()
 }
 
-/// Extends `worker`'s lease on a job it holds and records how far it has got; false when it no
-/// longer holds it (the lease lapsed and another worker claimed the job, the job was cancelled,
-/// or it was released).
+/// One claim of a job: the worker holding it and the attempt it is on. A worker changes a job it
+/// claimed only through its lease, so once the lease has lapsed and been taken over, or been
+/// released, it can neither renew, complete nor fail the attempt of whoever holds the job now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub job_id: Uuid,
+    pub worker: String,
+    pub attempt: i32,
+}
+
+impl Lease {
+    /// The lease a just-claimed job is under; `None` for a job no worker holds.
+    pub fn of(job: &ExportJob) -> Option<Lease> {
+        (job.status == JobStatus::Processing)
+            .then(|| job.lease_owner.clone())
+            .flatten()
+            .map(|worker| Lease {
+                job_id: job.id,
+                worker,
+                attempt: job.attempts,
+            })
+    }
+}
+
+/// The job `lease` covers, while it still does.
+macro_rules! leased {
+    ($lease:expr) => {
+        export_jobs::table
+            .find($lease.job_id.to_string())
+            .filter(export_jobs::status.eq(JobStatus::Processing.as_str()))
+            .filter(export_jobs::lease_owner.eq(&$lease.worker))
+            .filter(export_jobs::attempts.eq($lease.attempt))
+    };
+}
+
+/// Extends a lease and records how far the attempt has got; false when the lease no longer holds
+/// (it lapsed and another worker claimed the job, the job was cancelled, or it was released).
 pub fn renew_lease(
     conn: &mut DbConnection,
-    job_id: Uuid,
-    worker: &str,
+    lease: &Lease,
     until: DateTime<Utc>,
     progress_percent: i32,
 ) -> Result<bool, StoreError> {
-    let changed = diesel::update(
-        export_jobs::table
-            .find(job_id.to_string())
-            .filter(export_jobs::status.eq(JobStatus::Processing.as_str()))
-            .filter(export_jobs::lease_owner.eq(worker)),
-    )
-    .set((
-        export_jobs::lease_expires_at.eq(naive(until)),
-        export_jobs::progress_percent.eq(progress_percent.clamp(0, 99)),
-    ))
-    .execute(conn)?;
+    let changed = diesel::update(leased!(lease))
+        .set((
+            export_jobs::lease_expires_at.eq(naive(until)),
+            export_jobs::progress_percent.eq(progress_percent.clamp(0, 99)),
+        ))
+        .execute(conn)?;
     Ok(changed == 1)
+}
+
+/// Fails, for good, the jobs whose lease lapsed with no attempt left: their worker died (or lost
+/// the database) on every attempt. Each becomes `failed` with "worker lost N times". Returns them,
+/// for the audit trail.
+pub fn fail_lost_jobs(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+) -> Result<Vec<ExportJob>, StoreError> {
+    let lost = export_jobs::table
+        .filter(export_jobs::status.eq(JobStatus::Processing.as_str()))
+        .filter(export_jobs::lease_expires_at.lt(naive(now)))
+        .filter(export_jobs::attempts.ge(export_jobs::max_attempts))
+        .select(JobRow::as_select())
+        .load::<JobRow>(conn)?;
+    let mut failed = Vec::new();
+    for row in lost {
+        let job = row.into_job()?;
+        let Some(lease) = Lease::of(&job) else {
+            continue;
+        };
+        let message = format!("worker lost {} times", job.attempts);
+        let changed =
+            diesel::update(leased!(lease).filter(export_jobs::lease_expires_at.lt(naive(now))))
+                .set((
+                    export_jobs::status.eq(JobStatus::Failed.as_str()),
+                    export_jobs::error_message.eq(&message),
+                    export_jobs::lease_owner.eq(None::<String>),
+                    export_jobs::lease_expires_at.eq(None::<NaiveDateTime>),
+                    export_jobs::completed_at.eq(naive(now)),
+                    export_jobs::updated_at.eq(naive(now)),
+                ))
+                .execute(conn)?;
+        if changed == 1 {
+            failed.extend(get_job(conn, job.id)?);
+        }
+    }
+    Ok(failed)
+}
+
+/// Whether any job waits for [`fail_lost_jobs`]: a read, so idle workers need not write to ask.
+pub fn any_lost_jobs(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        export_jobs::table
+            .filter(export_jobs::status.eq(JobStatus::Processing.as_str()))
+            .filter(export_jobs::lease_expires_at.lt(naive(now)))
+            .filter(export_jobs::attempts.ge(export_jobs::max_attempts)),
+    ))
+    .get_result(conn)?)
 }
 
 /// Hands every job `worker` holds back to the queue, as if it had never been claimed (the attempt
@@ -404,87 +484,79 @@ pub struct FinishedFile {
     pub wrapped_key: String,
 }
 
-/// Marks a job `worker` holds as completed with its file, expiring at `expires_at`. Returns the
-/// job, or `None` when `worker` no longer holds it (its lease lapsed and another worker took it
-/// over, or it was cancelled): then nothing changes, and the caller must not audit a completion.
-/// Run it in the same transaction as the "created" audit entry.
+/// Completes the job `lease` covers with its file, expiring at `expires_at`. Returns the job, or
+/// `None` when the lease no longer holds (it lapsed and another worker took the job over, or the
+/// job was cancelled or released): then nothing changes, and the caller must not audit a
+/// completion. Run it in the same transaction as the "created" audit entry.
 pub fn complete_job(
     conn: &mut DbConnection,
-    job_id: Uuid,
-    worker: &str,
+    lease: &Lease,
     file: &FinishedFile,
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<Option<ExportJob>, StoreError> {
-    let changed = diesel::update(
-        export_jobs::table
-            .find(job_id.to_string())
-            .filter(export_jobs::status.eq(JobStatus::Processing.as_str()))
-            .filter(export_jobs::lease_owner.eq(worker)),
-    )
-    .set((
-        export_jobs::status.eq(JobStatus::Completed.as_str()),
-        export_jobs::file_key.eq(&file.file_key),
-        export_jobs::file_size_bytes.eq(file.size_bytes),
-        export_jobs::sha256.eq(&file.sha256),
-        export_jobs::row_count.eq(file.row_count),
-        export_jobs::wrapped_key.eq(&file.wrapped_key),
-        export_jobs::progress_percent.eq(100),
-        export_jobs::error_message.eq(None::<String>),
-        export_jobs::lease_owner.eq(None::<String>),
-        export_jobs::lease_expires_at.eq(None::<NaiveDateTime>),
-        export_jobs::completed_at.eq(naive(now)),
-        export_jobs::expires_at.eq(naive(expires_at)),
-        export_jobs::updated_at.eq(naive(now)),
-    ))
-    .execute(conn)?;
+    let job_id = lease.job_id;
+    let changed = diesel::update(leased!(lease))
+        .set((
+            export_jobs::status.eq(JobStatus::Completed.as_str()),
+            export_jobs::file_key.eq(&file.file_key),
+            export_jobs::file_size_bytes.eq(file.size_bytes),
+            export_jobs::sha256.eq(&file.sha256),
+            export_jobs::row_count.eq(file.row_count),
+            export_jobs::wrapped_key.eq(&file.wrapped_key),
+            export_jobs::progress_percent.eq(100),
+            export_jobs::error_message.eq(None::<String>),
+            export_jobs::lease_owner.eq(None::<String>),
+            export_jobs::lease_expires_at.eq(None::<NaiveDateTime>),
+            export_jobs::completed_at.eq(naive(now)),
+            export_jobs::expires_at.eq(naive(expires_at)),
+            export_jobs::updated_at.eq(naive(now)),
+        ))
+        .execute(conn)?;
     if changed == 0 {
         return Ok(None);
     }
     get_job(conn, job_id)
 }
 
-/// Records a failed attempt of a job `worker` holds: back to `pending` until `retry_at` while
+/// Records a failed attempt of the job `lease` covers: back to `pending` until `retry_at` while
 /// attempts remain, otherwise `failed` with `error` (which must name no patient data). Returns the
-/// job, or `None` when `worker` no longer holds it.
+/// job, or `None` when the lease no longer holds.
 pub fn fail_attempt(
     conn: &mut DbConnection,
-    job_id: Uuid,
-    worker: &str,
+    lease: &Lease,
     error: &str,
     now: DateTime<Utc>,
     retry_at: DateTime<Utc>,
 ) -> Result<Option<ExportJob>, StoreError> {
-    record_failure(conn, job_id, worker, error, now, Some(retry_at))
+    record_failure(conn, lease, error, now, Some(retry_at))
 }
 
-/// Fails a job `worker` holds for good, whatever attempts remain, with `error` (which must name no
-/// patient data): for a failure another attempt cannot mend. Returns the job, or `None` when
-/// `worker` no longer holds it.
+/// Fails the job `lease` covers for good, whatever attempts remain, with `error` (which must name
+/// no patient data): for a failure another attempt cannot mend. Returns the job, or `None` when
+/// the lease no longer holds.
 pub fn fail_job(
     conn: &mut DbConnection,
-    job_id: Uuid,
-    worker: &str,
+    lease: &Lease,
     error: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<ExportJob>, StoreError> {
-    record_failure(conn, job_id, worker, error, now, None)
+    record_failure(conn, lease, error, now, None)
 }
 
 /// A failed attempt: retried at `retry_at` while attempts remain, failed when they do not or
 /// when there is no `retry_at`.
 fn record_failure(
     conn: &mut DbConnection,
-    job_id: Uuid,
-    worker: &str,
+    lease: &Lease,
     error: &str,
     now: DateTime<Utc>,
     retry_at: Option<DateTime<Utc>>,
 ) -> Result<Option<ExportJob>, StoreError> {
-    let Some(job) = get_job(conn, job_id)? else {
+    let Some(job) = get_job(conn, lease.job_id)? else {
         return Ok(None);
     };
-    if job.status != JobStatus::Processing || job.lease_owner.as_deref() != Some(worker) {
+    if Lease::of(&job).as_ref() != Some(lease) {
         return Ok(None);
     }
     let retry_at = retry_at.filter(|_| job.attempts < job.max_attempts);
@@ -494,26 +566,21 @@ fn record_failure(
     } else {
         JobStatus::Pending
     };
-    let changed = diesel::update(
-        export_jobs::table
-            .find(job_id.to_string())
-            .filter(export_jobs::lease_owner.eq(worker))
-            .filter(export_jobs::status.eq(JobStatus::Processing.as_str())),
-    )
-    .set((
-        export_jobs::status.eq(status.as_str()),
-        export_jobs::error_message.eq(error),
-        export_jobs::lease_owner.eq(None::<String>),
-        export_jobs::lease_expires_at.eq(None::<NaiveDateTime>),
-        export_jobs::run_after.eq(naive(retry_at.unwrap_or(now))),
-        export_jobs::completed_at.eq(give_up.then(|| naive(now))),
-        export_jobs::updated_at.eq(naive(now)),
-    ))
-    .execute(conn)?;
+    let changed = diesel::update(leased!(lease))
+        .set((
+            export_jobs::status.eq(status.as_str()),
+            export_jobs::error_message.eq(error),
+            export_jobs::lease_owner.eq(None::<String>),
+            export_jobs::lease_expires_at.eq(None::<NaiveDateTime>),
+            export_jobs::run_after.eq(naive(retry_at.unwrap_or(now))),
+            export_jobs::completed_at.eq(give_up.then(|| naive(now))),
+            export_jobs::updated_at.eq(naive(now)),
+        ))
+        .execute(conn)?;
     if changed == 0 {
         return Ok(None);
     }
-    get_job(conn, job_id)
+    get_job(conn, lease.job_id)
 }
 
 /// Cancels a job that has not finished: pending or processing becomes `cancelled` and any lease

@@ -36,6 +36,14 @@ fn add_jobs(db: &TestDatabase, count: u128, created: impl Fn(u128) -> DateTime<U
         .collect()
 }
 
+fn held(job_id: Uuid, worker: &str, attempt: i32) -> jobs::Lease {
+    jobs::Lease {
+        job_id,
+        worker: worker.to_owned(),
+        attempt,
+    }
+}
+
 test_on_both_backends! {
     claims_take_the_oldest_and_leases_lapse,
     racing_workers_never_share_a_job,
@@ -83,12 +91,12 @@ fn claims_take_the_oldest_and_leases_lapse(db: &TestDatabase) {
     );
 
     // w1 renews; w2 does not and dies. After the lapse only w2's job is claimable again.
-    assert!(jobs::renew_lease(&mut conn, ids[2], "w1", at(40), 50).unwrap());
+    assert!(jobs::renew_lease(&mut conn, &held(ids[2], "w1", 1), at(40), 50).unwrap());
     assert!(
-        !jobs::renew_lease(&mut conn, ids[1], "w9", at(40), 50).unwrap(),
+        !jobs::renew_lease(&mut conn, &held(ids[1], "w9", 1), at(40), 50).unwrap(),
         "only the holder renews"
     );
-    assert!(jobs::renew_lease(&mut conn, ids[0], "w3", at(40), 50).unwrap());
+    assert!(jobs::renew_lease(&mut conn, &held(ids[0], "w3", 1), at(40), 50).unwrap());
     let taken_over = jobs::claim_next(&mut conn, "w4", at(26), lease)
         .unwrap()
         .unwrap();
@@ -103,7 +111,7 @@ fn claims_take_the_oldest_and_leases_lapse(db: &TestDatabase) {
         "the first start is kept"
     );
     assert!(
-        !jobs::renew_lease(&mut conn, ids[1], "w2", at(50), 50).unwrap(),
+        !jobs::renew_lease(&mut conn, &held(ids[1], "w2", 1), at(50), 50).unwrap(),
         "the dead worker lost it"
     );
 }
@@ -173,8 +181,7 @@ fn only_the_lease_holder_completes_or_fails_a_job(db: &TestDatabase) {
     assert_eq!(
         jobs::complete_job(
             &mut conn,
-            ids[0],
-            "w1",
+            &held(ids[0], "w1", 1),
             &file,
             at(8),
             at(8) + Duration::days(7)
@@ -184,8 +191,7 @@ fn only_the_lease_holder_completes_or_fails_a_job(db: &TestDatabase) {
     );
     let done = jobs::complete_job(
         &mut conn,
-        ids[0],
-        "w2",
+        &held(ids[0], "w2", 2),
         &file,
         at(8),
         at(8) + Duration::days(7),
@@ -203,7 +209,7 @@ fn only_the_lease_holder_completes_or_fails_a_job(db: &TestDatabase) {
         (None, Some(at(8) + Duration::days(7)))
     );
     assert_eq!(
-        jobs::complete_job(&mut conn, ids[0], "w2", &file, at(9), at(9)).unwrap(),
+        jobs::complete_job(&mut conn, &held(ids[0], "w2", 2), &file, at(9), at(9)).unwrap(),
         None,
         "completes once"
     );
@@ -215,13 +221,19 @@ fn only_the_lease_holder_completes_or_fails_a_job(db: &TestDatabase) {
             .unwrap();
         assert_eq!((claimed.id, claimed.attempts), (ids[1], attempt as i32));
         assert_eq!(
-            jobs::fail_attempt(&mut conn, ids[1], "other", "x", at(10 * attempt), at(0)).unwrap(),
+            jobs::fail_attempt(
+                &mut conn,
+                &held(ids[1], "other", attempt as i32),
+                "x",
+                at(10 * attempt),
+                at(0)
+            )
+            .unwrap(),
             None
         );
         let after = jobs::fail_attempt(
             &mut conn,
-            ids[1],
-            "w3",
+            &held(ids[1], "w3", attempt as i32),
             "renderer failed",
             at(10 * attempt + 1),
             at(10 * attempt + 5),
@@ -247,4 +259,84 @@ fn only_the_lease_holder_completes_or_fails_a_job(db: &TestDatabase) {
             );
         }
     }
+}
+
+test_on_both_backends! {
+    a_lease_lapsed_with_no_attempt_left_fails_the_job_as_worker_lost,
+    an_earlier_lease_of_the_same_worker_changes_nothing,
+}
+
+fn a_lease_lapsed_with_no_attempt_left_fails_the_job_as_worker_lost(db: &TestDatabase) {
+    let ids = add_jobs(db, 1, |_| at(0)); // max_attempts 3
+    let mut conn = db.store.connection().unwrap();
+    let lease = Duration::minutes(5);
+    // Three workers die in turn, each holding the job until its lease lapses.
+    for attempt in 1..=3 {
+        let claimed = jobs::claim_next(&mut conn, &format!("w{attempt}"), at(10 * attempt), lease)
+            .unwrap()
+            .expect("the lapsed job is claimed again while attempts remain");
+        assert_eq!((claimed.id, claimed.attempts), (ids[0], attempt as i32));
+        assert!(!jobs::any_lost_jobs(&mut conn, at(10 * attempt + 1)).unwrap());
+    }
+    assert_eq!(
+        jobs::claim_next(&mut conn, "w4", at(40), lease).unwrap(),
+        None,
+        "no attempt left: the lapsed job is not claimed a fourth time"
+    );
+    assert!(jobs::any_lost_jobs(&mut conn, at(40)).unwrap());
+    let failed = jobs::fail_lost_jobs(&mut conn, at(40)).unwrap();
+    assert_eq!(failed.len(), 1);
+    let job = &failed[0];
+    assert_eq!(
+        (job.id, job.status, job.attempts),
+        (ids[0], JobStatus::Failed, 3)
+    );
+    assert_eq!(job.error_message.as_deref(), Some("worker lost 3 times"));
+    assert_eq!(
+        (job.lease_owner.as_deref(), job.completed_at),
+        (None, Some(at(40)))
+    );
+    assert!(
+        jobs::fail_lost_jobs(&mut conn, at(41)).unwrap().is_empty(),
+        "once"
+    );
+    assert!(!jobs::any_lost_jobs(&mut conn, at(41)).unwrap());
+}
+
+fn an_earlier_lease_of_the_same_worker_changes_nothing(db: &TestDatabase) {
+    let ids = add_jobs(db, 1, |_| at(0));
+    let mut conn = db.store.connection().unwrap();
+    let lease = Duration::minutes(5);
+    let first = jobs::claim_next(&mut conn, "w1", at(1), lease)
+        .unwrap()
+        .unwrap();
+    let stale = jobs::Lease::of(&first).unwrap();
+    // The lease lapses and the same worker name claims the job again: a new attempt, a new lease.
+    let second = jobs::claim_next(&mut conn, "w1", at(7), lease)
+        .unwrap()
+        .unwrap();
+    let current = jobs::Lease::of(&second).unwrap();
+    assert_eq!((stale.attempt, current.attempt), (1, 2));
+    assert!(!jobs::renew_lease(&mut conn, &stale, at(8), 40).unwrap());
+    assert_eq!(
+        jobs::fail_attempt(&mut conn, &stale, "x", at(8), at(9)).unwrap(),
+        None
+    );
+    let file = jobs::FinishedFile {
+        file_key: format!("exports/{}.1-0000000a.csv", ids[0]),
+        size_bytes: 1,
+        sha256: "ab".repeat(32),
+        row_count: 1,
+        wrapped_key: "cd".repeat(60),
+    };
+    assert_eq!(
+        jobs::complete_job(&mut conn, &stale, &file, at(8), at(9)).unwrap(),
+        None,
+        "the earlier attempt cannot complete the job"
+    );
+    assert!(jobs::renew_lease(&mut conn, &current, at(8), 40).unwrap());
+    let done = jobs::complete_job(&mut conn, &current, &file, at(8), at(9))
+        .unwrap()
+        .unwrap();
+    assert_eq!((done.status, done.attempts), (JobStatus::Completed, 2));
 }

@@ -11,10 +11,82 @@ fn retry_backoff(attempts: i32) -> Duration {
     Duration::milliseconds(base + base * spread / 1000)
 }
 
+/// Why an attempt failed, as the job and the audit trail say it: `reason` is what the user reads
+/// in the job's `error_message` (ids and causes, never record contents); `kind` is the closed word
+/// the audit entry keeps instead of any error text.
+struct Failure {
+    reason: String,
+    kind: &'static str,
+    /// Another attempt cannot mend it: the job fails now, whatever attempts remain.
+    for_good: bool,
+}
+
+impl Failure {
+    fn of(err: &EngineError) -> Failure {
+        let (kind, reason) = match err {
+            // Another attempt does not bring a deleted template back, nor mend one that fails on
+            // these records.
+            EngineError::TemplateUnusable { .. } => {
+                return Failure {
+                    reason: err.to_string(),
+                    kind: "template",
+                    for_good: true,
+                };
+            }
+            EngineError::Storage(StorageError::Io(io)) => {
+                ("storage", format!("storage unavailable: {io}"))
+            }
+            EngineError::Storage(_) => ("storage", "storage unavailable".to_owned()),
+            EngineError::Store(_) => (
+                "database",
+                "the database could not record the result".to_owned(),
+            ),
+            EngineError::Source(_) => (
+                "records",
+                "the clinical records could not be read".to_owned(),
+            ),
+            EngineError::Forbidden(_) => ("forbidden", err.to_string()),
+            _ => ("render", err.to_string()),
+        };
+        Failure {
+            reason,
+            kind,
+            for_good: false,
+        }
+    }
+
+    fn panicked() -> Failure {
+        Failure {
+            reason: "internal error while rendering".to_owned(),
+            kind: "panic",
+            for_good: false,
+        }
+    }
+}
+
+/// Tells the heartbeat to stop when dropped: when the render returns, and when it unwinds.
+struct StopHeartbeat<'a>(&'a (Mutex<bool>, Condvar));
+
+impl Drop for StopHeartbeat<'_> {
+    fn drop(&mut self) {
+        *self.0.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.0.1.notify_all();
+    }
+}
+
+/// A random number that tells this attempt's file from any other's (see `FileKey::for_attempt`).
+fn claim_number() -> u32 {
+    (Uuid::new_v4().as_u128() & 0xffff_ffff) as u32
+}
+
 impl ExportEngine {
     /// Claims and produces the next job as `worker`; `None` when there is nothing to do. While it
     /// works, a heartbeat renews the lease every third of its length and records progress, so a
     /// long render keeps its job and a dead worker's job is taken over once the lease lapses.
+    ///
+    /// Every way an attempt can fail counts it against `max_attempts`: an error or a panic while
+    /// rendering, a file that cannot be stored, a result the database cannot record. The job
+    /// then backs off and retries, or fails with a reason its owner can read.
     pub fn run_next(
         &self,
         worker: &str,
@@ -26,88 +98,186 @@ impl ExportEngine {
             jobs::claim_next(&mut conn, worker, now, self.config.lease)?
         };
         let Some(job) = claimed else { return Ok(None) };
+        let Some(lease) = jobs::Lease::of(&job) else {
+            return Ok(Some(job));
+        };
         let started = std::time::Instant::now();
         // Times follow the caller's clock: `now` is when the job was claimed.
         let clock = || now + Duration::from_std(started.elapsed()).unwrap_or_default();
         let progress = AtomicI32::new(0);
         let finished = (Mutex::new(false), Condvar::new());
         let lost = AtomicBool::new(false);
-        let result = std::thread::scope(|scope| {
-            scope.spawn(|| self.heartbeat(&job, worker, &clock, &progress, &finished, &lost));
-            let result = self.produce(&job, &progress);
-            *finished.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
-            finished.1.notify_all();
-            result
+        let rendered = std::thread::scope(|scope| {
+            let _stop = StopHeartbeat(&finished);
+            scope.spawn(|| self.heartbeat(&lease, &clock, &progress, &finished, &lost));
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.produce(&job, &progress)
+            }))
         });
         let now = clock();
         // A job the heartbeat found lost is not stored; one lost since is caught by
         // `complete_job`, which then leaves this attempt's file to be removed below.
-        let still_held = !lost.load(Ordering::SeqCst);
-        if !still_held {
+        if lost.load(Ordering::SeqCst) {
             let mut conn = self.store.connection()?;
             return Ok(jobs::get_job(&mut conn, job.id)?);
         }
-        match result {
-            Ok((bytes, rows)) => {
-                let key = FileKey::for_attempt(job.id, job.attempts, job.format);
-                let stored = self.files.put(&key, &mut Cursor::new(bytes))?;
-                let file = jobs::FinishedFile {
-                    file_key: key.as_str().to_owned(),
-                    size_bytes: stored.size_bytes as i64,
-                    sha256: stored.sha256.clone(),
-                    row_count: rows as i64,
-                    wrapped_key: stored.wrapped_key,
-                };
-                let done = self.transaction(|conn| {
-                    let Some(done) = jobs::complete_job(conn, job.id, worker, &file, now, now + self.config.retention)? else {
-                        return Ok(None); // the lease was lost: the holder completes it
-                    };
-                    let metadata = serde_json::json!({"format": done.format, "bytes": file.size_bytes, "rows": rows, "attempts": done.attempts});
-                    self.audit(conn, Self::entry(None, &done, AuditAction::Created, AuditOutcome::Success, &RequestOrigin::default(), now, metadata))?;
-                    Ok(Some(done))
-                })?;
-                match done {
-                    Some(done) => Ok(Some(done)),
-                    None => {
-                        // Cancelled, released or taken over between the last renewal and now:
-                        // this attempt's file is nobody's.
-                        self.files.delete(&key)?;
-                        let mut conn = self.store.connection()?;
-                        Ok(jobs::get_job(&mut conn, job.id)?)
-                    }
-                }
+        let outcome = match rendered {
+            Ok(Ok((bytes, rows))) => self.store_result(&job, &lease, bytes, rows, now),
+            Ok(Err(err)) => Err(Failure::of(&err)),
+            Err(_) => {
+                log::error!("job {}: the render panicked", job.id);
+                Err(Failure::panicked())
             }
-            Err(err) => {
-                let backoff = retry_backoff(job.attempts);
-                // Another attempt does not bring a deleted template back, nor mend one that
-                // fails on these records.
-                let for_good = matches!(err, EngineError::TemplateUnusable { .. });
-                let message = err.to_string();
-                let failed = self.transaction(|conn| {
-                    let after = if for_good {
-                        jobs::fail_job(conn, job.id, worker, &message, now)?
-                    } else {
-                        jobs::fail_attempt(conn, job.id, worker, &message, now, now + backoff)?
-                    };
-                    if let Some(after) = after.as_ref().filter(|j| j.status == JobStatus::Failed) {
-                        self.audit(
-                            conn,
-                            Self::entry(
-                                None,
-                                after,
-                                AuditAction::Failed,
-                                AuditOutcome::Error,
-                                &RequestOrigin::default(),
-                                now,
-                                serde_json::json!({"error": message}),
-                            ),
-                        )?;
-                    }
-                    Ok(after)
-                })?;
-                Ok(failed.or(Some(job)))
+        };
+        match outcome {
+            Ok(after) => Ok(Some(after)),
+            Err(failure) => self.fail(&job, &lease, &failure, now).map(Some),
+        }
+    }
+
+    /// Stores a rendered file under this attempt's own key and completes the job with it, audited
+    /// as created on behalf of its requester. Returns the job as it now is: completed, or, when
+    /// the lease was lost meanwhile, as its new holder left it (and this attempt's file removed).
+    fn store_result(
+        &self,
+        job: &ExportJob,
+        lease: &jobs::Lease,
+        bytes: Vec<u8>,
+        rows: u64,
+        now: DateTime<Utc>,
+    ) -> Result<ExportJob, Failure> {
+        let key = FileKey::for_attempt(job.id, job.attempts, claim_number(), job.format);
+        let stored = self
+            .files
+            .put(&key, &mut Cursor::new(bytes))
+            .map_err(|err| Failure::of(&err.into()))?;
+        let file = jobs::FinishedFile {
+            file_key: key.as_str().to_owned(),
+            size_bytes: stored.size_bytes as i64,
+            sha256: stored.sha256.clone(),
+            row_count: rows as i64,
+            wrapped_key: stored.wrapped_key,
+        };
+        let done = self.transaction(|conn| {
+            let expires = now + self.config.retention;
+            let Some(done) = jobs::complete_job(conn, lease, &file, now, expires)? else {
+                return Ok(None); // the lease was lost: the holder completes it
+            };
+            let metadata = serde_json::json!({
+                "format": done.format, "bytes": file.size_bytes, "rows": rows,
+                "attempts": done.attempts,
+            });
+            let entry = Self::entry(
+                Some(done.user_id),
+                &done,
+                AuditAction::Created,
+                AuditOutcome::Success,
+                &RequestOrigin::default(),
+                now,
+                metadata,
+            );
+            self.audit(conn, entry)?;
+            Ok(Some(done))
+        });
+        let done = match done {
+            Ok(Some(done)) => return Ok(done),
+            Ok(None) => None,
+            Err(err) => Some(err),
+        };
+        // Not recorded (the lease was lost, or the commit failed): this attempt's file is
+        // nobody's, and only this attempt knows its key.
+        if let Err(err) = self.files.delete(&key) {
+            log::warn!("job {}: removing the unrecorded file failed: {err}", job.id);
+        }
+        match done {
+            Some(err) => Err(Failure::of(&err.into())),
+            None => {
+                let mut conn = self
+                    .store
+                    .connection()
+                    .map_err(|e| Failure::of(&e.into()))?;
+                jobs::get_job(&mut conn, job.id)
+                    .map_err(|e| Failure::of(&e.into()))?
+                    .ok_or_else(|| Failure::of(&EngineError::JobNotFound(job.id)))
             }
         }
+    }
+
+    /// Counts a failed attempt: the job backs off for another, or fails for good (audited as an
+    /// error, with the failure's kind and never its text). Returns the job as it now is.
+    fn fail(
+        &self,
+        job: &ExportJob,
+        lease: &jobs::Lease,
+        failure: &Failure,
+        now: DateTime<Utc>,
+    ) -> Result<ExportJob, EngineError> {
+        log::warn!(
+            "job {}: attempt {} failed ({})",
+            job.id,
+            job.attempts,
+            failure.kind
+        );
+        let backoff = retry_backoff(job.attempts);
+        let failed = self.transaction(|conn| {
+            let after = if failure.for_good {
+                jobs::fail_job(conn, lease, &failure.reason, now)?
+            } else {
+                jobs::fail_attempt(conn, lease, &failure.reason, now, now + backoff)?
+            };
+            if let Some(after) = after.as_ref().filter(|j| j.status == JobStatus::Failed) {
+                let metadata = serde_json::json!({
+                    "reason": failure.kind, "attempts": after.attempts,
+                });
+                let entry = Self::entry(
+                    Some(after.user_id),
+                    after,
+                    AuditAction::Failed,
+                    AuditOutcome::Error,
+                    &RequestOrigin::default(),
+                    now,
+                    metadata,
+                );
+                self.audit(conn, entry)?;
+            }
+            Ok(after)
+        })?;
+        Ok(failed.unwrap_or_else(|| job.clone()))
+    }
+
+    /// Fails, for good and audited, the jobs whose worker was lost on every attempt (their lease
+    /// lapsed with no attempt left, so no worker will claim them again). Returns them, for the
+    /// pool's observers. A read first, so idle workers polling do not write to find nothing.
+    pub fn fail_lost_jobs(&self, now: DateTime<Utc>) -> Result<Vec<ExportJob>, EngineError> {
+        {
+            let mut conn = self.store.connection()?;
+            if !jobs::any_lost_jobs(&mut conn, now)? {
+                return Ok(Vec::new());
+            }
+        }
+        let failed = self.transaction(|conn| {
+            let failed = jobs::fail_lost_jobs(conn, now)?;
+            for job in &failed {
+                let metadata = serde_json::json!({
+                    "reason": "worker_lost", "attempts": job.attempts,
+                });
+                let entry = Self::entry(
+                    Some(job.user_id),
+                    job,
+                    AuditAction::Failed,
+                    AuditOutcome::Error,
+                    &RequestOrigin::default(),
+                    now,
+                    metadata,
+                );
+                self.audit(conn, entry)?;
+            }
+            Ok(failed)
+        })?;
+        for job in &failed {
+            log::warn!("job {}: failed, worker lost {} times", job.id, job.attempts);
+        }
+        Ok(failed)
     }
 
     /// Renders a claimed job into bytes; returns them with the row count.
@@ -155,13 +325,12 @@ impl ExportEngine {
         Ok((out.into_inner(), rows))
     }
 
-    /// Renews `worker`'s lease on `job` every third of the lease until `finished`, recording
-    /// progress; sets `lost` when the job is no longer this worker's (cancelled, released, or
-    /// taken over after a lapse).
+    /// Renews `lease` every third of the lease's length until `finished`, recording progress;
+    /// sets `lost` when the job is no longer this attempt's (cancelled, released, or taken over
+    /// after a lapse).
     fn heartbeat(
         &self,
-        job: &ExportJob,
-        worker: &str,
+        lease: &jobs::Lease,
         clock: &dyn Fn() -> DateTime<Utc>,
         progress: &AtomicI32,
         finished: &(Mutex<bool>, Condvar),
@@ -187,23 +356,22 @@ impl ExportEngine {
                     .connection()
                     .map_err(EngineError::from)
                     .and_then(|mut conn| {
-                        Ok(jobs::renew_lease(
-                            &mut conn,
-                            job.id,
-                            worker,
-                            until,
-                            progress.load(Ordering::Relaxed),
-                        )?)
+                        let progress = progress.load(Ordering::Relaxed);
+                        Ok(jobs::renew_lease(&mut conn, lease, until, progress)?)
                     });
             match renewed {
                 Ok(true) => {}
                 Ok(false) => {
-                    log::info!("job {} is no longer held by worker {worker}", job.id);
+                    log::info!(
+                        "job {} is no longer held by worker {}",
+                        lease.job_id,
+                        lease.worker
+                    );
                     lost.store(true, Ordering::SeqCst);
                     return;
                 }
                 // A database hiccup: the next beat tries again, well within the lease.
-                Err(err) => log::warn!("renewing the lease on job {} failed: {err}", job.id),
+                Err(err) => log::warn!("renewing the lease on job {} failed: {err}", lease.job_id),
             }
         }
     }

@@ -62,19 +62,21 @@ impl FileKey {
         ))
     }
 
-    /// The key of the file one attempt at a job writes: `exports/<job id>.<attempt>.<format>`.
-    /// A worker whose lease lapsed while it rendered writes beside the worker that took over,
-    /// never over its file, and removes its own when it finds the job is no longer its.
-    pub fn for_attempt(job_id: Uuid, attempt: i32, format: ExportFormat) -> FileKey {
+    /// The key of the file one attempt at a job writes:
+    /// `exports/<job id>.<attempt>-<claim>.<format>`, where `claim` is drawn at random when the
+    /// attempt starts. No two attempts share a key, even when a released attempt and the one that
+    /// took its place carry the same number: each writes beside the other, never over its file,
+    /// and removes only its own when the job turns out not to be its.
+    pub fn for_attempt(job_id: Uuid, attempt: i32, claim: u32, format: ExportFormat) -> FileKey {
         FileKey(format!(
-            "exports/{}.{}.{}",
+            "exports/{}.{}-{claim:08x}.{}",
             job_id.hyphenated(),
             attempt.max(0),
             format.as_str()
         ))
     }
 
-    /// Accepts only `exports/<lower-case hyphenated UUID>[.<attempt>].<format>`: no `..`, no
+    /// Accepts only `exports/<lower-case hyphenated UUID>[.<attempt>[-<claim>]].<format>`: no `..`, no
     /// separators, no encoded or control characters, nothing absolute.
     pub fn parse(text: &str) -> Result<FileKey, StorageError> {
         let name = text
@@ -85,12 +87,21 @@ impl FileKey {
             .ok_or(StorageError::InvalidKey("it has no extension"))?;
         let job_id = Uuid::try_parse(id)
             .map_err(|_| StorageError::InvalidKey("the name is not a job id"))?;
+        // Keys written before attempts drew a claim number name the attempt alone.
         let (attempt, extension) = match rest.split_once('.') {
             Some((attempt, extension)) => {
-                let attempt = attempt
+                let (number, claim) = attempt.split_once('-').unwrap_or((attempt, ""));
+                let number = number
                     .parse::<i32>()
                     .map_err(|_| StorageError::InvalidKey("the attempt is not a number"))?;
-                (Some(attempt), extension)
+                let claim = match claim {
+                    "" => None,
+                    hex => Some(
+                        u32::from_str_radix(hex, 16)
+                            .map_err(|_| StorageError::InvalidKey("the claim is not hex"))?,
+                    ),
+                };
+                (Some((number, claim)), extension)
             }
             None => (None, rest),
         };
@@ -98,7 +109,13 @@ impl FileKey {
             .parse()
             .map_err(|_| StorageError::InvalidKey("unknown extension"))?;
         let key = match attempt {
-            Some(attempt) => FileKey::for_attempt(job_id, attempt, format),
+            Some((attempt, Some(claim))) => FileKey::for_attempt(job_id, attempt, claim, format),
+            Some((attempt, None)) => FileKey(format!(
+                "exports/{}.{}.{}",
+                job_id.hyphenated(),
+                attempt.max(0),
+                format.as_str()
+            )),
             None => FileKey::for_job(job_id, format),
         };
         if key.0 != text {
