@@ -20,12 +20,12 @@ use export_core::engine::{
     Actor, EngineError, ExportEngine, ExportRequest, ReadChannel, RequestOrigin,
 };
 use export_domain::{
-    DeliveryMethod, ExportTemplate, ExportType, FieldError, FullRecordInput, JobStatus,
-    Notification, NotificationPreference, NotificationStatus, ProgressReportInput, Role, RunStatus,
-    ScheduleRun, ScheduledReport, ScheduledReportInput, ScheduledReportRequest,
+    AuditAction, DeliveryMethod, ExportTemplate, ExportType, FieldError, FullRecordInput,
+    JobStatus, Notification, NotificationPreference, NotificationStatus, ProgressReportInput, Role,
+    RunStatus, ScheduleRun, ScheduledReport, ScheduledReportInput, ScheduledReportRequest,
     TreatmentSummaryInput, ValidationErrors,
 };
-use export_store::{Store, StoreError, runs, schedules};
+use export_store::{Store, StoreError, audit, runs, schedules};
 use uuid::Uuid;
 
 use crate::Schedule;
@@ -73,6 +73,9 @@ pub struct TickReport {
     pub refused: usize,
     /// Due times another scheduler had already claimed.
     pub lost_races: usize,
+    /// Schedules and runs this tick could not handle (each logged with its ids); the next tick
+    /// tries them again.
+    pub errors: usize,
 }
 
 /// Scheduled runs in a window, for the export statistics.
@@ -104,6 +107,9 @@ pub struct DeliveryReport {
     pub retrying: usize,
     pub failed: usize,
     pub notified: usize,
+    /// Runs and notifications this pass could not handle (each logged with its ids); the next
+    /// pass tries them again.
+    pub errors: usize,
 }
 
 /// Scheduled reports over an engine.
@@ -301,94 +307,151 @@ impl Scheduler {
     /// Sends what is due: scheduled reports whose job finished, to their recipients, and the
     /// notifications owners asked for. Transient failures retry with backoff up to
     /// `MAX_DELIVERY_ATTEMPTS`; then the run or notification is failed with the reason.
+    ///
+    /// Each run and notification is handled on its own. One that can never go out (its job
+    /// deleted, its owner no longer allowed to read it) is failed with a reason its owner can act
+    /// on; one the database failed on is left for the next pass. Either way it is logged with its
+    /// ids, the second counted in [`DeliveryReport::errors`], and the pass goes on: notifications
+    /// go out whatever happened to the reports. An error comes back only when a list to work
+    /// through could not be read, and only after the other half of the pass has run.
     pub fn deliver(&self, now: DateTime<Utc>) -> Result<DeliveryReport, ScheduleError> {
         let mut report = DeliveryReport::default();
         let Some(delivery) = &self.delivery else {
             return Ok(report);
         };
+        let reports = self.deliver_reports(delivery, now, &mut report);
+        let notifications = self.notify(delivery, now, &mut report);
+        reports.and(notifications)?;
+        Ok(report)
+    }
+
+    /// The scheduled reports half of [`deliver`](Self::deliver): each waiting run on its own.
+    fn deliver_reports(
+        &self,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+        report: &mut DeliveryReport,
+    ) -> Result<(), ScheduleError> {
         let waiting = {
             let mut conn = self.store.connection()?;
             runs::list_runs_in(&mut conn, RunStatus::Delivering, now, 100)?
         };
-        for mut run in waiting {
-            let schedule = {
-                let mut conn = self.store.connection()?;
-                schedules::get_schedule(&mut conn, run.schedule_id)?
-            };
-            let (Some(schedule), Some(job_id)) = (schedule, run.export_job_id) else {
-                continue;
-            };
-            let owner = owner(&schedule);
-            let job = self.engine.job(&owner, job_id)?;
-            if matches!(job.status, JobStatus::Pending | JobStatus::Processing) {
-                continue;
-            }
-            // This attempt is ours alone for five minutes: another scheduler skips it.
-            let claimed = {
-                let mut conn = self.store.connection()?;
-                runs::claim_delivery(&mut conn, run.id, now, now + Duration::minutes(5))?
-            };
-            if !claimed {
-                continue;
-            }
-            let outcome = match job.status {
-                JobStatus::Completed => self.send_report(delivery, &schedule, &job, now),
-                _ => Err(Failure::Permanent("the export was not produced")),
-            };
-            run.delivery_attempts += 1;
-            match outcome {
-                Ok(()) => {
-                    run.status = RunStatus::Delivered;
-                    run.next_delivery_at = None;
-                    run.error_message = None;
-                    report.delivered += 1;
-                }
-                Err(Failure::Transient(reason))
-                    if (run.delivery_attempts as u32) < MAX_DELIVERY_ATTEMPTS =>
-                {
-                    run.next_delivery_at = Some(export_domain::to_storage_precision(
-                        now + Duration::from_std(delivery_backoff(run.delivery_attempts as u32))
-                            .unwrap_or(Duration::minutes(1)),
-                    ));
-                    run.error_message = Some(reason);
-                    report.retrying += 1;
-                }
-                Err(Failure::Transient(reason)) => {
-                    run.status = RunStatus::DeliveryFailed;
-                    run.error_message = Some(format!(
-                        "gave up after {} attempts: {reason}",
-                        run.delivery_attempts
-                    ));
-                    report.failed += 1;
-                }
-                Err(Failure::Permanent(reason)) => {
-                    run.status = RunStatus::DeliveryFailed;
-                    run.error_message = Some(reason.to_owned());
-                    report.failed += 1;
-                }
-                Err(Failure::Refused(reason)) => {
-                    run.status = RunStatus::DeliveryFailed;
-                    run.error_message = Some(reason);
-                    report.failed += 1;
-                }
-            }
-            run.updated_at = export_domain::to_storage_precision(now);
-            let mut conn = self.store.connection()?;
-            runs::update_run(&mut conn, &run)?;
-            if run.status == RunStatus::DeliveryFailed {
-                log::warn!("scheduled report {}: delivery failed", schedule.id);
+        for run in waiting {
+            let (run_id, schedule_id) = (run.id, run.schedule_id);
+            if let Err(err) = self.deliver_run(delivery, run, now, report) {
+                report.errors += 1;
+                log::warn!(
+                    "delivery: run {run_id} of scheduled report {schedule_id} is left for the next pass: {err}"
+                );
             }
         }
-        report.notified = self.notify(delivery, now)?;
-        Ok(report)
+        Ok(())
     }
 
-    /// Emails one finished scheduled report: a signed link (audited as shared by the engine) or,
-    /// when the schedule says so, the file attached (audited as downloaded and shared).
+    /// Delivers one run if its job has finished, and records the outcome on the run.
+    fn deliver_run(
+        &self,
+        delivery: &Delivery,
+        mut run: ScheduleRun,
+        now: DateTime<Utc>,
+        report: &mut DeliveryReport,
+    ) -> Result<(), ScheduleError> {
+        let schedule = {
+            let mut conn = self.store.connection()?;
+            schedules::get_schedule(&mut conn, run.schedule_id)?
+        };
+        // A schedule is deleted with its runs: this one went meanwhile.
+        let Some(schedule) = schedule else {
+            return Ok(());
+        };
+        let owner = owner(&schedule);
+        let job = match run.export_job_id {
+            None => Err(Failure::Permanent("the run has no export job")),
+            Some(job_id) => match self.engine.job(&owner, job_id) {
+                Ok(job) if matches!(job.status, JobStatus::Pending | JobStatus::Processing) => {
+                    return Ok(());
+                }
+                Ok(job) => Ok(job),
+                Err(EngineError::JobNotFound(_)) => Err(Failure::Permanent(
+                    "the export was deleted before it could be delivered",
+                )),
+                Err(err) => return Err(err.into()),
+            },
+        };
+        // This attempt is ours alone for five minutes: another scheduler skips it.
+        let claimed = {
+            let mut conn = self.store.connection()?;
+            runs::claim_delivery(&mut conn, run.id, now, now + Duration::minutes(5))?
+        };
+        if !claimed {
+            return Ok(());
+        }
+        let outcome = job.and_then(|job| match job.status {
+            JobStatus::Completed => self.send_report(delivery, &schedule, &run, &job, now),
+            _ => Err(Failure::Permanent("the export was not produced")),
+        });
+        run.delivery_attempts += 1;
+        match outcome {
+            Ok(()) => {
+                run.status = RunStatus::Delivered;
+                run.next_delivery_at = None;
+                run.error_message = None;
+                report.delivered += 1;
+            }
+            // The attempt is not counted: the lease lapses and a later pass takes it again.
+            Err(Failure::Unhandled(err)) => return Err(err),
+            Err(Failure::Transient(reason))
+                if (run.delivery_attempts as u32) < MAX_DELIVERY_ATTEMPTS =>
+            {
+                run.next_delivery_at = Some(export_domain::to_storage_precision(
+                    now + Duration::from_std(delivery_backoff(run.delivery_attempts as u32))
+                        .unwrap_or(Duration::minutes(1)),
+                ));
+                run.error_message = Some(reason);
+                report.retrying += 1;
+            }
+            Err(Failure::Transient(reason)) => {
+                run.status = RunStatus::DeliveryFailed;
+                run.error_message = Some(format!(
+                    "gave up after {} attempts: {reason}",
+                    run.delivery_attempts
+                ));
+                report.failed += 1;
+            }
+            Err(Failure::Permanent(reason)) => {
+                run.status = RunStatus::DeliveryFailed;
+                run.error_message = Some(reason.to_owned());
+                report.failed += 1;
+            }
+            Err(Failure::Refused(reason)) => {
+                run.status = RunStatus::DeliveryFailed;
+                run.error_message = Some(reason);
+                report.failed += 1;
+            }
+        }
+        run.updated_at = export_domain::to_storage_precision(now);
+        let mut conn = self.store.connection()?;
+        runs::update_run(&mut conn, &run)?;
+        if run.status == RunStatus::DeliveryFailed {
+            log::warn!(
+                "delivery: run {} of scheduled report {} (job {}) failed",
+                run.id,
+                schedule.id,
+                run.export_job_id
+                    .map_or_else(|| "none".to_owned(), |id| id.to_string())
+            );
+        }
+        Ok(())
+    }
+
+    /// Emails one finished scheduled report: a signed link (audited as shared by the engine when
+    /// it is issued) or, when the schedule says so, the file attached (audited as downloaded when
+    /// it is read, and as shared once the SMTP server has accepted the message, once per run).
     fn send_report(
         &self,
         delivery: &Delivery,
         schedule: &ScheduledReport,
+        run: &ScheduleRun,
         job: &export_domain::ExportJob,
         now: DateTime<Utc>,
     ) -> Result<(), Failure> {
@@ -398,7 +461,7 @@ impl Scheduler {
             let (job, mut reader) = self
                 .engine
                 .download_by(&owner, job.id, ReadChannel::Email, &origin, now)
-                .map_err(|e| Failure::Refused(e.to_string()))?;
+                .map_err(Failure::refused)?;
             let mut bytes = Vec::new();
             std::io::Read::read_to_end(
                 &mut std::io::Read::take(&mut reader, MAX_ATTACHMENT_BYTES as u64 + 1),
@@ -415,16 +478,6 @@ impl Scheduler {
             );
             let attachment = Attachment::new(name, job.format.media_type(), bytes)
                 .map_err(|e| Failure::Refused(e.to_string()))?;
-            self.engine
-                .record_share(
-                    &owner,
-                    job.id,
-                    serde_json::json!({"via": "email", "attached": true,
-                        "recipients": schedule.email_recipients.len()}),
-                    &origin,
-                    now,
-                )
-                .map_err(|e| Failure::Transient(e.to_string()))?;
             (Notice::scheduled_export_attached(job.id), Some(attachment))
         } else {
             let (link, expires) = self.email_link(delivery, &owner, job, &origin, now)?;
@@ -432,10 +485,64 @@ impl Scheduler {
                 .map_err(|e| Failure::Refused(e.to_string()))?;
             (notice, None)
         };
-        delivery
+        let attached = attachment.is_some();
+        let sent = delivery
             .mailer
-            .send(&schedule.email_recipients, &notice, attachment)
-            .map_err(Failure::of)
+            .send(&schedule.email_recipients, &notice, attachment);
+        // Who has the file now: everyone, or those the server accepted before one failed.
+        let accepted = match &sent {
+            Ok(()) => schedule.email_recipients.len(),
+            Err(DeliveryError::PartlyDelivered { delivered, .. }) => *delivered,
+            Err(_) => 0,
+        };
+        if attached && accepted > 0 {
+            // Recorded before the run is marked delivered: should this fail, the run is tried
+            // again, the message resent, and the share recorded then, still once.
+            self.record_attached_share(&owner, job.id, run.id, accepted, &origin, now)
+                .map_err(Failure::Unhandled)?;
+        }
+        sent.map_err(Failure::of)
+    }
+
+    /// Audits that the file of `job` went to `recipients` people attached to run `run_id`'s
+    /// email: once per run, however many attempts the run took (a retry finds the entry, which
+    /// names the run, and adds none).
+    fn record_attached_share(
+        &self,
+        owner: &Actor,
+        job_id: Uuid,
+        run_id: Uuid,
+        recipients: usize,
+        origin: &RequestOrigin,
+        now: DateTime<Utc>,
+    ) -> Result<(), ScheduleError> {
+        let run = run_id.to_string();
+        let shares = {
+            let mut conn = self.store.connection()?;
+            audit::list(
+                &mut conn,
+                &audit::AuditFilter {
+                    export_job_id: Some(job_id),
+                    action: Some(AuditAction::Shared),
+                    ..Default::default()
+                },
+            )?
+        };
+        if shares
+            .iter()
+            .any(|share| share.entry.metadata["run"] == run.as_str())
+        {
+            return Ok(());
+        }
+        self.engine.record_share(
+            owner,
+            job_id,
+            serde_json::json!({"via": "email", "attached": true, "recipients": recipients,
+                "run": run}),
+            origin,
+            now,
+        )?;
+        Ok(())
     }
 
     /// A signed link to `job` for an email, as `actor` (audited by the engine as shared), valid
@@ -453,7 +560,7 @@ impl Scheduler {
         let token = self
             .engine
             .issue_link(actor, job.id, expires - now, origin, now)
-            .map_err(|e| Failure::Refused(e.to_string()))?;
+            .map_err(Failure::refused)?;
         let link = format!(
             "{}/api/v1/export/download/{}?token={token}",
             delivery.public_url.trim_end_matches('/'),
@@ -462,88 +569,134 @@ impl Scheduler {
         Ok((link, expires))
     }
 
-    /// Claims and sends the notifications owners asked for; returns how many went out.
-    fn notify(&self, delivery: &Delivery, now: DateTime<Utc>) -> Result<usize, ScheduleError> {
+    /// The notifications half of [`deliver`](Self::deliver): claims the notifications owners
+    /// asked for and sends those due, each on its own.
+    fn notify(
+        &self,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+        report: &mut DeliveryReport,
+    ) -> Result<(), ScheduleError> {
         let preferences = {
             let mut conn = self.store.connection()?;
             runs::list_preferences(&mut conn)?
         };
-        // Claim: one notification row per finished job, made once however many schedulers run.
         for preference in &preferences {
-            // Jobs of the last day (and since the preference was set): bounded work per pass.
-            let since = preference.updated_at.max(now - Duration::days(1));
-            let mut finished = Vec::new();
-            for status in [JobStatus::Completed, JobStatus::Failed] {
-                let mut conn = self.store.connection()?;
-                finished.extend(
-                    export_store::jobs::list_jobs(
-                        &mut conn,
-                        &export_store::jobs::JobFilter {
-                            status: Some(status),
-                            limit: 500,
-                            ..export_store::jobs::JobFilter::of_user(preference.user_id)
-                        },
-                    )?
-                    .into_iter()
-                    .filter(|j| j.created_at >= since),
+            if let Err(err) = self.claim_notifications(preference, now) {
+                report.errors += 1;
+                log::warn!(
+                    "notifications: the exports of user {} are left for the next pass: {err}",
+                    preference.user_id
                 );
-            }
-            for job in &finished {
-                let wanted = (job.status == JobStatus::Completed && preference.on_completed)
-                    || (job.status == JobStatus::Failed && preference.on_failed);
-                let known = {
-                    let mut conn = self.store.connection()?;
-                    runs::get_notification(&mut conn, job.id)?.is_some()
-                };
-                if !wanted || known {
-                    continue;
-                }
-                let at = export_domain::to_storage_precision(now);
-                let mut conn = self.store.connection()?;
-                runs::claim_notification(
-                    &mut conn,
-                    &Notification {
-                        export_job_id: job.id,
-                        user_id: job.user_id,
-                        status: NotificationStatus::Pending,
-                        attempts: 0,
-                        next_attempt_at: None,
-                        error_message: None,
-                        created_at: at,
-                        updated_at: at,
-                    },
-                )?;
             }
         }
         let pending = {
             let mut conn = self.store.connection()?;
             runs::list_pending_notifications(&mut conn, now, 100)?
         };
-        let mut sent = 0;
-        for mut notification in pending {
-            let Some(preference) = preferences
-                .iter()
-                .find(|p| p.user_id == notification.user_id)
-            else {
-                continue;
-            };
-            let claimed = {
-                let mut conn = self.store.connection()?;
-                runs::claim_notification_attempt(
+        for notification in pending {
+            let job_id = notification.export_job_id;
+            match self.send_notification(delivery, &preferences, notification, now) {
+                Ok(true) => report.notified += 1,
+                Ok(false) => {}
+                Err(err) => {
+                    report.errors += 1;
+                    log::warn!(
+                        "notifications: the notification of job {job_id} is left for the next pass: {err}"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Claims a notification for each of the user's recently finished jobs they want to hear
+    /// about: one row per job, made once however many schedulers run.
+    fn claim_notifications(
+        &self,
+        preference: &NotificationPreference,
+        now: DateTime<Utc>,
+    ) -> Result<(), ScheduleError> {
+        // Jobs of the last day (and since the preference was set): bounded work per pass.
+        let since = preference.updated_at.max(now - Duration::days(1));
+        let mut finished = Vec::new();
+        for status in [JobStatus::Completed, JobStatus::Failed] {
+            let mut conn = self.store.connection()?;
+            finished.extend(
+                export_store::jobs::list_jobs(
                     &mut conn,
-                    notification.export_job_id,
-                    now,
-                    now + Duration::minutes(5),
+                    &export_store::jobs::JobFilter {
+                        status: Some(status),
+                        limit: 500,
+                        ..export_store::jobs::JobFilter::of_user(preference.user_id)
+                    },
                 )?
-            };
-            if !claimed {
+                .into_iter()
+                .filter(|j| j.created_at >= since),
+            );
+        }
+        for job in &finished {
+            let wanted = (job.status == JobStatus::Completed && preference.on_completed)
+                || (job.status == JobStatus::Failed && preference.on_failed);
+            if !wanted {
                 continue;
             }
-            let actor = Actor {
-                user_id: notification.user_id,
-                role: Role::Therapist,
-            };
-            let outcome = match self.engine.job(&actor, notification.export_job_id) {
+            let mut conn = self.store.connection()?;
+            if runs::get_notification(&mut conn, job.id)?.is_some() {
+                continue;
+            }
+            let at = export_domain::to_storage_precision(now);
+            runs::claim_notification(
+                &mut conn,
+                &Notification {
+                    export_job_id: job.id,
+                    user_id: job.user_id,
+                    status: NotificationStatus::Pending,
+                    attempts: 0,
+                    next_attempt_at: None,
+                    error_message: None,
+                    created_at: at,
+                    updated_at: at,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Sends one pending notification if this scheduler wins its attempt, and records the
+    /// outcome on it; true when it went out.
+    fn send_notification(
+        &self,
+        delivery: &Delivery,
+        preferences: &[NotificationPreference],
+        mut notification: Notification,
+        now: DateTime<Utc>,
+    ) -> Result<bool, ScheduleError> {
+        let claimed = {
+            let mut conn = self.store.connection()?;
+            runs::claim_notification_attempt(
+                &mut conn,
+                notification.export_job_id,
+                now,
+                now + Duration::minutes(5),
+            )?
+        };
+        if !claimed {
+            return Ok(false);
+        }
+        let actor = Actor {
+            user_id: notification.user_id,
+            role: Role::Therapist,
+        };
+        let preference = preferences
+            .iter()
+            .find(|p| p.user_id == notification.user_id);
+        let outcome = match preference {
+            // Left pending, it would come back in every pass, and take a place in its list.
+            None => Err(Failure::Permanent(
+                "notifications were turned off before it was sent",
+            )),
+            Some(preference) => match self.engine.job(&actor, notification.export_job_id) {
                 Ok(job) if job.status == JobStatus::Completed => self
                     .email_link(delivery, &actor, &job, &RequestOrigin::default(), now)
                     .and_then(|(link, expires)| {
@@ -552,39 +705,50 @@ impl Scheduler {
                     }),
                 Ok(job) => Notice::export_failed(job.id, "the export could not be produced")
                     .map_err(|e| Failure::Refused(e.to_string())),
-                Err(e) => Err(Failure::Refused(e.to_string())),
+                Err(EngineError::JobNotFound(_)) => Err(Failure::Permanent(
+                    "the export was deleted before it could be notified",
+                )),
+                Err(err) => Err(Failure::refused(err)),
             }
             .and_then(|notice| {
                 delivery
                     .mailer
                     .send(std::slice::from_ref(&preference.email), &notice, None)
                     .map_err(Failure::of)
-            });
-            notification.attempts += 1;
-            match outcome {
-                Ok(()) => {
-                    notification.status = NotificationStatus::Sent;
-                    notification.error_message = None;
-                    sent += 1;
-                }
-                Err(Failure::Transient(reason))
-                    if (notification.attempts as u32) < MAX_DELIVERY_ATTEMPTS =>
-                {
-                    notification.next_attempt_at = Some(export_domain::to_storage_precision(
-                        now + Duration::from_std(delivery_backoff(notification.attempts as u32))
-                            .unwrap_or(Duration::minutes(1)),
-                    ));
-                    notification.error_message = Some(reason);
-                }
-                Err(failure) => {
-                    notification.status = NotificationStatus::Failed;
-                    notification.error_message = Some(failure.reason());
-                }
+            }),
+        };
+        notification.attempts += 1;
+        let sent = match outcome {
+            Ok(()) => {
+                notification.status = NotificationStatus::Sent;
+                notification.error_message = None;
+                true
             }
-            notification.updated_at = export_domain::to_storage_precision(now);
-            let mut conn = self.store.connection()?;
-            runs::update_notification(&mut conn, &notification)?;
-        }
+            // The attempt is not counted: the lease lapses and a later pass takes it again.
+            Err(Failure::Unhandled(err)) => return Err(err),
+            Err(Failure::Transient(reason))
+                if (notification.attempts as u32) < MAX_DELIVERY_ATTEMPTS =>
+            {
+                notification.next_attempt_at = Some(export_domain::to_storage_precision(
+                    now + Duration::from_std(delivery_backoff(notification.attempts as u32))
+                        .unwrap_or(Duration::minutes(1)),
+                ));
+                notification.error_message = Some(reason);
+                false
+            }
+            Err(failure) => {
+                notification.status = NotificationStatus::Failed;
+                notification.error_message = Some(failure.reason());
+                log::warn!(
+                    "notifications: the notification of job {} failed",
+                    notification.export_job_id
+                );
+                false
+            }
+        };
+        notification.updated_at = export_domain::to_storage_precision(now);
+        let mut conn = self.store.connection()?;
+        runs::update_notification(&mut conn, &notification)?;
         Ok(sent)
     }
 
@@ -847,8 +1011,14 @@ impl Scheduler {
     }
 
     /// Turns every due time up to `now` into export jobs, once: one job per schedule for the
-    /// most recent due time it missed. Also finishes runs a scheduler claimed but died before
-    /// submitting.
+    /// most recent due time it missed. Also finishes runs a scheduler claimed but died (or
+    /// stalled) before submitting.
+    ///
+    /// Each schedule and run is handled on its own: one the engine refuses (the owner lost access
+    /// to the patient, the template is gone) is recorded as a refused run with the reason; one the
+    /// database fails on is logged with its ids, counted in [`TickReport::errors`] and tried
+    /// again by the next tick, and the tick goes on with the others. An error comes back only
+    /// when the list of due schedules could not be read.
     pub fn tick(&self, now: DateTime<Utc>) -> Result<TickReport, ScheduleError> {
         let mut report = TickReport::default();
         let due = {
@@ -856,76 +1026,153 @@ impl Scheduler {
             schedules::list_due(&mut conn, now, 1000)?
         };
         for schedule in due {
-            let Some(first_due) = schedule.next_run_at else {
-                continue;
-            };
-            let rule = match stored_schedule(&schedule) {
-                Ok(rule) => rule,
-                Err(err) => {
-                    log::warn!("scheduled report {} cannot be computed: {err}", schedule.id);
-                    continue;
-                }
-            };
-            // The most recent due time not after `now`, and how many before it were missed.
-            let due = rule.due_between(first_due - Duration::microseconds(1), now);
-            let Some(due_at) = due.latest else {
-                continue;
-            };
-            let skipped = due.skipped as usize;
-            let mut run = new_run(&schedule, due_at, skipped as i32, now);
-            let claimed = {
-                let mut conn = self.store.connection()?;
-                runs::claim_run(&mut conn, &run)?
-            };
-            if claimed {
-                if skipped > 0 {
-                    log::info!(
-                        "scheduled report {}: {skipped} missed runs coalesced into the one due {due_at}",
-                        schedule.id
-                    );
-                }
-                self.submit(&schedule, &mut run, None, now)?;
-                report.submitted += 1;
-                report.skipped += skipped;
-                if run.status == RunStatus::Refused {
-                    report.refused += 1;
-                }
-            } else {
-                report.lost_races += 1;
+            if let Err(err) = self.tick_schedule(&schedule, now, &mut report) {
+                report.errors += 1;
+                log::warn!(
+                    "scheduler tick: scheduled report {} is left for the next tick: {err}",
+                    schedule.id
+                );
             }
-            // Every scheduler computes the same next run, so the race here is harmless; only
-            // these two fields are written, so an owner pausing at this moment is not undone.
-            let mut conn = self.store.connection()?;
-            schedules::advance_schedule(
-                &mut conn,
-                schedule.id,
-                due_at,
-                due.next.map(export_domain::to_storage_precision),
-                export_domain::to_storage_precision(now),
-            )?;
         }
-        // Runs claimed by a scheduler that died before it submitted.
+        // Runs claimed by a scheduler that died, or stalls, before it submitted.
         let stranded = {
             let mut conn = self.store.connection()?;
-            runs::list_runs_in(&mut conn, RunStatus::Submitting, now, 100)?
+            runs::list_runs_in(&mut conn, RunStatus::Submitting, now, 100)
         };
-        for mut run in stranded
+        let stranded = match stranded {
+            Ok(stranded) => stranded,
+            Err(err) => {
+                report.errors += 1;
+                log::warn!("scheduler tick: runs left submitting could not be listed: {err}");
+                Vec::new()
+            }
+        };
+        for run in stranded
             .into_iter()
-            .filter(|r| now - r.updated_at > Duration::seconds(60))
+            .filter(|r| now - r.updated_at > STRANDED_AFTER)
         {
-            let schedule = {
-                let mut conn = self.store.connection()?;
-                schedules::get_schedule(&mut conn, run.schedule_id)?
-            };
-            if let Some(schedule) = schedule {
-                self.submit(&schedule, &mut run, None, now)?;
+            let (run_id, schedule_id) = (run.id, run.schedule_id);
+            if let Err(err) = self.recover_run(run, now) {
+                report.errors += 1;
+                log::warn!(
+                    "scheduler tick: run {run_id} of scheduled report {schedule_id} is left for the next tick: {err}"
+                );
             }
         }
         Ok(report)
     }
 
+    /// Claims and submits the due time of one schedule, and moves the schedule on.
+    fn tick_schedule(
+        &self,
+        schedule: &ScheduledReport,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), ScheduleError> {
+        let Some(first_due) = schedule.next_run_at else {
+            return Ok(());
+        };
+        let rule = stored_schedule(schedule)?;
+        // The most recent due time not after `now`, and how many before it were missed.
+        let due = rule.due_between(first_due - Duration::microseconds(1), now);
+        let Some(due_at) = due.latest else {
+            return Ok(());
+        };
+        let skipped = due.skipped as usize;
+        let mut run = new_run(schedule, due_at, skipped as i32, now);
+        let claimed = {
+            let mut conn = self.store.connection()?;
+            runs::claim_run(&mut conn, &run)?
+        };
+        let submitted = if claimed {
+            if skipped > 0 {
+                log::info!(
+                    "scheduled report {}: {skipped} missed runs coalesced into the one due {due_at}",
+                    schedule.id
+                );
+            }
+            // A submission that failed leaves the run claimed; the recovery below finishes it
+            // in a later tick, so the schedule still moves on.
+            let submitted = self.submit(schedule, &mut run, None, now);
+            if submitted.is_ok() {
+                report.submitted += 1;
+                report.skipped += skipped;
+                if run.status == RunStatus::Refused {
+                    report.refused += 1;
+                }
+            }
+            submitted.map(|_| ())
+        } else {
+            report.lost_races += 1;
+            Ok(())
+        };
+        // Every scheduler computes the same next run, so the race here is harmless; only
+        // these two fields are written, so an owner pausing at this moment is not undone.
+        let mut conn = self.store.connection()?;
+        schedules::advance_schedule(
+            &mut conn,
+            schedule.id,
+            due_at,
+            due.next.map(export_domain::to_storage_precision),
+            export_domain::to_storage_precision(now),
+        )?;
+        submitted
+    }
+
+    /// Finishes a run left submitting: takes it over (one scheduler at a time), then submits
+    /// it. The job may exist already (its scheduler died after submitting, or is submitting it
+    /// right now): the idempotency key names it, and the run takes that job.
+    fn recover_run(&self, mut run: ScheduleRun, now: DateTime<Utc>) -> Result<(), ScheduleError> {
+        let taken = {
+            let mut conn = self.store.connection()?;
+            runs::take_stranded_run(
+                &mut conn,
+                run.id,
+                export_domain::to_storage_precision(now - STRANDED_AFTER),
+                export_domain::to_storage_precision(now),
+            )?
+        };
+        if !taken {
+            return Ok(());
+        }
+        let schedule = {
+            let mut conn = self.store.connection()?;
+            schedules::get_schedule(&mut conn, run.schedule_id)?
+        };
+        let Some(schedule) = schedule else {
+            return Ok(());
+        };
+        match self.submit(&schedule, &mut run, None, now) {
+            Ok(_) => Ok(()),
+            // Not a passing hiccup: after a day of trying, the run is refused with the reason,
+            // so it stops coming back and its owner can see why.
+            Err(err)
+                if now - run.created_at > GIVE_UP_SUBMITTING_AFTER && !is_unavailable(&err) =>
+            {
+                log::warn!(
+                    "scheduled report {}: run {} could not be submitted for a day; refused",
+                    schedule.id,
+                    run.id
+                );
+                run.status = RunStatus::Refused;
+                run.error_message = Some(format!("the export could not be submitted: {err}"));
+                run.updated_at = export_domain::to_storage_precision(now);
+                let mut conn = self.store.connection()?;
+                runs::record_submission(&mut conn, &run)?;
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
     /// Submits the job of a claimed run and records the outcome on the run; when the owner's
     /// hourly limit refused it, the seconds until the next may be made.
+    ///
+    /// Two schedulers may submit one run at once (a recovery and the scheduler it took over
+    /// from): both use the run's idempotency key, so there is one job, and whichever records
+    /// the outcome second finds the run recorded and takes it as it is. When the engine answers
+    /// the loser of the race with an error instead of the job, the key still names the job, and
+    /// the run takes it: an emailed report goes on to delivery either way.
     fn submit(
         &self,
         schedule: &ScheduledReport,
@@ -934,6 +1181,7 @@ impl Scheduler {
         now: DateTime<Utc>,
     ) -> Result<Option<u64>, ScheduleError> {
         let owner = owner(schedule);
+        let key = run_key(schedule.id, run.due_at);
         let mut limited = None;
         let outcome = match self.engine.template(&owner, schedule.template_id) {
             Ok(template) => {
@@ -948,7 +1196,7 @@ impl Scheduler {
                         .submit_within(
                             &owner,
                             request,
-                            Some(&run_key(schedule.id, run.due_at)),
+                            Some(&key),
                             per_hour,
                             &scheduler_origin(schedule),
                             now,
@@ -962,18 +1210,7 @@ impl Scheduler {
         match outcome {
             Ok(job) => {
                 run.export_job_id = Some(job.id);
-                run.status = match schedule.delivery_method {
-                    DeliveryMethod::Storage => RunStatus::Submitted,
-                    DeliveryMethod::Email => RunStatus::Delivering,
-                };
-            }
-            Err(ScheduleError::Engine(EngineError::Store(StoreError::IdempotencyKeyTaken))) => {
-                // Another scheduler submitted it between our claim's recovery and now.
-                let job = self
-                    .engine
-                    .job_by_idempotency_key(&owner, &run_key(schedule.id, run.due_at))?;
-                run.export_job_id = job.map(|j| j.id);
-                run.status = RunStatus::Submitted;
+                run.status = submitted_status(schedule);
             }
             Err(
                 err @ (ScheduleError::Invalid(_)
@@ -984,7 +1221,11 @@ impl Scheduler {
                     | EngineError::TemplateNotFound(_),
                 )),
             ) => {
-                log::warn!("scheduled report {}: run refused: {err}", schedule.id);
+                log::warn!(
+                    "scheduled report {}: run {} refused: {err}",
+                    schedule.id,
+                    run.id
+                );
                 run.status = RunStatus::Refused;
                 run.error_message = Some(err.to_string());
             }
@@ -997,13 +1238,58 @@ impl Scheduler {
                 run.error_message = Some("the hourly export limit was reached".to_owned());
                 limited = Some(retry_after_seconds);
             }
-            // A database or storage hiccup: the run stays claimed and the next tick retries it.
-            Err(err) => return Err(err),
+            Err(err) => {
+                // Another scheduler inserted the job between the engine's look-up of the key
+                // and its own insert (`IdempotencyKeyTaken`, or whatever the engine answers a
+                // key it lost to): the key names the run's job.
+                let Some(job) = self.engine.job_by_idempotency_key(&owner, &key)? else {
+                    // A database or storage hiccup: the run stays claimed and a later tick
+                    // retries it.
+                    return Err(err);
+                };
+                log::info!(
+                    "scheduled report {}: run {} takes job {}, submitted by another scheduler",
+                    schedule.id,
+                    run.id,
+                    job.id
+                );
+                run.export_job_id = Some(job.id);
+                run.status = submitted_status(schedule);
+            }
         }
         run.updated_at = export_domain::to_storage_precision(now);
         let mut conn = self.store.connection()?;
-        runs::update_run(&mut conn, run)?;
+        if !runs::record_submission(&mut conn, run)? {
+            // The other submitter recorded it first; never move a run back (a delivered report
+            // to delivering again would be emailed twice).
+            if let Some(recorded) = runs::get_run(&mut conn, run.id)? {
+                *run = recorded;
+            }
+        }
         Ok(limited)
+    }
+}
+
+/// How long a run may stay submitting before another scheduler takes it over.
+const STRANDED_AFTER: Duration = Duration::seconds(60);
+
+/// How long a run is retried when its submission fails for a reason other than an outage.
+const GIVE_UP_SUBMITTING_AFTER: Duration = Duration::days(1);
+
+/// Whether the database or the clinical source could not be reached, so trying later may work.
+fn is_unavailable(err: &ScheduleError) -> bool {
+    match err {
+        ScheduleError::Engine(err) => err.is_unavailable(),
+        ScheduleError::Store(err) => err.is_unavailable(),
+        _ => false,
+    }
+}
+
+/// Where a run goes once its job exists: stored reports end there; emailed ones are delivered.
+fn submitted_status(schedule: &ScheduledReport) -> RunStatus {
+    match schedule.delivery_method {
+        DeliveryMethod::Storage => RunStatus::Submitted,
+        DeliveryMethod::Email => RunStatus::Delivering,
     }
 }
 
@@ -1015,6 +1301,9 @@ enum Failure {
     Permanent(&'static str),
     /// Never going to work, with the reason of the part that refused (ids and codes only).
     Refused(String),
+    /// Not decided: the database could not be reached or failed on this row. The attempt is not
+    /// counted, and a later pass takes the row again.
+    Unhandled(ScheduleError),
 }
 
 impl Failure {
@@ -1026,10 +1315,20 @@ impl Failure {
         }
     }
 
+    /// The engine's answer as a failure: a refusal, unless the engine could not decide.
+    fn refused(err: EngineError) -> Failure {
+        if err.is_unavailable() {
+            Failure::Unhandled(err.into())
+        } else {
+            Failure::Refused(err.to_string())
+        }
+    }
+
     fn reason(self) -> String {
         match self {
             Failure::Transient(reason) | Failure::Refused(reason) => reason,
             Failure::Permanent(reason) => reason.to_owned(),
+            Failure::Unhandled(err) => err.to_string(),
         }
     }
 }

@@ -86,6 +86,51 @@ pub fn update_run(conn: &mut DbConnection, run: &ScheduleRun) -> Result<(), Stor
     Ok(())
 }
 
+/// Records what came of a run's submission (its job, its next status), only while the run is
+/// still being submitted: false when another scheduler recorded it first (a recovery and the
+/// scheduler it took over from both submitting), so a late writer never moves a run back.
+pub fn record_submission(conn: &mut DbConnection, run: &ScheduleRun) -> Result<bool, StoreError> {
+    let changed = diesel::update(
+        schedule_runs::table
+            .find(run.id.to_string())
+            .filter(schedule_runs::status.eq(RunStatus::Submitting.as_str())),
+    )
+    .set(RunRow::of(run))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// Takes over a run left in `submitting` since `stale_before` or earlier (its scheduler died, or
+/// stalls): true when this caller won it, marking it taken at `now` so that other schedulers
+/// leave it alone for as long as it was left.
+pub fn take_stranded_run(
+    conn: &mut DbConnection,
+    run_id: Uuid,
+    stale_before: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let changed = diesel::update(
+        schedule_runs::table
+            .find(run_id.to_string())
+            .filter(schedule_runs::status.eq(RunStatus::Submitting.as_str()))
+            .filter(schedule_runs::updated_at.le(naive(stale_before))),
+    )
+    .set(schedule_runs::updated_at.eq(naive(now)))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// The run with this id, if any.
+pub fn get_run(conn: &mut DbConnection, run_id: Uuid) -> Result<Option<ScheduleRun>, StoreError> {
+    schedule_runs::table
+        .find(run_id.to_string())
+        .select(RunRow::as_select())
+        .get_result(conn)
+        .optional()?
+        .map(RunRow::into_run)
+        .transpose()
+}
+
 /// Takes the next delivery attempt of a run for `until` (a lease): true when this caller won it,
 /// false when another scheduler has it or it is not due. Makes each email go out once however
 /// many schedulers deliver.
