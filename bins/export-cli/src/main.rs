@@ -12,16 +12,25 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use export_core::worker::{WorkerConfig, worker_identity};
 use export_domain::{ExportFormat, Role};
-use export_store::{Store, clinical, jobs, seed};
+use export_store::{Store, StoreOptions, clinical, jobs, seed};
 
 /// The database used when neither `--database` nor `EXPORT_DATABASE_URL` names one.
 const DEFAULT_DATABASE: &str = "data/export.db";
+
+/// The exit statuses, in `--help` and the README: 1 is only ever a verdict of `audit verify`.
+const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  0  done (audit verify: the audit trail is intact)
+  1  audit verify: the audit trail is broken
+  2  the command could not do its work: bad arguments, a database that cannot be reached,
+     any other error (for audit verify: the trail could not be checked)";
 
 #[derive(Parser, Debug)]
 #[command(
     name = "export-cli",
     version,
-    about = "One-shot commands of the clinical export engine"
+    about = "One-shot commands of the clinical export engine",
+    after_help = EXIT_STATUS_HELP
 )]
 struct Cli {
     /// Database URL: a SQLite file path (or sqlite://PATH), or postgres://…
@@ -33,8 +42,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum AuditCommand {
-    /// Walk the hash chain and name the first entry that was altered or removed; exits with 1
-    /// when the trail is broken.
+    /// Walk the hash chain and name the first entry that was altered or removed. Exits with 0
+    /// when the trail is intact, 1 when it is broken, 2 when it could not be checked.
+    #[command(after_help = EXIT_STATUS_HELP)]
     Verify,
 }
 
@@ -178,12 +188,38 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+/// How a command that did its work ended; an error is exit status 2.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Done,
+    /// `audit verify` found the chain broken.
+    AuditTrailBroken,
+}
+
+fn main() -> std::process::ExitCode {
     // A child started to render one custom template does only that.
     export_render::sandbox::serve_if_asked();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // Bad arguments exit here with status 2 (clap's usage error), --help and --version with 0.
     let cli = Cli::parse();
-    match cli.command {
+    // Every store `run` opened is dropped when it returns, which waits for the pool's thread:
+    // exiting while it opens a connection would crash the process (see export_store::Store).
+    // A panic is an error like any other: its status must not read as a verdict either.
+    let outcome = std::panic::catch_unwind(|| run(cli));
+    std::process::ExitCode::from(match outcome {
+        Ok(Ok(Verdict::Done)) => 0,
+        Ok(Ok(Verdict::AuditTrailBroken)) => 1,
+        Ok(Err(err)) => {
+            eprintln!("Error: {err:?}");
+            2
+        }
+        Err(_) => 2, // the panic hook has printed it
+    })
+}
+
+fn run(cli: Cli) -> anyhow::Result<Verdict> {
+    let done = |result: anyhow::Result<()>| result.map(|()| Verdict::Done);
+    done(match cli.command {
         Command::Migrate => migrate(&cli.database),
         Command::Seed { fixtures } => seed_practice(&cli.database, &fixtures),
         Command::List => list(&cli.database),
@@ -240,7 +276,7 @@ fn main() -> anyhow::Result<()> {
             let report = export_core::audit::verify_store(&open(&cli.database)?)?;
             println!("{report}");
             if !matches!(report, export_core::audit::ChainReport::Intact { .. }) {
-                std::process::exit(1);
+                return Ok(Verdict::AuditTrailBroken);
             }
             Ok(())
         }
@@ -271,11 +307,18 @@ fn main() -> anyhow::Result<()> {
             println!("{line}");
             Ok(())
         }
-    }
+    })
 }
 
+/// The store of one command: no idle connection kept in reserve, so the pool opens only the
+/// connections the command takes, and none is being opened in the background when it ends.
 fn open(database: &str) -> anyhow::Result<Store> {
-    Store::open(database).with_context(|| format!("cannot open the database at {database}"))
+    let options = StoreOptions {
+        min_idle: 0,
+        ..StoreOptions::default()
+    };
+    Store::open_with(database, &options)
+        .with_context(|| format!("cannot open the database at {database}"))
 }
 
 fn migrate(database: &str) -> anyhow::Result<()> {

@@ -1,5 +1,5 @@
 //! The real `export-cli` binary against a real SQLite file: `demo` migrates, seeds and lists;
-//! running it again adds nothing; a bad database URL is a clear error, not a panic.
+//! running it again adds nothing; a bad database URL is a clear error (exit status 2), not a panic.
 
 use std::process::{Command, Output};
 
@@ -106,7 +106,7 @@ fn demo_seeds_once_and_lists_the_practice() {
 #[test]
 fn unsupported_database_url_is_a_clear_error() {
     let output = export_cli(&["--database", "mysql://localhost/x", "migrate"]);
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("unsupported database url"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -147,7 +147,7 @@ fn master_key_with_sign_digits_is_a_clear_error() {
         .arg(folder.path().join("files"))
         .output()
         .expect("export-cli runs");
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains(

@@ -2,11 +2,14 @@
 //! heartbeat kept the lease, so a second worker did not take the job; once it died, the lease
 //! lapsed, the second worker took the job over, and the job completed exactly once: one file,
 //! one "created" audit entry, attempts = 2. Runs on SQLite, and on PostgreSQL when
-//! EXPORT_TEST_POSTGRES_URL is set.
+//! EXPORT_TEST_POSTGRES_URL is set. It waits on events, not on the machine's speed: the job's
+//! state and lease in the database, and the line the second worker prints once it is claiming.
 
+use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -23,23 +26,82 @@ const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
 const ZOE: &str = "4333a588-c713-5117-85aa-6c9dc288e1df";
 /// Sessions added to Zoë's record so that her sessions PDF takes seconds to render.
 const EXTRA_SESSIONS: usize = 12_000;
-const LEASE_SECONDS: &str = "1";
+const LEASE_SECONDS: i64 = 1;
+/// How long any one awaited event may take before the test fails: far more than it needs.
+const PATIENCE: Duration = Duration::from_secs(60);
 
-fn worker(db: &TestDatabase, storage: &Path, master: &MasterKey, name: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_export-cli"))
+/// A worker process and the lines of its log (stderr), read as they come.
+fn worker(
+    db: &TestDatabase,
+    storage: &Path,
+    master: &MasterKey,
+    name: &str,
+) -> (Child, Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_export-cli"))
         .args(["--database", &db.url, "work", "--name", name])
-        .args(["--lease-seconds", LEASE_SECONDS])
+        .args(["--lease-seconds", &LEASE_SECONDS.to_string()])
         .arg("--storage")
         .arg(storage)
         .env("EXPORT_MASTER_KEY", master.to_hex())
-        .env("RUST_LOG", "warn")
+        // Its own info lines ("worker NAME started"), everything else's warnings.
+        .env("RUST_LOG", "warn,export_cli=info")
+        .stderr(Stdio::piped())
         .spawn()
-        .unwrap()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (line, lines) = std::sync::mpsc::channel();
+    // Drained to the end, so the worker never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for text in stderr.lines().map_while(Result::ok) {
+            let _ = line.send(text);
+        }
+    });
+    (child, lines)
+}
+
+/// Waits for the log line containing `text`.
+fn wait_for_line(lines: &Receiver<String>, text: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(text) => return,
+            Ok(_) => {}
+            Err(err) => panic!("no log line with {text:?} ({err})"),
+        }
+    }
 }
 
 fn job_now(db: &TestDatabase, id: Uuid) -> export_domain::ExportJob {
     let mut conn = db.store.connection().unwrap();
     jobs::get_job(&mut conn, id).unwrap().unwrap()
+}
+
+/// Reads the job until `done` holds for it, and returns it then; fails after `PATIENCE`.
+fn wait_for_job(
+    db: &TestDatabase,
+    id: Uuid,
+    what: &str,
+    mut done: impl FnMut(&export_domain::ExportJob) -> bool,
+) -> export_domain::ExportJob {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let job = job_now(db, id);
+        if done(&job) {
+            return job;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {PATIENCE:?}; the job is {:?}, attempt {}, lease {:?} until {:?}",
+            job.status,
+            job.attempts,
+            job.lease_owner,
+            job.lease_expires_at
+        );
+        // The interval between two reads of an observable state, not a guess at how long
+        // anything takes.
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 test_on_both_backends! {
@@ -102,26 +164,36 @@ fn a_killed_worker_s_job_completes_exactly_once_after_a_restart(db: &TestDatabas
         )
         .unwrap();
 
-    let mut first = worker(db, storage.path(), &master, "first");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while job_now(db, job.id).status != JobStatus::Processing {
-        assert!(
-            Instant::now() < deadline,
-            "the first worker never claimed the job"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let claimed_at = Instant::now();
-    // The second worker runs alongside; the first one's heartbeat must keep the job from it.
-    let mut second = worker(db, storage.path(), &master, "second");
-    std::thread::sleep(Duration::from_millis(2_500));
-    let held = job_now(db, job.id);
+    let (mut first, _first_log) = worker(db, storage.path(), &master, "first");
+    wait_for_job(db, job.id, "the first worker claims the job", |job| {
+        job.status != JobStatus::Pending
+    });
+    // The second worker runs alongside, claiming from the moment it says it started; the first
+    // one's heartbeat must keep the job from it.
+    let (mut second, second_log) = worker(db, storage.path(), &master, "second");
+    wait_for_line(&second_log, "worker second started");
+    let second_started = Utc::now();
+    // A renewal that pushes the lease past `second_started` + 2 leases was made a full lease
+    // after the second worker began claiming, every 200 ms: without the heartbeat the lease
+    // would have lapsed in that time and the second worker taken the job.
+    let lease = chrono::Duration::seconds(LEASE_SECONDS);
+    let held = wait_for_job(
+        db,
+        job.id,
+        "the first worker renews its lease a full lease after the second worker started",
+        |job| {
+            job.status != JobStatus::Processing
+                || job.lease_owner.as_deref() != Some("first-0")
+                || job
+                    .lease_expires_at
+                    .is_some_and(|until| until >= second_started + lease * 2)
+        },
+    );
     assert_eq!(
         (held.status, held.attempts, held.lease_owner.as_deref()),
         (JobStatus::Processing, 1, Some("first-0")),
-        "after more than twice the lease the first worker still holds the job \
-         ({:?} since the claim); if it completed, the export is too small for this test",
-        claimed_at.elapsed()
+        "a full lease after the second worker started, the first worker still holds the job; \
+         if it completed, the export is too small for this test",
     );
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();

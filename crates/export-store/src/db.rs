@@ -1,12 +1,15 @@
-//! Connecting: one diesel connection type over SQLite and PostgreSQL, an r2d2 pool of it, the
-//! SQLite settings every connection gets, and the embedded migrations of each backend.
+//! Connecting: one diesel connection type over SQLite and PostgreSQL, an r2d2 pool of it (closed
+//! for good when the last handle is dropped), the SQLite settings every connection gets, and the
+//! embedded migrations of each backend.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use scheduled_thread_pool::{OnPoolDropBehavior, ScheduledThreadPool};
 
 use crate::StoreError;
 
@@ -15,6 +18,9 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrati
 
 /// How long a SQLite writer waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+
+/// How long dropping a store's last handle waits for a connection its pool is still opening.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 /// A connection to either backend; repositories take `&mut DbConnection`.
 #[derive(diesel::MultiConnection)]
@@ -62,6 +68,9 @@ impl Backend {
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     pub max_connections: u32,
+    /// Idle connections kept open ahead of need, opened in the background: 1 for a long-running
+    /// process; 0 for a one-shot command, which then opens only the connections it takes.
+    pub min_idle: u32,
     /// How long taking a connection waits for one to be free or made; then the caller gets
     /// an error for which [`StoreError::is_unavailable`] holds (the API answers 503).
     pub connection_timeout: Duration,
@@ -71,6 +80,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             max_connections: 8,
+            min_idle: 1,
             // Long enough for a busy pool to free a connection, short enough that a database
             // that is down is reported while the client still waits: 5 s, SQLite's busy
             // timeout too.
@@ -99,7 +109,9 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqliteSettings {
     }
 }
 
-/// A pool of connections to one database, migrated.
+/// A pool of connections to one database, migrated. Clones share the pool; when the last one is
+/// dropped (take connections back first), the pool closes and the drop returns once no thread of
+/// it can touch the database any more.
 #[derive(Clone)]
 pub struct Store {
     pool: Pool<ConnectionManager<DbConnection>>,
@@ -108,6 +120,53 @@ pub struct Store {
     /// SQLite's busy handler, which sleeps milliseconds between tries; other processes still
     /// meet the busy timeout.
     sqlite_writer: std::sync::Arc<std::sync::Mutex<()>>,
+    /// Declared after `pool`: fields drop in order, so the last handle lets go of the pool
+    /// before it waits for the pool's thread. Held for its `Drop`, never read.
+    #[allow(dead_code)]
+    pool_thread: Arc<PoolThread>,
+}
+
+/// The one thread on which the pool opens its connections (and closes the ones it retires).
+/// Dropped, it waits for the task that thread is running. A process must not exit while that
+/// thread is inside libpq: exit tears libpq and OpenSSL down under a TLS handshake in progress,
+/// and the process dies of SIGSEGV instead of returning its exit code.
+struct PoolThread(Arc<ScheduledThreadPool>);
+
+impl PoolThread {
+    fn start() -> PoolThread {
+        let threads = ScheduledThreadPool::builder()
+            .num_threads(1)
+            .thread_name_pattern("r2d2-worker-{}")
+            // Once the store is closed, its retries and reaper runs are moot.
+            .on_drop_behavior(OnPoolDropBehavior::DiscardPendingScheduled)
+            .build();
+        PoolThread(Arc::new(threads))
+    }
+}
+
+impl Drop for PoolThread {
+    fn drop(&mut self) {
+        // The pool's own handles are gone by now. A task running on the thread holds the pool
+        // while it runs and closes it when it ends; a task that starts later finds it gone. The
+        // thread runs one task at a time, in order, so once this one has run, no task of the
+        // pool is running or can start.
+        let (ran, wait) = std::sync::mpsc::channel();
+        self.0.execute(move || {
+            let _ = ran.send(());
+        });
+        if wait.recv_timeout(CLOSE_WAIT).is_err() {
+            log::warn!(
+                "a database connection was still being opened {} s after the store was closed",
+                CLOSE_WAIT.as_secs()
+            );
+        }
+    }
+}
+
+impl std::fmt::Debug for PoolThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PoolThread")
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -146,17 +205,21 @@ impl Store {
         }
         // The MultiConnection picks PostgreSQL for postgres URLs and SQLite for anything else.
         let manager = ConnectionManager::<DbConnection>::new(target);
+        // Made first, so that every way out of here, errors included, waits for its thread.
+        let pool_thread = PoolThread::start();
         let pool = Pool::builder()
             .max_size(options.max_connections)
-            .min_idle(Some(1))
+            .min_idle(Some(options.min_idle))
             .connection_timeout(options.connection_timeout)
             .connection_customizer(Box::new(SqliteSettings))
+            .thread_pool(pool_thread.0.clone())
             .build(manager)
             .map_err(|err| StoreError::Setup(err.to_string()))?;
         let store = Store {
             pool,
             backend,
             sqlite_writer: std::sync::Arc::default(),
+            pool_thread: Arc::new(pool_thread),
         };
         store.migrate()?;
         Ok(store)
