@@ -175,6 +175,12 @@ impl ApiError {
                 retry_after_seconds,
                 ..
             } => ApiError::too_many(err.to_string(), retry_after_seconds),
+            err @ EngineError::IdempotencyKeyReused { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_key_reused",
+                err.to_string(),
+            )
+            .with_field("Idempotency-Key"),
             EngineError::Link(reason) => ApiError::forbidden(reason.to_string()),
             EngineError::TemplateNotFound(id) => {
                 ApiError::not_found(format!("template {id} does not exist"))

@@ -946,8 +946,9 @@ mod tests {
         assert_eq!(again.json["id"], first.json["id"]);
         let mut changed = report.clone();
         changed["format"] = json!("pdf");
-        let reused = send!(c, app, submit(&changed)).expect(422);
+        let reused = send!(c, app, submit(&changed)).expect(409);
         assert_eq!(reused.json["field"], "Idempotency-Key");
+        assert_eq!(reused.json["error"], "idempotency_key_reused");
         let bad_key = submit(&report);
         let bad_key = Call {
             headers: vec![("Idempotency-Key", "two words".to_owned())],

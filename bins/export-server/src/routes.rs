@@ -98,23 +98,9 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 /// async pattern.
 async fn submit(req: HttpRequest, state: Data, caller: Caller, request: ExportRequest) -> Answer {
     let actor = caller.0;
+    // The engine answers a replay with the same job, and a different request under the same
+    // key with a conflict, also when two such requests race.
     let key = idempotency_key(&req)?;
-    let parameters =
-        serde_json::to_value(&request).map_err(|e| ApiError::internal(&request_id(&req), e))?;
-    if let Some(key) = key.clone() {
-        let engine = state.engine.clone();
-        let earlier =
-            engine_call(&req, move || engine.job_by_idempotency_key(&actor, &key)).await?;
-        if let Some(job) = earlier {
-            if job.parameters != parameters {
-                return Err(ApiError::invalid(
-                    "Idempotency-Key",
-                    "this key was used for a different request",
-                ));
-            }
-            return Ok(accepted(job));
-        }
-    }
     let now = Utc::now();
     let engine = state.engine.clone();
     let origin = origin(&req);

@@ -74,6 +74,9 @@ pub enum EngineError {
     /// failing to render. The reason names lines, never values.
     #[error("template {id} cannot be used: {reason}")]
     TemplateUnusable { id: Uuid, reason: String },
+    /// The `Idempotency-Key` already names a job of the caller's made from a different request.
+    #[error("the Idempotency-Key {key:?} was used for a different request")]
+    IdempotencyKeyReused { key: String },
     #[error("export job {id} is {status}; only completed jobs can be downloaded")]
     NotReady { id: Uuid, status: JobStatus },
     /// The requester already asked for `limit` exports in the past hour; the next may come in

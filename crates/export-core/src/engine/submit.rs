@@ -109,11 +109,11 @@ impl ExportEngine {
         now: DateTime<Utc>,
     ) -> Result<ExportJob, EngineError> {
         let per_hour = per_hour.filter(|limit| *limit > 0);
-        if let Some(key) = idempotency_key {
-            let mut conn = self.store.connection()?;
-            if let Some(job) = jobs::find_by_idempotency_key(&mut conn, actor.user_id, key)? {
-                return Ok(job);
-            }
+        let parameters = serde_json::to_value(&request).map_err(render_error)?;
+        if let Some(key) = idempotency_key
+            && let Some(job) = self.replay(actor, key, &parameters)?
+        {
+            return Ok(job);
         }
         let mut job = ExportJob::pending(
             Uuid::new_v4(),
@@ -121,7 +121,7 @@ impl ExportEngine {
             None,
             request.export_type(),
             request.format(),
-            serde_json::to_value(&request).map_err(render_error)?,
+            parameters,
             self.config.max_attempts,
             now,
         );
@@ -137,45 +137,51 @@ impl ExportEngine {
             Err(err) if err.is_unavailable() => Err(err),
             Ok(patient_id) => {
                 job.patient_id = patient_id;
-                let limited = self
-                    .transaction(|conn| {
-                        if let Some(limit) = per_hour {
-                            // The limit-th newest request of the hour: when there is one, the next
-                            // may come an hour after it.
-                            audit::queue_for_append(conn)?;
-                            let since = now - Duration::hours(1);
-                            let nth = audit::nth_latest_request_since(
-                                conn,
-                                actor.user_id,
-                                since,
-                                i64::from(limit),
-                            )?;
-                            if let Some(nth) = nth {
-                                return Ok(Some((limit, nth)));
-                            }
-                        }
-                        jobs::insert_job(conn, &job)?;
-                        self.audit(
+                let limited = match self.transaction(|conn| {
+                    if let Some(limit) = per_hour {
+                        // The limit-th newest request of the hour: when there is one, the next
+                        // may come an hour after it.
+                        audit::queue_for_append(conn)?;
+                        let since = now - Duration::hours(1);
+                        let nth = audit::nth_latest_request_since(
                             conn,
-                            Self::entry(
-                                Some(actor.user_id),
-                                &job,
-                                AuditAction::Requested,
-                                AuditOutcome::Success,
-                                origin,
-                                now,
-                                serde_json::json!({"format": job.format}),
-                            ),
+                            actor.user_id,
+                            since,
+                            i64::from(limit),
                         )?;
-                        Ok(None)
-                    })
-                    .map_err(|err| match err {
-                        // The template was deleted since it was checked.
-                        StoreError::ForeignKey { .. } if job.template_id.is_some() => {
-                            invalid("template_id", templates::NO_SUCH_TEMPLATE)
+                        if let Some(nth) = nth {
+                            return Ok(Some((limit, nth)));
                         }
-                        err => err.into(),
-                    })?;
+                    }
+                    jobs::insert_job(conn, &job)?;
+                    self.audit(
+                        conn,
+                        Self::entry(
+                            Some(actor.user_id),
+                            &job,
+                            AuditAction::Requested,
+                            AuditOutcome::Success,
+                            origin,
+                            now,
+                            serde_json::json!({"format": job.format}),
+                        ),
+                    )?;
+                    Ok(None)
+                }) {
+                    // A request racing this one with the same key inserted first: the same job,
+                    // when it asked for the same thing.
+                    Err(StoreError::IdempotencyKeyTaken) => {
+                        let key = idempotency_key.unwrap_or_default();
+                        return self
+                            .replay(actor, key, &job.parameters)?
+                            .ok_or_else(|| EngineError::Store(StoreError::IdempotencyKeyTaken));
+                    }
+                    // The template was deleted since it was checked.
+                    Err(StoreError::ForeignKey { .. }) if job.template_id.is_some() => {
+                        return Err(invalid("template_id", templates::NO_SUCH_TEMPLATE));
+                    }
+                    other => other?,
+                };
                 let Some((limit, nth)) = limited else {
                     return Ok(job);
                 };
@@ -199,23 +205,49 @@ impl ExportEngine {
                 Err(refusal)
             }
             Err(refusal) => {
-                // The patient asked about, so the refusal shows in that patient's trail.
+                // The patient asked about, so the refusal shows in that patient's trail. A
+                // decision is `denied` with its reason (a fixed text); anything else went wrong
+                // inside, is an `error`, and keeps no error text.
                 job.patient_id = request.patient_id();
+                let (outcome, reason) = match &refusal {
+                    EngineError::Forbidden(_)
+                    | EngineError::TemplateNotFound(_)
+                    | EngineError::Unidentified(_) => (AuditOutcome::Denied, refusal.to_string()),
+                    _ => (AuditOutcome::Error, "internal".to_owned()),
+                };
                 let entry = NewAuditEntry {
                     export_job_id: None,
                     ..Self::entry(
                         Some(actor.user_id),
                         &job,
                         AuditAction::Requested,
-                        AuditOutcome::Denied,
+                        outcome,
                         origin,
                         now,
-                        serde_json::json!({"reason": refusal.to_string()}),
+                        serde_json::json!({"reason": reason}),
                     )
                 };
                 self.append(entry)?;
                 Err(refusal)
             }
+        }
+    }
+
+    /// The job `actor` already submitted under `key`, when there is one and it was made from
+    /// `parameters`; a different request under the same key is `IdempotencyKeyReused`.
+    fn replay(
+        &self,
+        actor: &Actor,
+        key: &str,
+        parameters: &serde_json::Value,
+    ) -> Result<Option<ExportJob>, EngineError> {
+        let mut conn = self.store.connection()?;
+        match jobs::find_by_idempotency_key(&mut conn, actor.user_id, key)? {
+            Some(job) if job.parameters == *parameters => Ok(Some(job)),
+            Some(_) => Err(EngineError::IdempotencyKeyReused {
+                key: key.to_owned(),
+            }),
+            None => Ok(None),
         }
     }
 }
