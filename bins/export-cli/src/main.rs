@@ -442,9 +442,23 @@ fn expire(
     at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> anyhow::Result<()> {
     let (_, engine) = engine(database, storage, master_key, Default::default())?;
-    let (count, bytes) = engine.expire(at.unwrap_or_else(chrono::Utc::now), dry_run)?;
-    let verb = if dry_run { "would expire" } else { "expired" };
-    println!("{verb} {count} exports, {bytes} bytes");
+    let report = engine.expire(at.unwrap_or_else(chrono::Utc::now), dry_run)?;
+    let (verb, sweep) = if dry_run {
+        ("would expire", "would remove")
+    } else {
+        ("expired", "removed")
+    };
+    println!(
+        "{verb} {} exports, {} bytes; {sweep} {} leftover files",
+        report.expired, report.bytes, report.swept
+    );
+    if report.failed + report.sweep_failed > 0 {
+        anyhow::bail!(
+            "{} exports could not be expired and {} leftovers not removed (see the log)",
+            report.failed,
+            report.sweep_failed
+        );
+    }
     Ok(())
 }
 

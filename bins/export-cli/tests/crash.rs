@@ -142,7 +142,11 @@ fn a_killed_worker_s_job_completes_exactly_once_after_a_restart(db: &TestDatabas
         db.store.clone(),
         Arc::new(LocalFileStore::new(storage.path(), master.clone()).unwrap()),
         Arc::new(StoreSource(db.store.clone())),
-        EngineConfig::default(),
+        EngineConfig {
+            // The sweep below takes anything no completed job points to, however fresh.
+            leftover_grace: chrono::Duration::zero(),
+            ..EngineConfig::default()
+        },
     );
     let margaret = Actor {
         user_id: Uuid::parse_str(MARGARET).unwrap(),
@@ -218,10 +222,33 @@ fn a_killed_worker_s_job_completes_exactly_once_after_a_restart(db: &TestDatabas
         Some((EXTRA_SESSIONS + fixture_sessions) as i64)
     );
 
-    let files: Vec<_> = std::fs::read_dir(storage.path().join("exports"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    // The killed worker's unfinished write is left behind until the expiry pass sweeps it.
+    let listed = |what: &str| -> Vec<String> {
+        let names: Vec<_> = std::fs::read_dir(storage.path().join("exports"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(
+            names
+                .iter()
+                .any(|name| done.file_key.as_deref() == Some(&format!("exports/{name}"))),
+            "{what}: the job's own file is there: {names:?}"
+        );
+        names
+    };
+    let before = listed("before the sweep");
+    let report = engine.expire(Utc::now(), false).unwrap();
+    assert_eq!(
+        (
+            report.expired,
+            report.swept,
+            report.failed,
+            report.sweep_failed
+        ),
+        (0, before.len() as u64 - 1, 0, 0),
+        "the sweep removes all but the job's file: {before:?}"
+    );
+    let files = listed("after the sweep");
     assert_eq!(files.len(), 1, "one file, no leftovers: {files:?}");
     let mut conn = db.store.connection().unwrap();
     let created = audit::list(

@@ -211,6 +211,7 @@ fn run() -> anyhow::Result<()> {
             std::time::Duration::from_secs(config.scheduler_tick_seconds),
             std::time::Duration::from_secs(config.expiry_interval_seconds),
             pool.as_ref().map(WorkerPool::waker),
+            metrics.clone(),
         )
     });
 

@@ -1,6 +1,7 @@
 //! The scheduler's loop in the server: every tick, due scheduled reports become jobs (and
 //! deliveries and notifications go out); every expiry interval, the expiry pass deletes the files
-//! whose retention has passed. Runs in `--role scheduler` and `--role all` processes; several may
+//! whose retention has passed and sweeps the leftovers. A row a pass cannot handle is logged by
+//! id and counted in `export_background_errors_total`; the pass goes on. Runs in `--role scheduler` and `--role all` processes; several may
 //! share a database (the tick is exactly-once per due time, expiry is idempotent).
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -11,6 +12,8 @@ use chrono::Utc;
 use export_core::engine::ExportEngine;
 use export_core::worker::PoolWaker;
 use export_schedule::scheduler::Scheduler;
+
+use crate::metrics::Metrics;
 
 /// The running loop.
 #[derive(Debug)]
@@ -26,6 +29,7 @@ impl Maintenance {
         tick: Duration,
         expiry: Duration,
         waker: Option<PoolWaker>,
+        metrics: Arc<Metrics>,
     ) -> Maintenance {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let signal = stop.clone();
@@ -37,42 +41,62 @@ impl Maintenance {
                     let now = Instant::now();
                     if now >= next_tick {
                         match scheduler.tick(Utc::now()) {
-                            Ok(report) if report.submitted > 0 => {
-                                log::info!(
-                                    "scheduler: {} runs submitted, {} missed due times coalesced, {} refused",
-                                    report.submitted,
-                                    report.skipped,
-                                    report.refused
-                                );
-                                if let Some(waker) = &waker {
-                                    waker.wake();
+                            Ok(report) => {
+                                if report.submitted > 0 {
+                                    log::info!(
+                                        "scheduler: {} runs submitted, {} missed due times coalesced, {} refused",
+                                        report.submitted,
+                                        report.skipped,
+                                        report.refused
+                                    );
+                                    if let Some(waker) = &waker {
+                                        waker.wake();
+                                    }
                                 }
+                                metrics.background_errors("tick", report.errors as u64);
                             }
-                            Ok(_) => {}
-                            Err(err) => log::warn!("scheduler tick failed: {err}"),
+                            Err(err) => {
+                                log::warn!("scheduler tick failed: {err}");
+                                metrics.background_errors("tick", 1);
+                            }
                         }
                         match scheduler.deliver(Utc::now()) {
-                            Ok(report) if report.delivered + report.failed + report.notified > 0 => {
-                                log::info!(
-                                    "delivery: {} reports delivered, {} failed, {} retrying, {} notifications sent",
-                                    report.delivered,
-                                    report.failed,
-                                    report.retrying,
-                                    report.notified
-                                );
+                            Ok(report) => {
+                                if report.delivered + report.failed + report.notified > 0 {
+                                    log::info!(
+                                        "delivery: {} reports delivered, {} failed, {} retrying, {} notifications sent",
+                                        report.delivered,
+                                        report.failed,
+                                        report.retrying,
+                                        report.notified
+                                    );
+                                }
+                                metrics.background_errors("deliver", report.errors as u64);
                             }
-                            Ok(_) => {}
-                            Err(err) => log::warn!("delivery pass failed: {err}"),
+                            Err(err) => {
+                                log::warn!("delivery pass failed: {err}");
+                                metrics.background_errors("deliver", 1);
+                            }
                         }
                         next_tick = now + tick;
                     }
                     if now >= next_expiry {
                         match engine.expire(Utc::now(), false) {
-                            Ok((0, _)) => {}
-                            Ok((count, bytes)) => {
-                                log::info!("expiry: {count} exports expired, {bytes} bytes deleted")
+                            Ok(report) => {
+                                if report.expired > 0 {
+                                    log::info!(
+                                        "expiry: {} exports expired, {} bytes deleted",
+                                        report.expired,
+                                        report.bytes
+                                    );
+                                }
+                                metrics.background_errors("expire", report.failed);
+                                metrics.background_errors("sweep", report.sweep_failed);
                             }
-                            Err(err) => log::warn!("expiry pass failed: {err}"),
+                            Err(err) => {
+                                log::warn!("expiry pass failed: {err}");
+                                metrics.background_errors("expire", 1);
+                            }
                         }
                         next_expiry = now + expiry;
                     }

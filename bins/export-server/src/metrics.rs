@@ -68,6 +68,7 @@ struct Inner {
     export_duration: BTreeMap<(String, String), Histogram>,
     export_bytes: BTreeMap<String, Histogram>,
     exports_finished: BTreeMap<(String, String), u64>,
+    background_errors: BTreeMap<&'static str, u64>,
 }
 
 /// The process's metrics.
@@ -121,6 +122,13 @@ impl Metrics {
         }
     }
 
+    /// Rows (or whole passes) a background pass could not handle: `pass` is one of `tick`,
+    /// `deliver`, `expire` and `sweep`.
+    pub fn background_errors(&self, pass: &'static str, count: u64) {
+        let mut inner = self.inner();
+        *inner.background_errors.entry(pass).or_default() += count;
+    }
+
     /// The exposition, with the queue's state as read from the database.
     pub fn render(&self, jobs_by_status: &[(export_domain::JobStatus, i64)]) -> String {
         let inner = self.inner();
@@ -166,6 +174,17 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "export_jobs_finished_total{{status=\"{status}\",format=\"{format}\"}} {count}"
+            );
+        }
+        out.push_str(
+            "# HELP export_background_errors_total Rows or passes the scheduler's and the expiry's background passes could not handle.\n",
+        );
+        out.push_str("# TYPE export_background_errors_total counter\n");
+        for pass in ["tick", "deliver", "expire", "sweep"] {
+            let count = inner.background_errors.get(pass).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "export_background_errors_total{{pass=\"{pass}\"}} {count}"
             );
         }
         out.push_str("# HELP export_duration_seconds Time from claim to completion.\n");

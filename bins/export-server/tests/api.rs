@@ -244,9 +244,10 @@ fn jobs_are_cancelled_deleted_expired_and_shared_by_signed_links(db: &TestDataba
         std::sync::Arc::new(export_core::source::StoreSource(db.store.clone())),
         export_core::engine::EngineConfig::default(),
     );
-    let (count, bytes) = engine
+    let report = engine
         .expire(chrono::Utc::now() + chrono::Duration::days(8), false)
         .unwrap();
+    let (count, bytes) = (report.expired, report.bytes);
     assert_eq!(
         (count, bytes),
         (1, done["file_size_bytes"].as_u64().unwrap())

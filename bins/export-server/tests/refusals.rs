@@ -976,7 +976,12 @@ fn exports_are_limited_per_user_and_requests_per_address(db: &TestDatabase) {
         &progress_with(serde_json::json!({"format": "docx"})),
         &margaret,
     );
-    let refusal = refused(&other, "a key reused for another request", 409, "idempotency_key_reused");
+    let refusal = refused(
+        &other,
+        "a key reused for another request",
+        409,
+        "idempotency_key_reused",
+    );
     assert_eq!(refusal["field"], "Idempotency-Key");
     let listed = get(&server, JOBS, Some(&margaret)).json();
     assert_eq!(listed["jobs"].as_array().unwrap().len(), 3, "{listed}");

@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use export_domain::{AuditAction, AuditEntry, FieldError, GoalStatus, SessionStatus};
+use export_domain::{
+    AuditAction, AuditEntry, FieldError, GoalListing, GoalStatus, GoalsPage, SessionListing,
+    SessionStatus, SessionsPage,
+};
 use export_render::{Column, ColumnKind, RenderError, RowBuffer, RowSource};
 use export_store::{Store, audit};
 use uuid::Uuid;
@@ -259,42 +262,51 @@ impl DatasetRegistry {
     }
 }
 
-/// Rows made from records in memory, one record per row.
-struct RecordRows<T> {
+/// Rows of a listing that must fit in memory no more than a page at a time: each page is read
+/// by keyset, starting after the (timestamp, id) of the last row of the one before.
+struct KeysetPages<T> {
     columns: Vec<Column>,
-    records: std::vec::IntoIter<T>,
-    count: u64,
+    fetch: FetchPage<T>,
+    key: fn(&T) -> Keyset,
     fill: fn(&T, &mut RowBuffer),
+    page: std::vec::IntoIter<T>,
+    after: Option<Keyset>,
+    done: bool,
+    read: u64,
 }
 
-impl<T> RecordRows<T> {
-    fn new(columns: Vec<Column>, records: Vec<T>, fill: fn(&T, &mut RowBuffer)) -> Self {
-        RecordRows {
-            columns,
-            count: records.len() as u64,
-            records: records.into_iter(),
-            fill,
-        }
-    }
-}
+/// Where a keyset page starts: after this timestamp and id.
+type Keyset = (DateTime<Utc>, Uuid);
 
-impl<T> RowSource for RecordRows<T> {
+/// Reads the page after a keyset (the first page after none).
+type FetchPage<T> = Box<dyn FnMut(Option<Keyset>) -> Result<Vec<T>, DatasetError> + Send>;
+
+/// Rows the sessions and goals datasets read from their source at a time.
+pub const DATASET_PAGE: usize = 1000;
+
+impl<T: Send> RowSource for KeysetPages<T> {
     fn columns(&self) -> &[Column] {
         &self.columns
     }
 
     fn next_row(&mut self, row: &mut RowBuffer) -> Result<bool, RenderError> {
-        match self.records.next() {
-            Some(record) => {
+        loop {
+            if let Some(record) = self.page.next() {
+                self.after = Some((self.key)(&record));
+                self.read += 1;
                 (self.fill)(&record, row);
-                Ok(true)
+                return Ok(true);
             }
-            None => Ok(false),
+            if self.done {
+                return Ok(false);
+            }
+            let page = (self.fetch)(self.after).map_err(|err| RenderError::Source {
+                row: self.read,
+                reason: err.to_string(),
+            })?;
+            self.done = page.len() < DATASET_PAGE;
+            self.page = page.into_iter();
         }
-    }
-
-    fn row_count_hint(&self) -> Option<u64> {
-        Some(self.count)
     }
 }
 
@@ -309,35 +321,21 @@ fn push_opt_text(row: &mut RowBuffer, text: Option<&str>) {
     }
 }
 
+/// Writes `items` joined by `separator`, without making the joined text first.
+fn push_joined(buffer: &mut String, items: &[String], separator: &str) {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            buffer.push_str(separator);
+        }
+        buffer.push_str(item);
+    }
+}
+
 fn push_opt_id(row: &mut RowBuffer, id: Option<Uuid>) {
     match id {
         Some(id) => row.push_text_with(|b| b.push_str(id.hyphenated().encode_lower(&mut [0; 36]))),
         None => row.push_null(),
     }
-}
-
-/// Each queried patient's records with the patient's id and name, from `source`.
-fn records_of(
-    source: &dyn ClinicalSource,
-    dataset: &str,
-    query: &DatasetQuery<'_>,
-) -> Result<Vec<(Uuid, String, export_domain::Practice)>, DatasetError> {
-    query
-        .patients
-        .iter()
-        .map(|&patient_id| {
-            let practice = source
-                .patient_records(patient_id)
-                .map_err(|e| DatasetError::new(dataset, e))?;
-            let name = practice
-                .users
-                .iter()
-                .find(|u| u.id == patient_id)
-                .map(|u| u.full_name())
-                .unwrap_or_default();
-            Ok((patient_id, name, practice))
-        })
-        .collect()
 }
 
 const DATE_RANGE: [FilterSpec; 2] = [
@@ -362,11 +360,6 @@ fn check_range(filters: &Filters) -> Vec<FieldError> {
     }
 }
 
-fn in_range(filters: &Filters, date: NaiveDate) -> bool {
-    filters.date("from").is_none_or(|from| date >= from)
-        && filters.date("to").is_none_or(|to| date <= to)
-}
-
 /// Every session of the requester's patients: one row per session.
 #[derive(Clone)]
 pub struct SessionsDataset(pub Arc<dyn ClinicalSource>);
@@ -375,11 +368,6 @@ impl std::fmt::Debug for SessionsDataset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SessionsDataset")
     }
-}
-
-struct SessionRow {
-    session: export_domain::TherapySession,
-    patient_name: String,
 }
 
 impl Dataset for SessionsDataset {
@@ -435,41 +423,45 @@ impl Dataset for SessionsDataset {
     fn rows(&self, query: &DatasetQuery<'_>) -> Result<Box<dyn RowSource + Send>, DatasetError> {
         let status: Option<SessionStatus> =
             query.filters.text("status").and_then(|s| s.parse().ok());
-        let mut records = Vec::new();
-        for (patient_id, patient_name, practice) in records_of(&*self.0, self.name(), query)? {
-            records.extend(
-                practice
-                    .therapy_sessions
-                    .into_iter()
-                    .filter(|s| s.patient_id == patient_id)
-                    .filter(|s| status.is_none_or(|want| s.status == want))
-                    .filter(|s| in_range(query.filters, s.session_date.date_naive()))
-                    .map(|session| SessionRow {
-                        session,
-                        patient_name: patient_name.clone(),
-                    }),
-            );
-        }
-        records.sort_by_key(|r| (r.session.session_date, r.session.id));
-        Ok(Box::new(RecordRows::new(
-            self.columns(),
-            records,
-            |r, row| {
-                let s = &r.session;
+        let (from, to) = (query.filters.date("from"), query.filters.date("to"));
+        let source = Arc::clone(&self.0);
+        let patients = query.patients.to_vec();
+        let fetch = move |after| {
+            let page = SessionsPage {
+                patients: &patients,
+                status,
+                from,
+                to,
+                after,
+                limit: DATASET_PAGE,
+            };
+            source
+                .sessions_page(&page)
+                .map_err(|e| DatasetError::new("sessions", e))
+        };
+        Ok(Box::new(KeysetPages {
+            columns: self.columns(),
+            fetch: Box::new(fetch),
+            key: |s: &SessionListing| (s.session_date, s.id),
+            fill: |s, row| {
                 push_opt_id(row, Some(s.id));
                 push_opt_id(row, Some(s.patient_id));
-                row.push_text(&r.patient_name);
+                row.push_text(&s.patient_name);
                 push_opt_id(row, Some(s.therapist_id));
                 row.push_datetime(s.session_date);
                 row.push_integer(i64::from(s.duration_seconds) / 60);
                 row.push_text(s.status.as_str());
-                match &s.extracted_notes {
-                    Some(notes) => row.push_text(&notes.key_topics.join("; ")),
+                match &s.key_topics {
+                    Some(topics) => row.push_text_with(|b| push_joined(b, topics, "; ")),
                     None => row.push_null(),
                 }
                 push_opt_text(row, s.therapist_summary.as_deref());
             },
-        )))
+            page: Vec::new().into_iter(),
+            after: None,
+            done: query.patients.is_empty(),
+            read: 0,
+        }))
     }
 }
 
@@ -481,11 +473,6 @@ impl std::fmt::Debug for GoalsDataset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("GoalsDataset")
     }
-}
-
-struct GoalRow {
-    goal: export_domain::Goal,
-    patient_name: String,
 }
 
 impl Dataset for GoalsDataset {
@@ -535,29 +522,28 @@ impl Dataset for GoalsDataset {
 
     fn rows(&self, query: &DatasetQuery<'_>) -> Result<Box<dyn RowSource + Send>, DatasetError> {
         let status: Option<GoalStatus> = query.filters.text("status").and_then(|s| s.parse().ok());
-        let mut records = Vec::new();
-        for (patient_id, patient_name, practice) in records_of(&*self.0, self.name(), query)? {
-            records.extend(
-                practice
-                    .goals
-                    .into_iter()
-                    .filter(|g| g.patient_id == patient_id)
-                    .filter(|g| status.is_none_or(|want| g.status == want))
-                    .map(|goal| GoalRow {
-                        goal,
-                        patient_name: patient_name.clone(),
-                    }),
-            );
-        }
-        records.sort_by_key(|r| (r.goal.created_at, r.goal.id));
-        Ok(Box::new(RecordRows::new(
-            self.columns(),
-            records,
-            |r, row| {
-                let g = &r.goal;
+        let source = Arc::clone(&self.0);
+        let patients = query.patients.to_vec();
+        let fetch = move |after| {
+            let page = GoalsPage {
+                patients: &patients,
+                status,
+                after,
+                limit: DATASET_PAGE,
+            };
+            source
+                .goals_page(&page)
+                .map_err(|e| DatasetError::new("goals", e))
+        };
+        Ok(Box::new(KeysetPages {
+            columns: self.columns(),
+            fetch: Box::new(fetch),
+            key: |l: &GoalListing| (l.goal.created_at, l.goal.id),
+            fill: |l, row| {
+                let g = &l.goal;
                 push_opt_id(row, Some(g.id));
                 push_opt_id(row, Some(g.patient_id));
-                row.push_text(&r.patient_name);
+                row.push_text(&l.patient_name);
                 row.push_text(&g.description);
                 row.push_text(&g.baseline);
                 row.push_text(&g.current);
@@ -569,7 +555,11 @@ impl Dataset for GoalsDataset {
                 }
                 row.push_datetime(g.created_at);
             },
-        )))
+            page: Vec::new().into_iter(),
+            after: None,
+            done: query.patients.is_empty(),
+            read: 0,
+        }))
     }
 }
 

@@ -11,7 +11,6 @@ mod run;
 mod submit;
 mod templates;
 
-use std::io::Cursor;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
@@ -32,7 +31,7 @@ use crate::links::{LinkError, LinkSigner};
 pub use crate::produce::ExportRequest;
 use crate::produce::{ProduceError, Producer};
 use crate::source::{ClinicalSource, SourceError};
-use crate::storage::{FileKey, FileStore, StorageError};
+use crate::storage::{FileKey, FileStore, Listed, StorageError, Stored};
 pub use access::{AuditTrailExport, ReadChannel};
 pub use identity::IdentityError;
 
@@ -152,6 +151,10 @@ pub struct EngineConfig {
     /// The child process custom templates render in; `None` renders them in this process under
     /// fuel alone (see `export_render::sandbox` for what that leaves open).
     pub template_sandbox: Option<Sandbox>,
+    /// How long a stored file no completed job points to (or an unfinished write's temporary)
+    /// is left alone before the expiry pass sweeps it away: long enough that no write or commit
+    /// in progress is ever taken for a leftover.
+    pub leftover_grace: Duration,
 }
 
 impl Default for EngineConfig {
@@ -162,8 +165,25 @@ impl Default for EngineConfig {
             max_attempts: 3,
             template_limits: TemplateLimits::default(),
             template_sandbox: None,
+            leftover_grace: Duration::days(1),
         }
     }
+}
+
+/// What one expiry pass did (or, dry, would do).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpiryReport {
+    /// Jobs expired.
+    pub expired: u64,
+    /// The bytes of their files.
+    pub bytes: u64,
+    /// Jobs that could not be expired this pass (logged by id; tried again next pass).
+    pub failed: u64,
+    /// Leftovers removed: stored files no completed job points to and temporaries of
+    /// unfinished writes, all older than `EngineConfig::leftover_grace`.
+    pub swept: u64,
+    /// Leftovers that could not be removed, or sweeps that could not list them (logged).
+    pub sweep_failed: u64,
 }
 
 /// The engine another service embeds.

@@ -2,7 +2,10 @@
 //! own tables (`StoreSource`) and over records held in memory (`PracticeSource`, for the fixtures
 //! and for tests). An embedding service implements it over its own database.
 
-use export_domain::{Practice, Role, SessionStatus, TherapistPatient, User};
+use export_domain::{
+    GoalListing, GoalsPage, Practice, Role, SessionListing, SessionStatus, SessionsPage,
+    TherapistPatient, User,
+};
 use export_store::{Store, StoreError, clinical};
 use uuid::Uuid;
 
@@ -43,6 +46,108 @@ pub trait ClinicalSource: Send + Sync {
     /// Everything about one patient: the patient, their therapists and relationships, sessions,
     /// goals, assessments, diagnoses and plans.
     fn patient_records(&self, patient_id: Uuid) -> Result<Practice, SourceError>;
+    /// One page of the sessions of some patients (the `sessions` dataset reads them a page at a
+    /// time). The default makes each page from every patient's `patient_records`, which costs a
+    /// pass over all their records per page: a source over a database should read the page
+    /// itself, by keyset, as `StoreSource` does.
+    fn sessions_page(&self, page: &SessionsPage<'_>) -> Result<Vec<SessionListing>, SourceError> {
+        let mut records = Vec::with_capacity(page.patients.len());
+        for &patient_id in page.patients {
+            records.push(self.patient_records(patient_id)?);
+        }
+        Ok(sessions_page_of(owned(page.patients, &records), page))
+    }
+    /// One page of the goals of some patients; the default is made as `sessions_page`'s is.
+    fn goals_page(&self, page: &GoalsPage<'_>) -> Result<Vec<GoalListing>, SourceError> {
+        let mut records = Vec::with_capacity(page.patients.len());
+        for &patient_id in page.patients {
+            records.push(self.patient_records(patient_id)?);
+        }
+        Ok(goals_page_of(owned(page.patients, &records), page))
+    }
+}
+
+/// Each patient's records, with the patient whose records they are.
+fn owned<'p>(
+    patients: &'p [Uuid],
+    records: &'p [Practice],
+) -> impl Iterator<Item = (Option<Uuid>, &'p Practice)> {
+    patients
+        .iter()
+        .map(Some)
+        .zip(records)
+        .map(|(patient, practice)| (patient.copied(), practice))
+}
+
+/// The name of `patient_id` among `practice`'s users; empty when they are not there.
+fn patient_name(practice: &Practice, patient_id: Uuid) -> String {
+    practice
+        .users
+        .iter()
+        .find(|u| u.id == patient_id)
+        .map(|u| u.full_name())
+        .unwrap_or_default()
+}
+
+/// A page of sessions made from records in memory.
+///
+/// Each practice is one patient's records (only that patient's rows are taken from it) or, with
+/// no patient, records of many (every row of a queried patient is).
+fn sessions_page_of<'p>(
+    practices: impl Iterator<Item = (Option<Uuid>, &'p Practice)>,
+    page: &SessionsPage<'_>,
+) -> Vec<SessionListing> {
+    let mut listed: Vec<SessionListing> = Vec::new();
+    for (owner, practice) in practices {
+        for session in &practice.therapy_sessions {
+            let date = session.session_date.date_naive();
+            let wanted = owner.is_none_or(|p| p == session.patient_id)
+                && page.patients.contains(&session.patient_id)
+                && page.status.is_none_or(|want| session.status == want)
+                && page.from.is_none_or(|from| date >= from)
+                && page.to.is_none_or(|to| date <= to)
+                && page
+                    .after
+                    .is_none_or(|after| (session.session_date, session.id) > after);
+            if wanted {
+                let name = patient_name(practice, session.patient_id);
+                listed.push(SessionListing::of(session, &name));
+            }
+        }
+    }
+    listed.sort_by_key(|l| (l.session_date, l.id));
+    listed.truncate(page.limit);
+    listed
+}
+
+/// A page of goals made from records in memory.
+///
+/// Each practice is one patient's records (only that patient's rows are taken from it) or, with
+/// no patient, records of many (every row of a queried patient is).
+fn goals_page_of<'p>(
+    practices: impl Iterator<Item = (Option<Uuid>, &'p Practice)>,
+    page: &GoalsPage<'_>,
+) -> Vec<GoalListing> {
+    let mut listed: Vec<GoalListing> = Vec::new();
+    for (owner, practice) in practices {
+        for goal in &practice.goals {
+            let wanted = owner.is_none_or(|p| p == goal.patient_id)
+                && page.patients.contains(&goal.patient_id)
+                && page.status.is_none_or(|want| goal.status == want)
+                && page
+                    .after
+                    .is_none_or(|after| (goal.created_at, goal.id) > after);
+            if wanted {
+                listed.push(GoalListing {
+                    goal: goal.clone(),
+                    patient_name: patient_name(practice, goal.patient_id),
+                });
+            }
+        }
+    }
+    listed.sort_by_key(|l| (l.goal.created_at, l.goal.id));
+    listed.truncate(page.limit);
+    listed
 }
 
 /// Records held in memory.
@@ -89,6 +194,14 @@ impl ClinicalSource for PracticeSource {
 
     fn patient_records(&self, patient_id: Uuid) -> Result<Practice, SourceError> {
         Ok(self.0.of_patient(patient_id))
+    }
+
+    fn sessions_page(&self, page: &SessionsPage<'_>) -> Result<Vec<SessionListing>, SourceError> {
+        Ok(sessions_page_of(std::iter::once((None, &self.0)), page))
+    }
+
+    fn goals_page(&self, page: &GoalsPage<'_>) -> Result<Vec<GoalListing>, SourceError> {
+        Ok(goals_page_of(std::iter::once((None, &self.0)), page))
     }
 }
 
@@ -172,5 +285,15 @@ impl ClinicalSource for StoreSource {
             treatment_plans: clinical::list_treatment_plans(&mut conn, patient_id)
                 .map_err(failed)?,
         })
+    }
+
+    fn sessions_page(&self, page: &SessionsPage<'_>) -> Result<Vec<SessionListing>, SourceError> {
+        let mut conn = self.0.connection().map_err(failed)?;
+        clinical::page_sessions(&mut conn, page).map_err(failed)
+    }
+
+    fn goals_page(&self, page: &GoalsPage<'_>) -> Result<Vec<GoalListing>, SourceError> {
+        let mut conn = self.0.connection().map_err(failed)?;
+        clinical::page_goals(&mut conn, page).map_err(failed)
     }
 }

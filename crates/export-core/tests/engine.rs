@@ -391,16 +391,29 @@ fn jobs_are_listed_cancelled_deleted_and_expired(db: &TestDatabase) {
     assert_eq!(
         engine
             .expire(week - chrono::Duration::seconds(1), true)
+            .map(|r| (r.expired, r.bytes))
             .unwrap(),
         (0, 0)
     );
-    assert_eq!(engine.expire(week, true).unwrap(), (1, size));
+    assert_eq!(
+        engine
+            .expire(week, true)
+            .map(|r| (r.expired, r.bytes))
+            .unwrap(),
+        (1, size)
+    );
     assert_eq!(
         std::fs::read_dir(&exports).unwrap().count(),
         1,
         "a dry run deletes nothing"
     );
-    assert_eq!(engine.expire(week, false).unwrap(), (1, size));
+    assert_eq!(
+        engine
+            .expire(week, false)
+            .map(|r| (r.expired, r.bytes))
+            .unwrap(),
+        (1, size)
+    );
     assert_eq!(std::fs::read_dir(&exports).unwrap().count(), 0);
     let expired = engine.job(&margaret, kept.id).unwrap();
     assert_eq!(
@@ -411,7 +424,14 @@ fn jobs_are_listed_cancelled_deleted_and_expired(db: &TestDatabase) {
         engine.download(&margaret, kept.id, &origin(), week),
         Err(EngineError::NotReady { .. })
     ));
-    assert_eq!(engine.expire(week, false).unwrap(), (0, 0), "expires once");
+    assert_eq!(
+        engine
+            .expire(week, false)
+            .map(|r| (r.expired, r.bytes))
+            .unwrap(),
+        (0, 0),
+        "expires once"
+    );
 
     let mut conn = db.store.connection().unwrap();
     let actions: Vec<AuditAction> = audit::list(&mut conn, &audit::AuditFilter::default())

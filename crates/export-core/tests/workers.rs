@@ -324,17 +324,14 @@ fn a_job_cancelled_while_it_runs_leaves_no_file(db: &TestDatabase) {
     assert_eq!(created_entries(db, job.id), 0);
 }
 
-/// A file store whose disk is full: every `put` fails as a full disk does, after reading what it
-/// was given.
+/// A file store whose disk is full: every file it is asked to create fails as a full disk does.
 struct FullDisk;
 
 impl export_core::storage::FileStore for FullDisk {
-    fn put(
+    fn create(
         &self,
         _key: &export_core::storage::FileKey,
-        content: &mut dyn std::io::Read,
-    ) -> Result<export_core::storage::StoredFile, export_core::storage::StorageError> {
-        std::io::copy(content, &mut std::io::sink())?;
+    ) -> Result<Box<dyn export_core::storage::FileWriter>, export_core::storage::StorageError> {
         Err(std::io::Error::from(std::io::ErrorKind::StorageFull).into())
     }
 

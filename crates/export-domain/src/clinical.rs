@@ -25,11 +25,7 @@ pub struct User {
 impl User {
     /// First and last name, as printed in a document header.
     pub fn full_name(&self) -> String {
-        match (self.first_name.is_empty(), self.last_name.is_empty()) {
-            (false, false) => format!("{} {}", self.first_name, self.last_name),
-            (false, true) => self.first_name.clone(),
-            _ => self.last_name.clone(),
-        }
+        full_name(&self.first_name, &self.last_name)
     }
 }
 
@@ -43,6 +39,15 @@ pub struct TherapistPatient {
     pub relationship_type: RelationshipType,
     pub is_active: bool,
     pub started_on: NaiveDate,
+}
+
+/// First and last name as `User::full_name` prints them: either alone when the other is empty.
+pub fn full_name(first_name: &str, last_name: &str) -> String {
+    match (first_name.is_empty(), last_name.is_empty()) {
+        (false, false) => format!("{first_name} {last_name}"),
+        (false, true) => first_name.to_owned(),
+        _ => last_name.to_owned(),
+    }
 }
 
 /// One recorded therapy session and what was extracted from it.
@@ -309,4 +314,73 @@ mod tests {
         assert!(notes.strategies.is_empty());
         assert_eq!(notes.therapist_notes, "");
     }
+}
+
+/// Which sessions a listing holds and where its page starts: the sessions of `patients`, with
+/// `status` if given, on UTC dates `from` through `to` (both ends optional and included), in
+/// (session date, id) order, the first `limit` after `after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionsPage<'a> {
+    pub patients: &'a [Uuid],
+    pub status: Option<SessionStatus>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    /// The session date and id of the last session of the previous page.
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: usize,
+}
+
+/// A therapy session as a listing shows it: its patient's name beside it, its key topics, no
+/// transcript and no other notes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionListing {
+    pub id: Uuid,
+    pub patient_id: Uuid,
+    /// Empty when the patient is not among the users.
+    pub patient_name: String,
+    pub therapist_id: Uuid,
+    pub session_date: DateTime<Utc>,
+    pub duration_seconds: i32,
+    pub status: SessionStatus,
+    /// The extracted notes' key topics; `None` for a session without extracted notes.
+    pub key_topics: Option<Vec<String>>,
+    pub therapist_summary: Option<String>,
+}
+
+impl SessionListing {
+    /// The listing of `session` of the patient named `patient_name`.
+    pub fn of(session: &TherapySession, patient_name: &str) -> SessionListing {
+        SessionListing {
+            id: session.id,
+            patient_id: session.patient_id,
+            patient_name: patient_name.to_owned(),
+            therapist_id: session.therapist_id,
+            session_date: session.session_date,
+            duration_seconds: session.duration_seconds,
+            status: session.status,
+            key_topics: session
+                .extracted_notes
+                .as_ref()
+                .map(|notes| notes.key_topics.clone()),
+            therapist_summary: session.therapist_summary.clone(),
+        }
+    }
+}
+
+/// Which goals a listing holds and where its page starts: the goals of `patients`, with `status`
+/// if given, in (created at, id) order, the first `limit` after `after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GoalsPage<'a> {
+    pub patients: &'a [Uuid],
+    pub status: Option<GoalStatus>,
+    /// The creation time and id of the last goal of the previous page.
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: usize,
+}
+
+/// A goal with its patient's name beside it (empty when the patient is not among the users).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoalListing {
+    pub goal: Goal,
+    pub patient_name: String,
 }

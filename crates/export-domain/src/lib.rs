@@ -13,8 +13,9 @@ mod vocabulary;
 
 pub use audit::{GENESIS_HASH, chain_hash, to_hex};
 pub use clinical::{
-    ActionItem, Assessment, Diagnosis, ExtractedNotes, Goal, Practice, RiskFlag, Strategy,
-    TherapistPatient, TherapySession, TranscriptSegment, TreatmentPlan, User,
+    ActionItem, Assessment, Diagnosis, ExtractedNotes, Goal, GoalListing, GoalsPage, Practice,
+    RiskFlag, SessionListing, SessionsPage, Strategy, TherapistPatient, TherapySession,
+    TranscriptSegment, TreatmentPlan, User, full_name,
 };
 pub use records::{
     AuditEntry, ExportJob, ExportTemplate, NewAuditEntry, Notification, NotificationPreference,

@@ -4,8 +4,8 @@
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use export_domain::{
-    Assessment, Diagnosis, Goal, Role, SessionStatus, TherapistPatient, TherapySession,
-    TreatmentPlan, User,
+    Assessment, Diagnosis, Goal, GoalListing, GoalsPage, Role, SessionListing, SessionStatus,
+    SessionsPage, TherapistPatient, TherapySession, TreatmentPlan, User, full_name,
 };
 use uuid::Uuid;
 
@@ -327,6 +327,102 @@ pub fn list_patient_sessions(
         .collect()
 }
 
+/// The columns of a session listing: no transcript.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = therapy_sessions)]
+struct SessionListingRow {
+    id: String,
+    patient_id: String,
+    therapist_id: String,
+    session_date: NaiveDateTime,
+    duration_seconds: i32,
+    status: String,
+    therapist_summary: Option<String>,
+    extracted_notes: Option<String>,
+}
+
+/// Of the extracted notes, the one field a listing shows.
+#[derive(serde::Deserialize)]
+struct KeyTopics {
+    #[serde(default)]
+    key_topics: Vec<String>,
+}
+
+/// One page of a session listing (see `SessionsPage`), read by keyset: each page starts where
+/// the last one ended, so reading every page costs one pass over the sessions, however many.
+///
+/// The (session date, id) index gives the order; the patient is tested on each entry (`||
+/// ''` keeps the planner from reading every session of the patients and sorting them for each
+/// page instead).
+pub fn page_sessions(
+    conn: &mut DbConnection,
+    page: &SessionsPage<'_>,
+) -> Result<Vec<SessionListing>, StoreError> {
+    if page.patients.is_empty() || page.limit == 0 {
+        return Ok(Vec::new());
+    }
+    let patients: Vec<String> = page.patients.iter().map(Uuid::to_string).collect();
+    let mut query = therapy_sessions::table
+        .left_join(users::table.on(users::id.eq(therapy_sessions::patient_id)))
+        .filter(therapy_sessions::patient_id.concat("").eq_any(patients))
+        .select((
+            SessionListingRow::as_select(),
+            users::first_name.nullable(),
+            users::last_name.nullable(),
+        ))
+        .into_boxed();
+    if let Some(status) = page.status {
+        query = query.filter(therapy_sessions::status.eq(status.as_str()));
+    }
+    if let Some(from) = page.from {
+        query = query.filter(therapy_sessions::session_date.ge(from.and_time(Default::default())));
+    }
+    if let Some(to) = page.to.and_then(|to| to.succ_opt()) {
+        query = query.filter(therapy_sessions::session_date.lt(to.and_time(Default::default())));
+    }
+    if let Some((date, id)) = page.after {
+        let (date, id) = (naive(date), id.to_string());
+        query = query.filter(
+            therapy_sessions::session_date.ge(date).and(
+                therapy_sessions::session_date
+                    .gt(date)
+                    .or(therapy_sessions::id.gt(id)),
+            ),
+        );
+    }
+    let rows: Vec<(SessionListingRow, Option<String>, Option<String>)> = query
+        .order((
+            therapy_sessions::session_date.asc(),
+            therapy_sessions::id.asc(),
+        ))
+        .limit(i64::try_from(page.limit).unwrap_or(i64::MAX))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(row, first, last)| {
+            Ok(SessionListing {
+                id: id("therapy_sessions.id", &row.id)?,
+                patient_id: id("therapy_sessions.patient_id", &row.patient_id)?,
+                patient_name: full_name(
+                    first.as_deref().unwrap_or_default(),
+                    last.as_deref().unwrap_or_default(),
+                ),
+                therapist_id: id("therapy_sessions.therapist_id", &row.therapist_id)?,
+                session_date: utc(row.session_date),
+                duration_seconds: row.duration_seconds,
+                status: word("therapy_sessions.status", &row.status)?,
+                key_topics: row
+                    .extracted_notes
+                    .map(|notes| {
+                        json::<KeyTopics>("therapy_sessions.extracted_notes", &notes)
+                            .map(|n| n.key_topics)
+                    })
+                    .transpose()?,
+                therapist_summary: row.therapist_summary,
+            })
+        })
+        .collect()
+}
+
 /// How many sessions are in each status, in status order.
 pub fn count_sessions_by_status(
     conn: &mut DbConnection,
@@ -410,6 +506,53 @@ pub fn list_goals(conn: &mut DbConnection, patient_id: Uuid) -> Result<Vec<Goal>
         .load(conn)?
         .into_iter()
         .map(GoalRow::into_goal)
+        .collect()
+}
+
+/// One page of a goal listing (see `GoalsPage`), read by keyset in (created at, id) order, as
+/// `page_sessions` reads sessions.
+pub fn page_goals(
+    conn: &mut DbConnection,
+    page: &GoalsPage<'_>,
+) -> Result<Vec<GoalListing>, StoreError> {
+    if page.patients.is_empty() || page.limit == 0 {
+        return Ok(Vec::new());
+    }
+    let patients: Vec<String> = page.patients.iter().map(Uuid::to_string).collect();
+    let mut query = goals::table
+        .left_join(users::table.on(users::id.eq(goals::patient_id)))
+        .filter(goals::patient_id.concat("").eq_any(patients))
+        .select((
+            GoalRow::as_select(),
+            users::first_name.nullable(),
+            users::last_name.nullable(),
+        ))
+        .into_boxed();
+    if let Some(status) = page.status {
+        query = query.filter(goals::status.eq(status.as_str()));
+    }
+    if let Some((created, id)) = page.after {
+        let (created, id) = (naive(created), id.to_string());
+        query = query.filter(
+            goals::created_at
+                .ge(created)
+                .and(goals::created_at.gt(created).or(goals::id.gt(id))),
+        );
+    }
+    let rows: Vec<(GoalRow, Option<String>, Option<String>)> = query
+        .order((goals::created_at.asc(), goals::id.asc()))
+        .limit(i64::try_from(page.limit).unwrap_or(i64::MAX))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(row, first, last)| {
+            Ok(GoalListing {
+                goal: row.into_goal()?,
+                patient_name: full_name(
+                    first.as_deref().unwrap_or_default(),
+                    last.as_deref().unwrap_or_default(),
+                ),
+            })
+        })
         .collect()
 }
 

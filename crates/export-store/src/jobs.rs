@@ -225,6 +225,18 @@ pub fn delete_job(conn: &mut DbConnection, job_id: Uuid) -> Result<bool, StoreEr
     Ok(deleted == 1)
 }
 
+/// The file keys completed jobs point to: the files the sweep of leftovers keeps. One pass over
+/// the jobs, once per sweep.
+pub fn live_file_keys(
+    conn: &mut DbConnection,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let keys: Vec<Option<String>> = export_jobs::table
+        .filter(export_jobs::status.eq(JobStatus::Completed.as_str()))
+        .select(export_jobs::file_key)
+        .load(conn)?;
+    Ok(keys.into_iter().flatten().collect())
+}
+
 /// Completed jobs whose expiry is at or before `now`, oldest expiry first.
 pub fn list_expired(
     conn: &mut DbConnection,

@@ -82,66 +82,154 @@ impl ExportEngine {
         Ok(job)
     }
 
-    /// Deletes the files of completed jobs whose expiry has passed, marks them expired and audits
-    /// it; with `dry_run` only counts. Returns the jobs and bytes concerned.
-    pub fn expire(&self, now: DateTime<Utc>, dry_run: bool) -> Result<(u64, u64), EngineError> {
+    /// The expiry pass: deletes the files of completed jobs whose expiry has passed (or moves
+    /// them to the archive), marks the jobs expired and audits it, then sweeps the leftovers (see
+    /// [`ExpiryReport::swept`]). With `dry_run` it only counts.
+    ///
+    /// Each job is handled on its own: one whose file cannot be copied or deleted is logged by id,
+    /// counted in `failed`, left as it was to be tried again next pass, and the pass goes on. Only
+    /// a database that cannot list the due jobs fails the pass.
+    pub fn expire(&self, now: DateTime<Utc>, dry_run: bool) -> Result<ExpiryReport, EngineError> {
         let mut conn = self.store.connection()?;
         let due = jobs::list_expired(&mut conn, now, i64::MAX)?;
         drop(conn);
-        let bytes = due.iter().filter_map(|j| j.file_size_bytes).sum::<i64>() as u64;
-        if dry_run {
-            return Ok((due.len() as u64, bytes));
-        }
+        let mut report = ExpiryReport::default();
         for job in &due {
-            let key = job.file_key.as_deref().map(FileKey::parse).transpose()?;
-            // With an archive, the file is copied there first (re-sealed with a key of its own),
-            // and the primary copy is deleted only once the archive is on record.
-            let archived = match (&self.archive, &key, job.wrapped_key.as_deref()) {
-                (Some(archive), Some(key), Some(wrapped)) => {
-                    let mut reader = self.files.open(key, wrapped)?;
-                    Some(archive.put(key, &mut reader)?)
-                }
-                _ => None,
+            let done = if dry_run {
+                Ok(true)
+            } else {
+                self.expire_one(job, now)
             };
-            if archived.is_none()
-                && let Some(key) = &key
-            {
-                self.files.delete(key)?;
-            }
-            self.transaction(|conn| {
-                if jobs::mark_expired(conn, job.id, now)? {
-                    if let (Some(stored), Some(key)) = (&archived, &key) {
-                        jobs::record_archive(
-                            conn,
-                            job.id,
-                            key.as_str(),
-                            &stored.wrapped_key,
-                            stored.size_bytes as i64,
-                            now,
-                        )?;
-                    }
-                    self.audit(
-                        conn,
-                        Self::entry(
-                            None,
-                            job,
-                            AuditAction::Expired,
-                            AuditOutcome::Success,
-                            &RequestOrigin::default(),
-                            now,
-                            serde_json::json!({"bytes": job.file_size_bytes, "archived": archived.is_some()}),
-                        ),
-                    )?;
+            match done {
+                Ok(true) => {
+                    report.expired += 1;
+                    report.bytes += job.file_size_bytes.unwrap_or(0).max(0) as u64;
                 }
-                Ok(())
-            })?;
-            if archived.is_some()
-                && let Some(key) = &key
-            {
-                self.files.delete(key)?;
+                // Expired by another process meanwhile.
+                Ok(false) => {}
+                Err(err) => {
+                    log::warn!("expiry: job {} could not be expired: {err}", job.id);
+                    report.failed += 1;
+                }
             }
         }
-        Ok((due.len() as u64, bytes))
+        self.sweep(now, dry_run, &mut report);
+        Ok(report)
+    }
+
+    /// Expires one job; false when it was no longer completed.
+    fn expire_one(&self, job: &ExportJob, now: DateTime<Utc>) -> Result<bool, EngineError> {
+        let key = job.file_key.as_deref().map(FileKey::parse).transpose()?;
+        // With an archive, the file is copied there first (re-sealed with a key of its own), and
+        // the primary copy is deleted only once the archive is on record.
+        let archived = match (&self.archive, &key, job.wrapped_key.as_deref()) {
+            (Some(archive), Some(key), Some(wrapped)) => {
+                let mut reader = self.files.open(key, wrapped)?;
+                Some(archive.put(key, &mut reader)?)
+            }
+            _ => None,
+        };
+        if archived.is_none()
+            && let Some(key) = &key
+        {
+            self.files.delete(key)?;
+        }
+        let marked = self.transaction(|conn| {
+            if !jobs::mark_expired(conn, job.id, now)? {
+                return Ok(false);
+            }
+            if let (Some(stored), Some(key)) = (&archived, &key) {
+                jobs::record_archive(
+                    conn,
+                    job.id,
+                    key.as_str(),
+                    &stored.wrapped_key,
+                    stored.size_bytes as i64,
+                    now,
+                )?;
+            }
+            self.audit(
+                conn,
+                Self::entry(
+                    None,
+                    job,
+                    AuditAction::Expired,
+                    AuditOutcome::Success,
+                    &RequestOrigin::default(),
+                    now,
+                    serde_json::json!({"bytes": job.file_size_bytes, "archived": archived.is_some()}),
+                ),
+            )?;
+            Ok(true)
+        })?;
+        // The job no longer points to the primary copy: should this delete fail, the sweep
+        // removes the file later.
+        if archived.is_some()
+            && let Some(key) = &key
+        {
+            self.files.delete(key)?;
+        }
+        Ok(marked)
+    }
+
+    /// Removes what the store holds that no completed job points to and that was last written
+    /// longer than `EngineConfig::leftover_grace` ago: files of attempts that lost their job,
+    /// of jobs deleted while their file could not be, and temporaries of writes a crash cut
+    /// short. The grace keeps a file that is being committed, or a write in progress, safe.
+    fn sweep(&self, now: DateTime<Utc>, dry_run: bool, report: &mut ExpiryReport) {
+        let before = now - self.config.leftover_grace;
+        let old: Vec<Listed> = match self.files.list() {
+            Ok(listed) => listed
+                .into_iter()
+                .filter(|entry| entry.modified <= before)
+                .collect(),
+            Err(err) => {
+                log::warn!("expiry: the file store could not be listed for leftovers: {err}");
+                report.sweep_failed += 1;
+                return;
+            }
+        };
+        if old.is_empty() {
+            return;
+        }
+        // Read after listing: a file listed and committed meanwhile is among these.
+        let live = match self
+            .store
+            .connection()
+            .and_then(|mut conn| jobs::live_file_keys(&mut conn))
+        {
+            Ok(live) => live,
+            Err(err) => {
+                log::warn!("expiry: the jobs' files could not be read for the sweep: {err}");
+                report.sweep_failed += 1;
+                return;
+            }
+        };
+        for entry in old {
+            let removed = match &entry.stored {
+                Stored::File(key) if live.contains(key.as_str()) => continue,
+                _ if dry_run => Ok(true),
+                Stored::File(key) => self.files.delete(key),
+                Stored::Partial(name) => self.files.remove_partial(name),
+            };
+            match (removed, &entry.stored) {
+                (Ok(_), _) => report.swept += 1,
+                (Err(err), Stored::File(key)) => {
+                    log::warn!(
+                        "expiry: leftover {} could not be removed: {err}",
+                        key.as_str()
+                    );
+                    report.sweep_failed += 1;
+                }
+                (Err(err), Stored::Partial(name)) => {
+                    log::warn!("expiry: temporary {name} could not be removed: {err}");
+                    report.sweep_failed += 1;
+                }
+            }
+        }
+        if report.swept > 0 && !dry_run {
+            log::info!("expiry: {} leftover files removed", report.swept);
+        }
     }
 
     /// Makes the expiry pass move expired files to `archive` (audited as expired, `archived`)

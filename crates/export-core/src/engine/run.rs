@@ -101,6 +101,7 @@ impl ExportEngine {
         let Some(lease) = jobs::Lease::of(&job) else {
             return Ok(Some(job));
         };
+        let key = FileKey::for_attempt(job.id, job.attempts, claim_number(), job.format);
         let started = std::time::Instant::now();
         // Times follow the caller's clock: `now` is when the job was claimed.
         let clock = || now + Duration::from_std(started.elapsed()).unwrap_or_default();
@@ -111,7 +112,7 @@ impl ExportEngine {
             let _stop = StopHeartbeat(&finished);
             scope.spawn(|| self.heartbeat(&lease, &clock, &progress, &finished, &lost));
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.produce(&job, &progress)
+                self.produce(&job, &key, &progress)
             }))
         });
         let now = clock();
@@ -122,7 +123,7 @@ impl ExportEngine {
             return Ok(jobs::get_job(&mut conn, job.id)?);
         }
         let outcome = match rendered {
-            Ok(Ok((bytes, rows))) => self.store_result(&job, &lease, bytes, rows, now),
+            Ok(Ok((written, rows))) => self.store_result(&job, &lease, &key, written, rows, now),
             Ok(Err(err)) => Err(Failure::of(&err)),
             Err(_) => {
                 log::error!("job {}: the render panicked", job.id);
@@ -142,15 +143,12 @@ impl ExportEngine {
         &self,
         job: &ExportJob,
         lease: &jobs::Lease,
-        bytes: Vec<u8>,
+        key: &FileKey,
+        written: Box<dyn crate::storage::FileWriter>,
         rows: u64,
         now: DateTime<Utc>,
     ) -> Result<ExportJob, Failure> {
-        let key = FileKey::for_attempt(job.id, job.attempts, claim_number(), job.format);
-        let stored = self
-            .files
-            .put(&key, &mut Cursor::new(bytes))
-            .map_err(|err| Failure::of(&err.into()))?;
+        let stored = written.finish().map_err(|err| Failure::of(&err.into()))?;
         let file = jobs::FinishedFile {
             file_key: key.as_str().to_owned(),
             size_bytes: stored.size_bytes as i64,
@@ -186,7 +184,7 @@ impl ExportEngine {
         };
         // Not recorded (the lease was lost, or the commit failed): this attempt's file is
         // nobody's, and only this attempt knows its key.
-        if let Err(err) = self.files.delete(&key) {
+        if let Err(err) = self.files.delete(key) {
             log::warn!("job {}: removing the unrecorded file failed: {err}", job.id);
         }
         match done {
@@ -280,16 +278,20 @@ impl ExportEngine {
         Ok(failed)
     }
 
-    /// Renders a claimed job into bytes; returns them with the row count.
+    /// Renders a claimed job straight into this attempt's file in the store, never holding it
+    /// whole; returns the file written but not finished (so not yet visible: dropping it leaves
+    /// nothing under its key) with the row count.
     fn produce(
         &self,
         job: &ExportJob,
+        key: &FileKey,
         progress: &AtomicI32,
-    ) -> Result<(Vec<u8>, u64), EngineError> {
+    ) -> Result<(Box<dyn crate::storage::FileWriter>, u64), EngineError> {
         let request: ExportRequest =
             serde_json::from_value(job.parameters.clone()).map_err(render_error)?;
         progress.store(10, Ordering::Relaxed);
-        let mut out = Cursor::new(Vec::new());
+        let mut out =
+            crate::storage::StoreOutput::for_format(self.files.create(key)?, request.format())?;
         let rows = match &request {
             ExportRequest::Dataset(r) => self.produce_dataset(job, r, &mut out)?,
             _ => {
@@ -321,8 +323,9 @@ impl ExportEngine {
                     })?
             }
         };
+        let written = out.into_writer()?;
         progress.store(90, Ordering::Relaxed);
-        Ok((out.into_inner(), rows))
+        Ok((written, rows))
     }
 
     /// Renews `lease` every third of the lease's length until `finished`, recording progress;
@@ -393,7 +396,7 @@ impl ExportEngine {
         &self,
         job: &ExportJob,
         request: &export_domain::DatasetRequest,
-        out: &mut Cursor<Vec<u8>>,
+        out: &mut crate::storage::StoreOutput,
     ) -> Result<u64, EngineError> {
         let dataset = self.dataset(&request.dataset)?;
         let filters = check_filters(dataset.as_ref(), &request.filters)

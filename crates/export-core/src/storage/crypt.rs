@@ -9,14 +9,14 @@
 //! The wrapped key is hex of nonce ‖ ciphertext of the file key, sealed with the file key's
 //! `FileKey` as associated data: it opens that file only.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 
 use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload};
 use aes_gcm::{AeadCore, Aes256Gcm, Key, Nonce};
 use export_domain::to_hex;
 use sha2::{Digest, Sha256};
 
-use super::{FileKey, MasterKey, StorageError, StoredFile, decode_hex};
+use super::{FileKey, FileWriter, MasterKey, StorageError, StoredFile, decode_hex};
 
 const MAGIC: &[u8; 8] = b"EXPENC01";
 /// Plaintext bytes per chunk.
@@ -47,72 +47,198 @@ fn fill(input: &mut dyn Read, buffer: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// Seals everything `content` yields for the file `key` under a fresh file key, handing the
-/// sealed bytes to `out` in order (the header, then one sealed chunk at a time), and returns the
-/// plaintext's size and digest with the wrapped file key.
-pub(super) fn seal(
-    master: &MasterKey,
-    key: &FileKey,
-    content: &mut dyn Read,
-    out: &mut dyn FnMut(&[u8]) -> Result<(), StorageError>,
-) -> Result<StoredFile, StorageError> {
-    let corrupt = || StorageError::Corrupt(key.as_str().to_owned());
-    let file_key = Aes256Gcm::generate_key(OsRng);
-    let cipher = Aes256Gcm::new(&file_key);
-    let wrap_nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-    let wrapped = master
-        .cipher()
-        .encrypt(
-            &wrap_nonce,
-            Payload {
-                msg: file_key.as_slice(),
-                aad: key.as_str().as_bytes(),
-            },
-        )
-        .map_err(|_| corrupt())?;
-    let mut prefix = [0u8; 8];
-    prefix.copy_from_slice(&Aes256Gcm::generate_nonce(&mut OsRng)[..8]);
+/// Where a `SealingWriter` hands the sealed bytes, in order; `commit` makes them the file.
+/// Dropping a sink that was not committed abandons it: nothing appears under the final key.
+pub(super) trait SealedSink: Send {
+    fn write_sealed(&mut self, sealed: &[u8]) -> Result<(), StorageError>;
+    fn commit(self) -> Result<(), StorageError>;
+}
 
-    let mut header = [0u8; HEADER];
-    header[..8].copy_from_slice(MAGIC);
-    header[8..].copy_from_slice(&prefix);
-    out(&header)?;
+/// Seals plaintext as it is written, under a fresh file key, one 64 KiB chunk at a time, handing
+/// each sealed chunk to its sink; `finish` seals the last (short, possibly empty) chunk, commits
+/// the sink and returns the plaintext's size and digest with the wrapped file key. At most one
+/// chunk of plaintext is held. After a failed write every later write and `finish` fail too.
+pub(super) struct SealingWriter<S> {
+    sink: S,
+    cipher: Aes256Gcm,
+    prefix: [u8; 8],
+    index: u32,
+    hasher: Sha256,
+    size: u64,
+    buffer: Vec<u8>,
+    wrapped_key: String,
+    name: String,
+    failed: bool,
+}
 
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    let mut buffer = vec![0u8; CHUNK];
-    let mut index = 0u32;
-    loop {
-        let read = fill(content, &mut buffer)?;
-        hasher.update(&buffer[..read]);
-        size += read as u64;
-        let last = read < CHUNK;
-        let nonce = chunk_nonce(&prefix, index);
+impl<S: SealedSink> SealingWriter<S> {
+    /// Wraps a fresh file key for `key` and writes the header to `sink`.
+    pub(super) fn new(
+        master: &MasterKey,
+        key: &FileKey,
+        mut sink: S,
+    ) -> Result<SealingWriter<S>, StorageError> {
+        let corrupt = || StorageError::Corrupt(key.as_str().to_owned());
+        let file_key = Aes256Gcm::generate_key(OsRng);
+        let wrap_nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let wrapped = master
+            .cipher()
+            .encrypt(
+                &wrap_nonce,
+                Payload {
+                    msg: file_key.as_slice(),
+                    aad: key.as_str().as_bytes(),
+                },
+            )
+            .map_err(|_| corrupt())?;
+        let mut wrapped_key = wrap_nonce.to_vec();
+        wrapped_key.extend_from_slice(&wrapped);
+        let mut prefix = [0u8; 8];
+        prefix.copy_from_slice(&Aes256Gcm::generate_nonce(&mut OsRng)[..8]);
+
+        let mut header = [0u8; HEADER];
+        header[..8].copy_from_slice(MAGIC);
+        header[8..].copy_from_slice(&prefix);
+        sink.write_sealed(&header)?;
+        Ok(SealingWriter {
+            sink,
+            cipher: Aes256Gcm::new(&file_key),
+            prefix,
+            index: 0,
+            hasher: Sha256::new(),
+            size: 0,
+            buffer: Vec::with_capacity(CHUNK),
+            wrapped_key: to_hex(&wrapped_key),
+            name: key.as_str().to_owned(),
+            failed: false,
+        })
+    }
+
+    /// Seals `plain` as chunk number `index`, hands it to `sink` and counts it.
+    fn seal_chunk(
+        sink: &mut S,
+        cipher: &Aes256Gcm,
+        prefix: &[u8; 8],
+        index: &mut u32,
+        plain: &[u8],
+        last: bool,
+        name: &str,
+    ) -> Result<(), StorageError> {
+        let nonce = chunk_nonce(prefix, *index);
         let sealed = cipher
             .encrypt(
                 Nonce::from_slice(&nonce),
                 Payload {
-                    msg: &buffer[..read],
+                    msg: plain,
                     aad: &[u8::from(last)],
                 },
             )
-            .map_err(|_| corrupt())?;
-        out(&sealed)?;
-        if last {
-            break;
-        }
-        index = index
+            .map_err(|_| StorageError::Corrupt(name.to_owned()))?;
+        sink.write_sealed(&sealed)?;
+        *index = index
             .checked_add(1)
             .ok_or(StorageError::InvalidKey("file too large"))?;
+        Ok(())
     }
 
-    let mut wrapped_key = wrap_nonce.to_vec();
-    wrapped_key.extend_from_slice(&wrapped);
-    Ok(StoredFile {
-        size_bytes: size,
-        sha256: to_hex(&hasher.finalize()),
-        wrapped_key: to_hex(&wrapped_key),
-    })
+    fn take(&mut self, mut plain: &[u8]) -> Result<(), StorageError> {
+        if self.failed {
+            return Err(StorageError::Io(io::Error::other(
+                "an earlier write to this file failed",
+            )));
+        }
+        self.hasher.update(plain);
+        self.size += plain.len() as u64;
+        while !plain.is_empty() {
+            // A full chunk is never the last one: the file always ends with a short chunk.
+            if self.buffer.is_empty() && plain.len() >= CHUNK {
+                let (chunk, rest) = plain.split_at(CHUNK);
+                Self::seal_chunk(
+                    &mut self.sink,
+                    &self.cipher,
+                    &self.prefix,
+                    &mut self.index,
+                    chunk,
+                    false,
+                    &self.name,
+                )?;
+                plain = rest;
+                continue;
+            }
+            let n = plain.len().min(CHUNK - self.buffer.len());
+            self.buffer.extend_from_slice(&plain[..n]);
+            plain = &plain[n..];
+            if self.buffer.len() == CHUNK {
+                Self::seal_chunk(
+                    &mut self.sink,
+                    &self.cipher,
+                    &self.prefix,
+                    &mut self.index,
+                    &self.buffer,
+                    false,
+                    &self.name,
+                )?;
+                self.buffer.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// Seals the last chunk and commits the sink.
+    pub(super) fn finish(mut self) -> Result<StoredFile, StorageError> {
+        if self.failed {
+            return Err(StorageError::Io(io::Error::other(
+                "an earlier write to this file failed",
+            )));
+        }
+        Self::seal_chunk(
+            &mut self.sink,
+            &self.cipher,
+            &self.prefix,
+            &mut self.index,
+            &self.buffer,
+            true,
+            &self.name,
+        )?;
+        self.sink.commit()?;
+        Ok(StoredFile {
+            size_bytes: self.size,
+            sha256: to_hex(&self.hasher.finalize()),
+            wrapped_key: self.wrapped_key,
+        })
+    }
+}
+
+impl<S: SealedSink> Write for SealingWriter<S> {
+    fn write(&mut self, plain: &[u8]) -> io::Result<usize> {
+        match self.take(plain) {
+            Ok(()) => Ok(plain.len()),
+            Err(err) => {
+                self.failed = true;
+                Err(into_io(err))
+            }
+        }
+    }
+
+    /// Sealed chunks go to the sink as they fill; a partial chunk waits for more or for
+    /// `finish`, since sealing it now would end the file.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<S: SealedSink> FileWriter for SealingWriter<S> {
+    fn finish(self: Box<Self>) -> Result<StoredFile, StorageError> {
+        SealingWriter::finish(*self)
+    }
+}
+
+/// A storage error carried through `io::Write`; `from_io` takes it out again.
+pub(super) fn into_io(err: StorageError) -> io::Error {
+    match err {
+        StorageError::Io(err) => err,
+        other => io::Error::other(other),
+    }
 }
 
 /// The file key inside `wrapped_key`, if the master key wrapped it for this very file.

@@ -5,8 +5,11 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
-use super::crypt::{self, DecryptingReader};
-use super::{FileKey, FileStore, MasterKey, StorageError, StoredFile};
+use super::crypt::{self, DecryptingReader, SealedSink, SealingWriter};
+use super::{FileKey, FileStore, FileWriter, Listed, MasterKey, StorageError, Stored};
+
+/// How the temporaries of unfinished writes are named.
+const PARTIAL: &str = ".partial-";
 
 /// Files in a local directory.
 #[derive(Debug, Clone)]
@@ -33,18 +36,15 @@ impl LocalFileStore {
 }
 
 impl FileStore for LocalFileStore {
-    fn put(&self, key: &FileKey, content: &mut dyn Read) -> Result<StoredFile, StorageError> {
-        let mut partial = tempfile::Builder::new()
-            .prefix(".partial-")
+    fn create(&self, key: &FileKey) -> Result<Box<dyn FileWriter>, StorageError> {
+        let partial = tempfile::Builder::new()
+            .prefix(PARTIAL)
             .tempfile_in(self.root.join("exports"))?;
-        let stored = crypt::seal(&self.master, key, content, &mut |sealed| {
-            Ok(partial.as_file_mut().write_all(sealed)?)
-        })?;
-        partial.as_file_mut().sync_all()?;
-        partial
-            .persist(self.path(key))
-            .map_err(|err| StorageError::Io(err.error))?;
-        Ok(stored)
+        let sink = PartialFile {
+            partial,
+            target: self.path(key),
+        };
+        Ok(Box::new(SealingWriter::new(&self.master, key, sink)?))
     }
 
     fn open(&self, key: &FileKey, wrapped_key: &str) -> Result<Box<dyn Read + Send>, StorageError> {
@@ -65,5 +65,67 @@ impl FileStore for LocalFileStore {
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(err) => Err(err.into()),
         }
+    }
+
+    fn list(&self) -> Result<Vec<Listed>, StorageError> {
+        let mut listed = Vec::new();
+        for entry in fs::read_dir(self.root.join("exports"))? {
+            let entry = entry?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let stored = if name.starts_with(PARTIAL) {
+                Stored::Partial(name)
+            } else if let Ok(key) = FileKey::parse(&format!("exports/{name}")) {
+                Stored::File(key)
+            } else {
+                continue;
+            };
+            let modified = match entry.metadata().and_then(|m| m.modified()) {
+                Ok(at) => at.into(),
+                // Gone since the directory was read.
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err.into()),
+            };
+            listed.push(Listed { stored, modified });
+        }
+        Ok(listed)
+    }
+
+    fn remove_partial(&self, name: &str) -> Result<bool, StorageError> {
+        let valid = name.len() > PARTIAL.len()
+            && name.starts_with(PARTIAL)
+            && name[PARTIAL.len()..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid {
+            return Err(StorageError::InvalidKey("not the name of a temporary"));
+        }
+        match fs::remove_file(self.root.join("exports").join(name)) {
+            Ok(()) => Ok(true),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+/// A file being written: a `.partial-…` temporary beside the target, removed when dropped
+/// unfinished, fsynced and renamed over the target on commit.
+struct PartialFile {
+    partial: tempfile::NamedTempFile,
+    target: PathBuf,
+}
+
+impl SealedSink for PartialFile {
+    fn write_sealed(&mut self, sealed: &[u8]) -> Result<(), StorageError> {
+        Ok(self.partial.as_file_mut().write_all(sealed)?)
+    }
+
+    fn commit(self) -> Result<(), StorageError> {
+        self.partial.as_file().sync_all()?;
+        self.partial
+            .persist(&self.target)
+            .map_err(|err| StorageError::Io(err.error))?;
+        Ok(())
     }
 }

@@ -11,17 +11,20 @@ mod crypt;
 mod local;
 #[cfg(feature = "s3")]
 mod object;
+mod stream;
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 
 use aes_gcm::aead::{KeyInit, OsRng};
 use aes_gcm::{Aes256Gcm, Key};
+use chrono::{DateTime, Utc};
 use export_domain::{ExportFormat, to_hex};
 use uuid::Uuid;
 
 pub use local::LocalFileStore;
 #[cfg(feature = "s3")]
 pub use object::{ObjectFileStore, S3Config};
+pub use stream::{StoreOutput, format_seeks};
 
 /// Why a file could not be stored or read. Never names the content.
 #[derive(Debug, thiserror::Error)]
@@ -185,12 +188,81 @@ pub struct StoredFile {
 
 /// Where export files are kept.
 pub trait FileStore: Send + Sync {
+    /// Starts the file `key`: what is written to the returned writer is sealed and stored as it
+    /// comes, and becomes the file under `key` (replacing any there) only when the writer is
+    /// finished. A writer dropped unfinished, or one whose write failed, leaves nothing under
+    /// `key`; at most a `.partial` temporary of the local store survives a crash.
+    fn create(&self, key: &FileKey) -> Result<Box<dyn FileWriter>, StorageError>;
     /// Stores everything `content` yields under `key`, replacing any file there, atomically.
-    fn put(&self, key: &FileKey, content: &mut dyn Read) -> Result<StoredFile, StorageError>;
+    fn put(&self, key: &FileKey, content: &mut dyn Read) -> Result<StoredFile, StorageError> {
+        let mut writer = self.create(key)?;
+        io::copy(content, &mut writer).map_err(from_io)?;
+        writer.finish()
+    }
     /// Opens the file for reading its plaintext.
     fn open(&self, key: &FileKey, wrapped_key: &str) -> Result<Box<dyn Read + Send>, StorageError>;
     /// Removes the file; false when there was none.
     fn delete(&self, key: &FileKey) -> Result<bool, StorageError>;
+    /// What the store holds under `exports/`, for the expiry pass's sweep of leftovers: every
+    /// file under a key of the canonical shape and every temporary a writer left behind, with
+    /// when each was last written. Names of any other shape are not this engine's and are left
+    /// out. A store that cannot list (the default) holds nothing to sweep.
+    fn list(&self) -> Result<Vec<Listed>, StorageError> {
+        Ok(Vec::new())
+    }
+    /// Removes a temporary that `list` named; false when it was gone.
+    fn remove_partial(&self, _name: &str) -> Result<bool, StorageError> {
+        Ok(false)
+    }
+}
+
+/// Something under `exports/`, as `FileStore::list` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// A finished file.
+    File(FileKey),
+    /// A temporary of an unfinished write (`.partial-…` in the local store), by its name.
+    Partial(String),
+}
+
+/// One entry of `FileStore::list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub stored: Stored,
+    /// When it was last written.
+    pub modified: DateTime<Utc>,
+}
+
+/// A file on its way into a `FileStore` (see `FileStore::create`). Only `finish` makes it
+/// visible; dropping it abandons it.
+pub trait FileWriter: Write + Send {
+    /// Seals the end of the file and puts it in place under its key; returns the plaintext's
+    /// size and digest, exactly as written, and the wrapped key.
+    fn finish(self: Box<Self>) -> Result<StoredFile, StorageError>;
+}
+
+impl std::fmt::Debug for dyn FileWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FileWriter")
+    }
+}
+
+/// The storage error an `io::Error` from a `FileWriter` carries, or the error itself as `Io`.
+pub fn from_io(err: io::Error) -> StorageError {
+    if !err
+        .get_ref()
+        .is_some_and(|inner| inner.is::<StorageError>())
+    {
+        return StorageError::Io(err);
+    }
+    match err
+        .into_inner()
+        .map(|inner| inner.downcast::<StorageError>())
+    {
+        Some(Ok(inner)) => *inner,
+        Some(Err(other)) => StorageError::Io(io::Error::other(other)),
+        None => StorageError::Io(io::Error::other("storage input/output failed")),
+    }
 }
 
 /// The bytes of lower-case or upper-case hex digits; `None` for anything else, a sign (`+f`), a

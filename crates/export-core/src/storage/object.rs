@@ -22,8 +22,8 @@ use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
 
-use super::crypt::{self, CHUNK, DecryptingReader, TAG};
-use super::{FileKey, FileStore, MasterKey, StorageError, StoredFile};
+use super::crypt::{self, CHUNK, DecryptingReader, SealedSink, SealingWriter, TAG};
+use super::{FileKey, FileStore, FileWriter, Listed, MasterKey, StorageError, Stored};
 
 /// Bytes fetched per ranged read.
 const READ_WINDOW: u64 = 4 * 1024 * 1024;
@@ -198,26 +198,15 @@ fn not_found_or(key: &FileKey, err: object_store::Error) -> StorageError {
 }
 
 impl FileStore for ObjectFileStore {
-    fn put(&self, key: &FileKey, content: &mut dyn Read) -> Result<StoredFile, StorageError> {
-        let mut upload = Upload {
-            store: self,
+    fn create(&self, key: &FileKey) -> Result<Box<dyn FileWriter>, StorageError> {
+        let upload = Upload {
             location: self.location(key)?,
             buffer: Vec::with_capacity(self.part_size + CHUNK + TAG),
             multipart: None,
             in_flight: None,
+            store: self.clone(),
         };
-        match crypt::seal(&self.master, key, content, &mut |sealed| {
-            upload.write(sealed)
-        }) {
-            Ok(stored) => {
-                upload.finish()?;
-                Ok(stored)
-            }
-            Err(err) => {
-                upload.abandon();
-                Err(err)
-            }
-        }
+        Ok(Box::new(SealingWriter::new(&self.master, key, upload)?))
     }
 
     fn open(&self, key: &FileKey, wrapped_key: &str) -> Result<Box<dyn Read + Send>, StorageError> {
@@ -252,19 +241,49 @@ impl FileStore for ObjectFileStore {
             .map_err(|err| not_found_or(key, err))?;
         Ok(true)
     }
+
+    /// The objects under `exports/`. An upload that never finished is not an object: this store
+    /// aborts it when its writer is dropped, and one a crash cut short is ended by the bucket's
+    /// lifecycle rule for incomplete multipart uploads (see ARCHITECTURE.md).
+    fn list(&self) -> Result<Vec<Listed>, StorageError> {
+        use futures_util::TryStreamExt;
+        let folder = match &self.prefix {
+            Some(prefix) => format!("{prefix}/exports"),
+            None => "exports".to_owned(),
+        };
+        let folder =
+            Path::parse(folder).map_err(|_| StorageError::InvalidKey("not a valid object path"))?;
+        let store = Arc::clone(&self.store);
+        let objects = self
+            .bridge
+            .run(async move { store.list(Some(&folder)).try_collect::<Vec<_>>().await })??;
+        Ok(objects
+            .into_iter()
+            .filter_map(|meta| {
+                let name = meta.location.filename()?;
+                let key = FileKey::parse(&format!("exports/{name}")).ok()?;
+                // Only what sits exactly where this store would put that key.
+                (self.location(&key).ok()? == meta.location).then(|| Listed {
+                    stored: Stored::File(key),
+                    modified: meta.last_modified,
+                })
+            })
+            .collect())
+    }
 }
 
 /// One file on its way up: sealed bytes gather in `buffer`; once more than a part is there, a
 /// multipart upload starts and every full part is sent while the next one is being sealed.
-struct Upload<'a> {
-    store: &'a ObjectFileStore,
+/// Dropped before it is committed, it aborts the upload, so nothing becomes visible.
+struct Upload {
+    store: ObjectFileStore,
     location: Path,
     buffer: Vec<u8>,
     multipart: Option<Box<dyn MultipartUpload>>,
     in_flight: Option<Pending<object_store::Result<()>>>,
 }
 
-impl Upload<'_> {
+impl Upload {
     fn write(&mut self, sealed: &[u8]) -> Result<(), StorageError> {
         self.buffer.extend_from_slice(sealed);
         // Strictly more than a part: content of exactly one part still goes up in one put.
@@ -300,8 +319,9 @@ impl Upload<'_> {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<(), StorageError> {
-        let bridge = &self.store.bridge;
+    fn finish(&mut self) -> Result<(), StorageError> {
+        let bridge = Arc::clone(&self.store.bridge);
+        let bridge = bridge.as_ref();
         let rest = std::mem::take(&mut self.buffer);
         if self.multipart.is_none() {
             let store = Arc::clone(&self.store.store);
@@ -337,12 +357,29 @@ impl Upload<'_> {
     }
 
     /// Nothing becomes visible: parts already sent are discarded with the upload.
-    fn abandon(mut self) {
+    fn abandon(&mut self) {
         // Parts still travelling would outlive an abort; let them land first.
         let _ = self.wait_in_flight();
         if let Some(upload) = self.multipart.take() {
             abort(&self.store.bridge, upload);
         }
+    }
+}
+
+impl SealedSink for Upload {
+    fn write_sealed(&mut self, sealed: &[u8]) -> Result<(), StorageError> {
+        self.write(sealed)
+    }
+
+    fn commit(mut self) -> Result<(), StorageError> {
+        self.finish()
+    }
+}
+
+impl Drop for Upload {
+    /// After `finish` there is nothing left to abandon.
+    fn drop(&mut self) {
+        self.abandon();
     }
 }
 

@@ -1,0 +1,2 @@
+DROP INDEX goals_created_id;
+DROP INDEX therapy_sessions_date_id;
