@@ -170,6 +170,25 @@ impl Default for EngineConfig {
     }
 }
 
+/// A signed download link from [`ExportEngine::sign_link`], not yet recorded as shared.
+#[derive(Clone)]
+pub struct SignedLink {
+    /// The token for `?token=`.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    /// The job as it was read when the link was signed.
+    pub job: ExportJob,
+}
+
+impl std::fmt::Debug for SignedLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedLink")
+            .field("job", &self.job.id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What one expiry pass did (or, dry, would do).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExpiryReport {

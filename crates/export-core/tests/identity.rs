@@ -103,3 +103,92 @@ fn an_unreachable_source_is_unavailable_not_a_refusal() {
     assert!(err.is_unavailable(), "{err}");
     assert!(!matches!(err, EngineError::Unidentified(_)), "{err}");
 }
+
+/// A source that answers, wrongly: its error text names a patient, as a host's might.
+struct Broken;
+
+impl ClinicalSource for Broken {
+    fn user(&self, _: Uuid) -> Result<Option<User>, SourceError> {
+        Err(SourceError::Failed(
+            "row for Zoë Brontë-Lefèvre is malformed".into(),
+        ))
+    }
+    fn relationship(&self, _: Uuid, _: Uuid) -> Result<Option<TherapistPatient>, SourceError> {
+        Err(SourceError::Failed(
+            "row for Zoë Brontë-Lefèvre is malformed".into(),
+        ))
+    }
+    fn patients_of(&self, _: Uuid) -> Result<Vec<Uuid>, SourceError> {
+        Err(SourceError::Failed(
+            "row for Zoë Brontë-Lefèvre is malformed".into(),
+        ))
+    }
+    fn session_patients(&self, _: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>, SourceError> {
+        Err(SourceError::Failed(
+            "row for Zoë Brontë-Lefèvre is malformed".into(),
+        ))
+    }
+    fn patient_records(&self, _: Uuid) -> Result<Practice, SourceError> {
+        Err(SourceError::Failed(
+            "row for Zoë Brontë-Lefèvre is malformed".into(),
+        ))
+    }
+}
+
+#[test]
+fn a_submit_the_source_cannot_answer_is_audited_as_error_without_its_text() {
+    use export_core::engine::{ExportRequest, RequestOrigin};
+    use export_domain::{AuditAction, AuditOutcome, ProgressReportInput};
+
+    for (source, what) in [
+        (
+            Arc::new(Unreachable) as Arc<dyn ClinicalSource>,
+            "connection refused",
+        ),
+        (Arc::new(Broken), "Zoë"),
+    ] {
+        let db = TestDatabase::sqlite();
+        let files = tempfile::tempdir().unwrap();
+        let engine = engine_over(&db, files.path(), source);
+        let request = ProgressReportInput {
+            patient_id: "4333a588-c713-5117-85aa-6c9dc288e1df".into(),
+            start_date: "2025-01-01".into(),
+            end_date: "2025-03-31".into(),
+            format: "pdf".into(),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        let margaret = Actor {
+            user_id: id(MARGARET),
+            role: Role::Therapist,
+        };
+        let refused = engine.submit(
+            &margaret,
+            ExportRequest::ProgressReport(request),
+            None,
+            &RequestOrigin::default(),
+            chrono::Utc::now(),
+        );
+        assert!(
+            refused.is_err(),
+            "{what}: no job without the records' answer"
+        );
+        let mut conn = db.store.connection().unwrap();
+        let entries =
+            export_store::audit::list(&mut conn, &export_store::audit::AuditFilter::default())
+                .unwrap();
+        assert_eq!(entries.len(), 1, "{what}: {entries:?}");
+        let entry = &entries[0].entry;
+        assert_eq!(
+            (entry.action, entry.outcome),
+            (AuditAction::Requested, AuditOutcome::Error),
+            "{what}: an internal failure is an error, not a decision"
+        );
+        assert_eq!(entry.metadata, serde_json::json!({"reason": "internal"}));
+        assert!(
+            !format!("{entries:?}").contains(what),
+            "{what}: the error text is not kept: {entries:?}"
+        );
+    }
+}

@@ -539,3 +539,41 @@ fn s3_from_inside_another_tokio_runtime() {
     });
     runtime.block_on(async move { drop(store) });
 }
+
+#[test]
+fn list_names_the_files_under_the_prefix_and_nothing_else() {
+    use export_core::storage::Stored;
+
+    let memory = Arc::new(InMemory::new());
+    let store = ObjectFileStore::new(memory.clone(), MasterKey::generate())
+        .unwrap()
+        .with_prefix("clinic-a")
+        .unwrap();
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let (first, _) = round_trip(&store, 100);
+    let (second, _) = round_trip(&store, 3 * PART);
+    // Not this store's: another prefix, a name of another shape, a folder deeper down.
+    replace_raw(memory.as_ref(), first.as_str(), b"unprefixed".to_vec());
+    replace_raw(memory.as_ref(), "clinic-a/exports/notes.txt", b"x".to_vec());
+    replace_raw(
+        memory.as_ref(),
+        &format!(
+            "clinic-a/exports/deeper/{}",
+            first.as_str().trim_start_matches("exports/")
+        ),
+        b"x".to_vec(),
+    );
+    let listed = store.list().unwrap();
+    let mut keys: Vec<&str> = listed
+        .iter()
+        .map(|entry| match &entry.stored {
+            Stored::File(key) => key.as_str(),
+            Stored::Partial(name) => panic!("an object store has no temporaries: {name}"),
+        })
+        .collect();
+    keys.sort();
+    let mut expected = vec![first.as_str(), second.as_str()];
+    expected.sort();
+    assert_eq!(keys, expected);
+    assert!(listed.iter().all(|entry| entry.modified >= before));
+}

@@ -424,3 +424,98 @@ fn sessions_keep_their_order_across_pages(db: &TestDatabase) {
 }
 
 test_on_both_backends!(sessions_keep_their_order_across_pages);
+
+test_on_both_backends!(a_full_disk_fails_the_job_after_max_attempts_and_leaves_nothing);
+
+/// A 1 MiB tmpfs mounted for a test and unmounted after it.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount() -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "EXPORT_TEST_TMPFS is set but a tmpfs cannot be mounted"
+        );
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+/// The real thing rather than a fake store: the storage volume fills up (a 1 MiB tmpfs, a
+/// 15.9 MB export). Every attempt fails with the disk's own words, the job ends failed after
+/// `max_attempts` and nothing is left on the disk. Needs root to mount, so it runs when
+/// EXPORT_TEST_TMPFS is set (CI sets it).
+fn a_full_disk_fails_the_job_after_max_attempts_and_leaves_nothing(db: &TestDatabase) {
+    if std::env::var_os("EXPORT_TEST_TMPFS").is_none() {
+        eprintln!("SKIPPED: set EXPORT_TEST_TMPFS=1 (as root) to fill a real tmpfs");
+        return;
+    }
+    let disk = Tmpfs::mount();
+    let files = Arc::new(LocalFileStore::new(disk.0.path(), MasterKey::generate()).unwrap());
+    let engine = engine_over(
+        db,
+        files,
+        BenchDataset {
+            rows: 100_000,
+            fail_after: None,
+        },
+    );
+    let actor = Actor {
+        user_id: Uuid::parse_str(MARGARET).unwrap(),
+        role: Role::Therapist,
+    };
+    let start = Utc::now();
+    let job = engine
+        .submit(
+            &actor,
+            request("bench", ExportFormat::Csv),
+            None,
+            &RequestOrigin::default(),
+            start,
+        )
+        .unwrap();
+    // The clock moves an hour between attempts, past any backoff.
+    for attempt in 1..=3 {
+        let after = engine
+            .run_next("full-disk", start + Duration::hours(attempt))
+            .unwrap()
+            .unwrap();
+        assert_eq!((after.id, after.attempts), (job.id, attempt as i32));
+        let status = if attempt < 3 {
+            JobStatus::Pending
+        } else {
+            JobStatus::Failed
+        };
+        assert_eq!(after.status, status, "after attempt {attempt}");
+        let reason = after.error_message.unwrap_or_default();
+        assert!(
+            reason.starts_with("storage unavailable") && reason.contains("space"),
+            "the reason says the disk is full: {reason}"
+        );
+        let left: Vec<_> = std::fs::read_dir(disk.0.path().join("exports"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "nothing left on the disk: {left:?}");
+    }
+    assert_eq!(
+        engine
+            .run_next("full-disk", start + Duration::hours(9))
+            .unwrap(),
+        None,
+        "a failed job is not claimed again"
+    );
+}

@@ -112,6 +112,15 @@ pub struct DeliveryReport {
     pub errors: usize,
 }
 
+/// One run's email as the audit trail records it.
+struct EmailShare {
+    run_id: Uuid,
+    /// How many recipients the SMTP server accepted.
+    recipients: usize,
+    /// When the link in it expires; `None` when the file was attached.
+    link_expires: Option<DateTime<Utc>>,
+}
+
 /// Scheduled reports over an engine.
 pub struct Scheduler {
     engine: Arc<ExportEngine>,
@@ -444,9 +453,9 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Emails one finished scheduled report: a signed link (audited as shared by the engine when
-    /// it is issued) or, when the schedule says so, the file attached (audited as downloaded when
-    /// it is read, and as shared once the SMTP server has accepted the message, once per run).
+    /// Emails one finished scheduled report: a signed link or, when the schedule says so, the
+    /// file attached (audited as downloaded when it is read). Either is audited as shared once
+    /// the SMTP server has accepted the message, once per run however many attempts it took.
     fn send_report(
         &self,
         delivery: &Delivery,
@@ -457,7 +466,7 @@ impl Scheduler {
     ) -> Result<(), Failure> {
         let owner = owner(schedule);
         let origin = scheduler_origin(schedule);
-        let (notice, attachment) = if schedule.attach_file {
+        let (notice, attachment, link_expires) = if schedule.attach_file {
             let (job, mut reader) = self
                 .engine
                 .download_by(&owner, job.id, ReadChannel::Email, &origin, now)
@@ -478,14 +487,17 @@ impl Scheduler {
             );
             let attachment = Attachment::new(name, job.format.media_type(), bytes)
                 .map_err(|e| Failure::Refused(e.to_string()))?;
-            (Notice::scheduled_export_attached(job.id), Some(attachment))
+            (
+                Notice::scheduled_export_attached(job.id),
+                Some(attachment),
+                None,
+            )
         } else {
             let (link, expires) = self.email_link(delivery, &owner, job, &origin, now)?;
             let notice = Notice::scheduled_export_ready(job.id, &link, expires)
                 .map_err(|e| Failure::Refused(e.to_string()))?;
-            (notice, None)
+            (notice, None, Some(expires))
         };
-        let attached = attachment.is_some();
         let sent = delivery
             .mailer
             .send(&schedule.email_recipients, &notice, attachment);
@@ -495,34 +507,38 @@ impl Scheduler {
             Err(DeliveryError::PartlyDelivered { delivered, .. }) => *delivered,
             Err(_) => 0,
         };
-        if attached && accepted > 0 {
+        if accepted > 0 {
             // Recorded before the run is marked delivered: should this fail, the run is tried
             // again, the message resent, and the share recorded then, still once.
-            self.record_attached_share(&owner, job.id, run.id, accepted, &origin, now)
+            let share = EmailShare {
+                run_id: run.id,
+                recipients: accepted,
+                link_expires,
+            };
+            self.record_email_share(&owner, job, &share, &origin, now)
                 .map_err(Failure::Unhandled)?;
         }
         sent.map_err(Failure::of)
     }
 
-    /// Audits that the file of `job` went to `recipients` people attached to run `run_id`'s
-    /// email: once per run, however many attempts the run took (a retry finds the entry, which
-    /// names the run, and adds none).
-    fn record_attached_share(
+    /// Audits that run `share.run_id`'s email of `job` (the file attached, or a link to it)
+    /// reached `share.recipients` people: once per run, however many attempts the run took (a
+    /// retry finds the entry, which names the run, and adds none).
+    fn record_email_share(
         &self,
         owner: &Actor,
-        job_id: Uuid,
-        run_id: Uuid,
-        recipients: usize,
+        job: &export_domain::ExportJob,
+        share: &EmailShare,
         origin: &RequestOrigin,
         now: DateTime<Utc>,
     ) -> Result<(), ScheduleError> {
-        let run = run_id.to_string();
+        let run = share.run_id.to_string();
         let shares = {
             let mut conn = self.store.connection()?;
             audit::list(
                 &mut conn,
                 &audit::AuditFilter {
-                    export_job_id: Some(job_id),
+                    export_job_id: Some(job.id),
                     action: Some(AuditAction::Shared),
                     ..Default::default()
                 },
@@ -530,23 +546,56 @@ impl Scheduler {
         };
         if shares
             .iter()
-            .any(|share| share.entry.metadata["run"] == run.as_str())
+            .any(|entry| entry.entry.metadata["run"] == run.as_str())
         {
             return Ok(());
         }
-        self.engine.record_share(
-            owner,
-            job_id,
-            serde_json::json!({"via": "email", "attached": true, "recipients": recipients,
-                "run": run}),
-            origin,
-            now,
-        )?;
+        let mut metadata = serde_json::json!({"via": "email",
+            "attached": share.link_expires.is_none(), "recipients": share.recipients, "run": run});
+        if let Some(expires) = share.link_expires {
+            metadata["link_expires_at"] = serde_json::json!(expires);
+        }
+        self.engine
+            .record_share(owner, job, metadata, origin, now)?;
         Ok(())
     }
 
-    /// A signed link to `job` for an email, as `actor` (audited by the engine as shared), valid
-    /// for the configured lifetime or until the file expires, whichever comes first.
+    /// Audits that the owner's notification carrying a link to `job` was accepted by the SMTP
+    /// server: once per job, as a job has one notification.
+    fn record_notified_share(
+        &self,
+        owner: &Actor,
+        job: &export_domain::ExportJob,
+        link_expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ScheduleError> {
+        let shares = {
+            let mut conn = self.store.connection()?;
+            audit::list(
+                &mut conn,
+                &audit::AuditFilter {
+                    export_job_id: Some(job.id),
+                    action: Some(AuditAction::Shared),
+                    ..Default::default()
+                },
+            )?
+        };
+        if shares
+            .iter()
+            .any(|entry| entry.entry.metadata["notification"] == true)
+        {
+            return Ok(());
+        }
+        let metadata = serde_json::json!({"via": "email", "notification": true,
+            "attached": false, "recipients": 1, "link_expires_at": link_expires});
+        self.engine
+            .record_share(owner, job, metadata, &RequestOrigin::default(), now)?;
+        Ok(())
+    }
+
+    /// A signed link to `job` for an email, as `actor` (a refusal audited by the engine; the share
+    /// is recorded once the message is accepted), valid for the configured lifetime or until the
+    /// file expires, whichever comes first.
     fn email_link(
         &self,
         delivery: &Delivery,
@@ -559,8 +608,9 @@ impl Scheduler {
         let expires = job.expires_at.map_or(expires, |e| e.min(expires));
         let token = self
             .engine
-            .issue_link(actor, job.id, expires - now, origin, now)
-            .map_err(Failure::refused)?;
+            .sign_link(actor, job.id, expires - now, origin, now)
+            .map_err(Failure::refused)?
+            .token;
         let link = format!(
             "{}/api/v1/export/download/{}?token={token}",
             delivery.public_url.trim_end_matches('/'),
@@ -701,20 +751,30 @@ impl Scheduler {
                     .email_link(delivery, &actor, &job, &RequestOrigin::default(), now)
                     .and_then(|(link, expires)| {
                         Notice::export_ready(job.id, &link, expires)
+                            .map(|notice| (notice, Some((job, expires))))
                             .map_err(|e| Failure::Refused(e.to_string()))
                     }),
                 Ok(job) => Notice::export_failed(job.id, "the export could not be produced")
+                    .map(|notice| (notice, None))
                     .map_err(|e| Failure::Refused(e.to_string())),
                 Err(EngineError::JobNotFound(_)) => Err(Failure::Permanent(
                     "the export was deleted before it could be notified",
                 )),
                 Err(err) => Err(Failure::refused(err)),
             }
-            .and_then(|notice| {
+            .and_then(|(notice, linked)| {
                 delivery
                     .mailer
                     .send(std::slice::from_ref(&preference.email), &notice, None)
-                    .map_err(Failure::of)
+                    .map_err(Failure::of)?;
+                // The link has left: recorded as shared now, once (a retry after a failure
+                // here resends the notice and finds the entry).
+                match linked {
+                    Some((job, expires)) => self
+                        .record_notified_share(&actor, &job, expires, now)
+                        .map_err(Failure::Unhandled),
+                    None => Ok(()),
+                }
             }),
         };
         notification.attempts += 1;

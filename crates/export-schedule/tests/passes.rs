@@ -226,6 +226,7 @@ test_on_both_backends! {
     a_recovery_that_wins_the_key_race_still_gets_the_email_out,
     a_recovery_that_loses_the_key_race_still_gets_the_email_out,
     an_attached_file_is_audited_as_shared_once_the_server_accepted_it,
+    an_emailed_link_is_audited_as_shared_once_the_server_accepted_it,
 }
 
 fn a_deleted_job_behind_an_email_schedule_stops_no_other_delivery(db: &TestDatabase) {
@@ -477,9 +478,24 @@ const SHARE_CASES: &[ShareCase] = &[
 ];
 
 fn an_attached_file_is_audited_as_shared_once_the_server_accepted_it(db: &TestDatabase) {
-    let Some(sink) =
-        Sink::start("an_attached_file_is_audited_as_shared_once_the_server_accepted_it")
-    else {
+    shared_once_accepted(
+        db,
+        "an_attached_file_is_audited_as_shared_once_the_server_accepted_it",
+        true,
+    );
+}
+
+fn an_emailed_link_is_audited_as_shared_once_the_server_accepted_it(db: &TestDatabase) {
+    shared_once_accepted(
+        db,
+        "an_emailed_link_is_audited_as_shared_once_the_server_accepted_it",
+        false,
+    );
+}
+
+/// The share cases, with the file attached or a link to it in the email.
+fn shared_once_accepted(db: &TestDatabase, name: &str, attach: bool) {
+    let Some(sink) = Sink::start(name) else {
         return;
     };
     let setup = setup(db);
@@ -490,7 +506,7 @@ fn an_attached_file_is_audited_as_shared_once_the_server_accepted_it(db: &TestDa
         .enumerate()
         .map(|(n, case)| {
             let patient = [ZOE, SECOND, THIRD][n % 3];
-            let id = email_schedule(&setup, &scheduler, patient, case.recipients, true);
+            let id = email_schedule(&setup, &scheduler, patient, case.recipients, attach);
             scheduler
                 .run_now(&margaret(), id, None, now + Duration::seconds(n as i64))
                 .unwrap();
@@ -540,8 +556,13 @@ fn an_attached_file_is_audited_as_shared_once_the_server_accepted_it(db: &TestDa
     for (case, id) in SHARE_CASES.iter().zip(&schedules) {
         let (_, _, shares, run) = seen(case, *id);
         for share in shares {
-            assert_eq!(share.entry.metadata["attached"], true, "{share:?}");
+            assert_eq!(share.entry.metadata["attached"], attach, "{share:?}");
             assert_eq!(share.entry.metadata["run"], run.to_string().as_str());
+            assert_eq!(
+                share.entry.metadata["link_expires_at"].is_string(),
+                !attach,
+                "{share:?}"
+            );
         }
     }
     assert_eq!(

@@ -17,7 +17,7 @@ use export_domain::{AuditAction, AuditOutcome, ExportJob, JobStatus, NewAuditEnt
 use export_render::{RenderError, Renderer, RowBuffer, RowSource};
 use uuid::Uuid;
 
-use super::{Actor, EngineError, ExportEngine, ExportRequest, RequestOrigin};
+use super::{Actor, EngineError, ExportEngine, ExportRequest, RequestOrigin, SignedLink};
 use crate::dataset::{Audience, DatasetQuery, Filters};
 use crate::links::{LinkGrant, LinkSigner};
 use crate::storage::FileKey;
@@ -174,6 +174,31 @@ impl ExportEngine {
         origin: &RequestOrigin,
         now: DateTime<Utc>,
     ) -> Result<String, EngineError> {
+        let link = self.sign_link(actor, job_id, lifetime, origin, now)?;
+        self.append(Self::entry(
+            Some(actor.user_id),
+            &link.job,
+            AuditAction::Shared,
+            AuditOutcome::Success,
+            origin,
+            now,
+            serde_json::json!({"link_expires_at": link.expires_at}),
+        ))?;
+        Ok(link.token)
+    }
+
+    /// A signed link checked as [`issue_link`](Self::issue_link) checks it (a refusal audited as
+    /// denied) but not yet recorded as shared: for a caller that hands the link on later, an
+    /// email say, and records the share with [`record_share`](Self::record_share) once it has
+    /// really left (the SMTP server accepted the message), once however often it tried.
+    pub fn sign_link(
+        &self,
+        actor: &Actor,
+        job_id: Uuid,
+        lifetime: Duration,
+        origin: &RequestOrigin,
+        now: DateTime<Utc>,
+    ) -> Result<SignedLink, EngineError> {
         let job = self.job(actor, job_id)?;
         if let Some(reason) = self.read_refusal(actor.user_id, &job)? {
             self.deny_read(
@@ -196,17 +221,11 @@ impl ExportEngine {
             expires_at: now + lifetime,
         };
         let token = self.signer()?.sign(&grant);
-        let metadata = serde_json::json!({"link_expires_at": grant.expires_at});
-        self.append(Self::entry(
-            Some(actor.user_id),
-            &job,
-            AuditAction::Shared,
-            AuditOutcome::Success,
-            origin,
-            now,
-            metadata,
-        ))?;
-        Ok(token)
+        Ok(SignedLink {
+            token,
+            expires_at: grant.expires_at,
+            job,
+        })
     }
 
     /// Opens the file a signed link names, checking the link and, again, that its user may still

@@ -4,20 +4,25 @@
 use super::*;
 
 impl ExportEngine {
-    /// Records that `actor` shared their completed job outside the engine (an email with the file
-    /// attached, say): an audit entry "shared" with `metadata`, which must hold no PHI.
+    /// Records that `actor` shared their job outside the engine (an email with the file attached
+    /// or a link from [`sign_link`](Self::sign_link), say): an audit entry "shared" with
+    /// `metadata`, which must hold no PHI. `job` is the job as the caller read it when it shared
+    /// it: the share is recorded even if the job was deleted since (the message has gone), but
+    /// only for the job's owner.
     pub fn record_share(
         &self,
         actor: &Actor,
-        job_id: Uuid,
+        job: &ExportJob,
         metadata: serde_json::Value,
         origin: &RequestOrigin,
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
-        let job = self.job(actor, job_id)?;
+        if job.user_id != actor.user_id {
+            return Err(EngineError::JobNotFound(job.id));
+        }
         self.append(Self::entry(
             Some(actor.user_id),
-            &job,
+            job,
             AuditAction::Shared,
             AuditOutcome::Success,
             origin,

@@ -292,8 +292,8 @@ impl ExportEngine {
         progress.store(10, Ordering::Relaxed);
         let mut out =
             crate::storage::StoreOutput::for_format(self.files.create(key)?, request.format())?;
-        let rows = match &request {
-            ExportRequest::Dataset(r) => self.produce_dataset(job, r, &mut out)?,
+        let rendered = (|| match &request {
+            ExportRequest::Dataset(r) => self.produce_dataset(job, r, &mut out),
             _ => {
                 let patient_id = job
                     .patient_id
@@ -320,9 +320,12 @@ impl ExportEngine {
                             templates::failed_to_render(*id, &err)
                         }
                         (err, _) => err.into(),
-                    })?
+                    })
             }
-        };
+        })();
+        // A render stopped by the store refusing its bytes (a full disk, say) failed for the
+        // storage's reason, not the render's.
+        let rows = rendered.map_err(|err| out.failure().map_or(err, EngineError::Storage))?;
         let written = out.into_writer()?;
         progress.store(90, Ordering::Relaxed);
         Ok((written, rows))

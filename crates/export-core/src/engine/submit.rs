@@ -133,8 +133,28 @@ impl ExportEngine {
         });
         match authorized {
             Err(EngineError::Invalid(problems)) => Err(EngineError::Invalid(problems)),
-            // The records could not be read: nothing was decided, and the trail is out of reach.
-            Err(err) if err.is_unavailable() => Err(err),
+            // The records could not be read: nothing was decided. A host's source may be down
+            // while the trail answers: then the request is recorded as an error (no text); when
+            // the trail is out of reach too, the caller still learns the source's unavailability.
+            Err(err) if err.is_unavailable() => {
+                job.patient_id = request.patient_id();
+                let entry = NewAuditEntry {
+                    export_job_id: None,
+                    ..Self::entry(
+                        Some(actor.user_id),
+                        &job,
+                        AuditAction::Requested,
+                        AuditOutcome::Error,
+                        origin,
+                        now,
+                        serde_json::json!({"reason": "internal"}),
+                    )
+                };
+                if let Err(audit) = self.append(entry) {
+                    log::warn!("submit: the records and the audit trail are unavailable: {audit}");
+                }
+                Err(err)
+            }
             Ok(patient_id) => {
                 job.patient_id = patient_id;
                 let limited = match self.transaction(|conn| {

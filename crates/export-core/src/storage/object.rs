@@ -263,7 +263,7 @@ impl FileStore for ObjectFileStore {
                 let name = meta.location.filename()?;
                 let key = FileKey::parse(&format!("exports/{name}")).ok()?;
                 // Only what sits exactly where this store would put that key.
-                (self.location(&key).ok()? == meta.location).then(|| Listed {
+                (self.location(&key).ok()? == meta.location).then_some(Listed {
                     stored: Stored::File(key),
                     modified: meta.last_modified,
                 })

@@ -35,6 +35,8 @@ pub struct StoreOutput {
     writer: Box<dyn FileWriter>,
     position: u64,
     spool: Option<BufWriter<Spool>>,
+    /// The first write the store (or the spool) refused, as its kind and message.
+    failed: Option<(io::ErrorKind, String)>,
 }
 
 impl StoreOutput {
@@ -49,6 +51,7 @@ impl StoreOutput {
             writer,
             position: 0,
             spool,
+            failed: None,
         })
     }
 
@@ -58,6 +61,23 @@ impl StoreOutput {
         format: ExportFormat,
     ) -> Result<StoreOutput, StorageError> {
         StoreOutput::new(writer, format_seeks(format))
+    }
+
+    /// The storage error behind a failed render, when a write into the store or the spool is
+    /// what failed (the renderer reports it as its own output error).
+    pub fn failure(&self) -> Option<StorageError> {
+        self.failed
+            .as_ref()
+            .map(|(kind, message)| StorageError::Io(io::Error::new(*kind, message.clone())))
+    }
+
+    fn noted<T>(&mut self, result: io::Result<T>) -> io::Result<T> {
+        if let Err(err) = &result
+            && self.failed.is_none()
+        {
+            self.failed = Some((err.kind(), err.to_string()));
+        }
+        result
     }
 
     /// Everything written so far in the file writer, not yet finished: the caller decides
@@ -86,21 +106,21 @@ impl StoreOutput {
 
 impl Write for StoreOutput {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        match &mut self.spool {
+        let written = match &mut self.spool {
             Some(spool) => spool.write(bytes),
-            None => {
-                let written = self.writer.write(bytes)?;
-                self.position += written as u64;
-                Ok(written)
-            }
-        }
+            None => self.writer.write(bytes).inspect(|written| {
+                self.position += *written as u64;
+            }),
+        };
+        self.noted(written)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match &mut self.spool {
+        let flushed = match &mut self.spool {
             Some(spool) => spool.flush(),
             None => self.writer.flush(),
-        }
+        };
+        self.noted(flushed)
     }
 }
 
