@@ -5,103 +5,40 @@
 //! EXPORT_TEST_POSTGRES_URL is set. It waits on events, not on the machine's speed: the job's
 //! state and lease in the database, and the line the second worker prints once it is claiming.
 
-use std::io::BufRead;
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use common::*;
 use export_core::audit::{ChainReport, verify_store};
 use export_core::engine::{Actor, EngineConfig, ExportEngine, ExportRequest, RequestOrigin};
 use export_core::source::StoreSource;
 use export_core::storage::{LocalFileStore, MasterKey};
-use export_domain::{AuditAction, DatasetInput, JobStatus, Role, SessionStatus};
+use export_domain::{AuditAction, DatasetInput, JobStatus, Role};
 use export_store::testing::TestDatabase;
-use export_store::{audit, clinical, jobs, seed, test_on_both_backends};
+use export_store::{audit, test_on_both_backends};
 use uuid::Uuid;
 
-const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
-const ZOE: &str = "4333a588-c713-5117-85aa-6c9dc288e1df";
 /// Sessions added to Zoë's record so that her sessions PDF takes seconds to render.
 const EXTRA_SESSIONS: usize = 12_000;
 const LEASE_SECONDS: i64 = 1;
-/// How long any one awaited event may take before the test fails: far more than it needs.
-const PATIENCE: Duration = Duration::from_secs(60);
 
-/// A worker process and the lines of its log (stderr), read as they come.
-fn worker(
+/// A worker process named `name`, leasing for `LEASE_SECONDS`.
+fn named_worker(
     db: &TestDatabase,
     storage: &Path,
     master: &MasterKey,
     name: &str,
-) -> (Child, Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_export-cli"))
-        .args(["--database", &db.url, "work", "--name", name])
-        .args(["--lease-seconds", &LEASE_SECONDS.to_string()])
-        .arg("--storage")
-        .arg(storage)
-        .env("EXPORT_MASTER_KEY", master.to_hex())
-        // Its own info lines ("worker NAME started"), everything else's warnings.
-        .env("RUST_LOG", "warn,export_cli=info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let (line, lines) = std::sync::mpsc::channel();
-    // Drained to the end, so the worker never blocks on a full pipe.
-    std::thread::spawn(move || {
-        for text in stderr.lines().map_while(Result::ok) {
-            let _ = line.send(text);
-        }
-    });
-    (child, lines)
-}
-
-/// Waits for the log line containing `text`.
-fn wait_for_line(lines: &Receiver<String>, text: &str) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) if line.contains(text) => return,
-            Ok(_) => {}
-            Err(err) => panic!("no log line with {text:?} ({err})"),
-        }
-    }
-}
-
-fn job_now(db: &TestDatabase, id: Uuid) -> export_domain::ExportJob {
-    let mut conn = db.store.connection().unwrap();
-    jobs::get_job(&mut conn, id).unwrap().unwrap()
-}
-
-/// Reads the job until `done` holds for it, and returns it then; fails after `PATIENCE`.
-fn wait_for_job(
-    db: &TestDatabase,
-    id: Uuid,
-    what: &str,
-    mut done: impl FnMut(&export_domain::ExportJob) -> bool,
-) -> export_domain::ExportJob {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let job = job_now(db, id);
-        if done(&job) {
-            return job;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {PATIENCE:?}; the job is {:?}, attempt {}, lease {:?} until {:?}",
-            job.status,
-            job.attempts,
-            job.lease_owner,
-            job.lease_expires_at
-        );
-        // The interval between two reads of an observable state, not a guess at how long
-        // anything takes.
-        std::thread::sleep(Duration::from_millis(20));
-    }
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let lease = LEASE_SECONDS.to_string();
+    worker(
+        db,
+        storage,
+        master,
+        &["--name", name, "--lease-seconds", &lease],
+    )
 }
 
 test_on_both_backends! {
@@ -109,32 +46,9 @@ test_on_both_backends! {
 }
 
 fn a_killed_worker_s_job_completes_exactly_once_after_a_restart(db: &TestDatabase) {
-    let practice = seed::load_practice(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures"
-    )))
-    .unwrap();
-    db.store
-        .transaction(|conn| seed::seed_practice(conn, &practice))
-        .unwrap();
+    let practice = seeded(db);
     let zoe = Uuid::parse_str(ZOE).unwrap();
-    let template = practice
-        .therapy_sessions
-        .iter()
-        .find(|s| s.patient_id == zoe && s.status == SessionStatus::Processed)
-        .unwrap()
-        .clone();
-    db.store
-        .transaction(|conn| {
-            for i in 0..EXTRA_SESSIONS {
-                let mut session = template.clone();
-                session.id = Uuid::from_u128(0x00C0_FFEE_0000 + i as u128);
-                session.session_date -= chrono::Duration::hours(i as i64);
-                clinical::insert_session(conn, &session)?;
-            }
-            Ok(())
-        })
-        .unwrap();
+    enlarge_zoe(db, &practice, EXTRA_SESSIONS, 0x00C0_FFEE_0000);
 
     let storage = tempfile::tempdir().unwrap();
     let master = MasterKey::generate();
@@ -168,13 +82,13 @@ fn a_killed_worker_s_job_completes_exactly_once_after_a_restart(db: &TestDatabas
         )
         .unwrap();
 
-    let (mut first, _first_log) = worker(db, storage.path(), &master, "first");
+    let (mut first, _first_log) = named_worker(db, storage.path(), &master, "first");
     wait_for_job(db, job.id, "the first worker claims the job", |job| {
         job.status != JobStatus::Pending
     });
     // The second worker runs alongside, claiming from the moment it says it started; the first
     // one's heartbeat must keep the job from it.
-    let (mut second, second_log) = worker(db, storage.path(), &master, "second");
+    let (mut second, second_log) = named_worker(db, storage.path(), &master, "second");
     wait_for_line(&second_log, "worker second started");
     let second_started = Utc::now();
     // A renewal that pushes the lease past `second_started` + 2 leases was made a full lease
@@ -224,10 +138,7 @@ fn a_killed_worker_s_job_completes_exactly_once_after_a_restart(db: &TestDatabas
 
     // The killed worker's unfinished write is left behind until the expiry pass sweeps it.
     let listed = |what: &str| -> Vec<String> {
-        let names: Vec<_> = std::fs::read_dir(storage.path().join("exports"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
+        let names = stored_names(storage.path());
         assert!(
             names
                 .iter()

@@ -5,34 +5,31 @@
 //! completed jobs' files. Runs on SQLite, and on PostgreSQL when EXPORT_TEST_POSTGRES_URL is set.
 //! It waits on events (log lines, the jobs' state in the database), not on the machine's speed.
 
+mod common;
+
 use std::collections::HashSet;
-use std::io::{BufRead, Read};
+use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
-use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use common::*;
 use export_core::engine::{Actor, EngineConfig, ExportEngine, ExportRequest, RequestOrigin};
 use export_core::source::StoreSource;
 use export_core::storage::{LocalFileStore, MasterKey};
-use export_domain::{DatasetInput, ExportJob, JobStatus, ProgressReportInput, Role, SessionStatus};
+use export_domain::{DatasetInput, ExportJob, JobStatus, ProgressReportInput, Role};
+use export_store::test_on_both_backends;
 use export_store::testing::TestDatabase;
-use export_store::{clinical, jobs, seed, test_on_both_backends};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
-const ZOE: &str = "4333a588-c713-5117-85aa-6c9dc288e1df";
 /// Sessions added to Zoë's record so that her sessions PDF takes seconds to render.
 const EXTRA_SESSIONS: usize = 12_000;
 /// Margaret's patient the small jobs are about (Zoë's record is made large).
 const OTHER_PATIENT: &str = "54b440a5-f8fe-5f5d-bf49-e04fc5321bf1";
 /// Small jobs queued behind the two large ones.
 const SMALL_JOBS: usize = 20;
-/// How long any one awaited event may take before the test fails: far more than it needs.
-const PATIENCE: Duration = Duration::from_secs(120);
 
 test_on_both_backends! {
     two_unnamed_workers_one_stopped_mid_job_leave_every_job_completed_once,
@@ -47,24 +44,12 @@ struct Worker {
 
 impl Worker {
     fn start(db: &TestDatabase, storage: &Path, master: &MasterKey) -> Worker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_export-cli"))
-            .args(["--database", &db.url, "work", "--watch"])
-            .args(["--lease-seconds", "30", "--grace-seconds", "0"])
-            .arg("--storage")
-            .arg(storage)
-            .env("EXPORT_MASTER_KEY", master.to_hex())
-            .env("RUST_LOG", "warn,export_cli=info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-        let (line, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for text in stderr.lines().map_while(Result::ok) {
-                let _ = line.send(text);
-            }
-        });
+        let (child, lines) = worker(
+            db,
+            storage,
+            master,
+            &["--watch", "--lease-seconds", "30", "--grace-seconds", "0"],
+        );
         let started = wait_for_line(&lines, " started with ");
         let name = started
             .split("worker ")
@@ -101,76 +86,9 @@ impl Drop for Worker {
     }
 }
 
-/// Waits for the log line containing `text` and returns it.
-fn wait_for_line(lines: &Receiver<String>, text: &str) -> String {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) if line.contains(text) => return line,
-            Ok(_) => {}
-            Err(err) => panic!("no log line with {text:?} ({err})"),
-        }
-    }
-}
-
-fn job_now(db: &TestDatabase, id: Uuid) -> ExportJob {
-    let mut conn = db.store.connection().unwrap();
-    jobs::get_job(&mut conn, id).unwrap().unwrap()
-}
-
-/// Reads the job until `done` holds for it and returns it then; fails after `PATIENCE`.
-fn wait_for_job(
-    db: &TestDatabase,
-    id: Uuid,
-    what: &str,
-    done: impl Fn(&ExportJob) -> bool,
-) -> ExportJob {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let job = job_now(db, id);
-        if done(&job) {
-            return job;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {PATIENCE:?}; the job is {:?}, attempt {}, lease {:?}",
-            job.status,
-            job.attempts,
-            job.lease_owner,
-        );
-        // The interval between two reads of an observable state, not a guess at a duration.
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn two_unnamed_workers_one_stopped_mid_job_leave_every_job_completed_once(db: &TestDatabase) {
-    let practice = seed::load_practice(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures"
-    )))
-    .unwrap();
-    db.store
-        .transaction(|conn| seed::seed_practice(conn, &practice))
-        .unwrap();
-    let zoe = Uuid::parse_str(ZOE).unwrap();
-    let template = practice
-        .therapy_sessions
-        .iter()
-        .find(|s| s.patient_id == zoe && s.status == SessionStatus::Processed)
-        .unwrap()
-        .clone();
-    db.store
-        .transaction(|conn| {
-            for i in 0..EXTRA_SESSIONS {
-                let mut session = template.clone();
-                session.id = Uuid::from_u128(0x5CA1_E000_0000 + i as u128);
-                session.session_date -= chrono::Duration::hours(i as i64);
-                clinical::insert_session(conn, &session)?;
-            }
-            Ok(())
-        })
-        .unwrap();
+    let practice = seeded(db);
+    enlarge_zoe(db, &practice, EXTRA_SESSIONS, 0x5CA1_E000_0000);
 
     let storage = tempfile::tempdir().unwrap();
     let master = MasterKey::generate();
@@ -322,9 +240,9 @@ fn two_unnamed_workers_one_stopped_mid_job_leave_every_job_completed_once(db: &T
     // After the sweep, the stored files are the completed jobs' files, one each.
     let report = engine.expire(Utc::now(), false).unwrap();
     assert_eq!((report.failed, report.sweep_failed), (0, 0), "{report:?}");
-    let stored: HashSet<String> = std::fs::read_dir(storage.path().join("exports"))
-        .unwrap()
-        .map(|e| format!("exports/{}", e.unwrap().file_name().into_string().unwrap()))
+    let stored: HashSet<String> = stored_names(storage.path())
+        .into_iter()
+        .map(|name| format!("exports/{name}"))
         .collect();
     let live: HashSet<String> = done
         .iter()

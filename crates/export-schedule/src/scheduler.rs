@@ -533,31 +533,12 @@ impl Scheduler {
         now: DateTime<Utc>,
     ) -> Result<(), ScheduleError> {
         let run = share.run_id.to_string();
-        let shares = {
-            let mut conn = self.store.connection()?;
-            audit::list(
-                &mut conn,
-                &audit::AuditFilter {
-                    export_job_id: Some(job.id),
-                    action: Some(AuditAction::Shared),
-                    ..Default::default()
-                },
-            )?
-        };
-        if shares
-            .iter()
-            .any(|entry| entry.entry.metadata["run"] == run.as_str())
-        {
-            return Ok(());
-        }
         let mut metadata = serde_json::json!({"via": "email",
             "attached": share.link_expires.is_none(), "recipients": share.recipients, "run": run});
         if let Some(expires) = share.link_expires {
             metadata["link_expires_at"] = serde_json::json!(expires);
         }
-        self.engine
-            .record_share(owner, job, metadata, origin, now)?;
-        Ok(())
+        self.record_share_once(owner, job, metadata, "run", origin, now)
     }
 
     /// Audits that the owner's notification carrying a link to `job` was accepted by the SMTP
@@ -567,6 +548,29 @@ impl Scheduler {
         owner: &Actor,
         job: &export_domain::ExportJob,
         link_expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ScheduleError> {
+        let metadata = serde_json::json!({"via": "email", "notification": true,
+            "attached": false, "recipients": 1, "link_expires_at": link_expires});
+        self.record_share_once(
+            owner,
+            job,
+            metadata,
+            "notification",
+            &RequestOrigin::default(),
+            now,
+        )
+    }
+
+    /// Records `job` as shared with `metadata`, unless a `shared` entry of the job already holds
+    /// the same value under `once_by`.
+    fn record_share_once(
+        &self,
+        owner: &Actor,
+        job: &export_domain::ExportJob,
+        metadata: serde_json::Value,
+        once_by: &str,
+        origin: &RequestOrigin,
         now: DateTime<Utc>,
     ) -> Result<(), ScheduleError> {
         let shares = {
@@ -582,14 +586,12 @@ impl Scheduler {
         };
         if shares
             .iter()
-            .any(|entry| entry.entry.metadata["notification"] == true)
+            .any(|entry| entry.entry.metadata[once_by] == metadata[once_by])
         {
             return Ok(());
         }
-        let metadata = serde_json::json!({"via": "email", "notification": true,
-            "attached": false, "recipients": 1, "link_expires_at": link_expires});
         self.engine
-            .record_share(owner, job, metadata, &RequestOrigin::default(), now)?;
+            .record_share(owner, job, metadata, origin, now)?;
         Ok(())
     }
 
