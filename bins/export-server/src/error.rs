@@ -194,8 +194,19 @@ impl ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", err.to_string())
                     .with_field("template_content")
             }
-            err if err.is_unavailable() => ApiError::database_unavailable(request_id, err),
-            other => ApiError::internal(request_id, other),
+            // Failures inside, named one by one: a new variant must be placed here or above.
+            err @ (EngineError::Gather(_)
+            | EngineError::Source(_)
+            | EngineError::Store(_)
+            | EngineError::Storage(_)
+            | EngineError::Render(_)
+            | EngineError::Dataset(_)) => {
+                if err.is_unavailable() {
+                    ApiError::database_unavailable(request_id, err)
+                } else {
+                    ApiError::internal(request_id, err)
+                }
+            }
         }
     }
 }
@@ -296,7 +307,7 @@ impl ApiError {
             ScheduleError::Store(err) if err.is_unavailable() => {
                 ApiError::database_unavailable(request_id, err)
             }
-            other => ApiError::internal(request_id, other),
+            err @ ScheduleError::Store(_) => ApiError::internal(request_id, err),
         }
     }
 }

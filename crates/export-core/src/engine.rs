@@ -52,7 +52,6 @@ pub struct RequestOrigin {
 
 /// Why the engine refused or failed. Ids only.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum EngineError {
     /// A verified token that names no known user, or claims a role the records do not hold.
     #[error("not identified: {0}")]

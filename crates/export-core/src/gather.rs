@@ -21,7 +21,6 @@ use uuid::Uuid;
 
 /// Why a context could not be gathered. Ids only: no names, no notes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum GatherError {
     #[error("patient {0} does not exist")]
     PatientNotFound(Uuid),

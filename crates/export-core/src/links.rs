@@ -16,7 +16,6 @@ pub const DEFAULT_LINK_LIFETIME: Duration = Duration::minutes(15);
 
 /// Why a link was refused. Says nothing about which part failed beyond what the holder knows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum LinkError {
     #[error("the link is malformed")]
     Malformed,

@@ -17,7 +17,6 @@ use crate::gather::{self, GatherError};
 
 /// Why a file could not be made. Ids only.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ProduceError {
     #[error(transparent)]
     Gather(#[from] GatherError),

@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 /// Why records could not be read. Ids only.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum SourceError {
     /// The source answered, but not with the records.
     #[error("the clinical source failed: {0}")]

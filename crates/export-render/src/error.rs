@@ -3,7 +3,6 @@
 
 /// Why a render failed.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum RenderError {
     #[error("cannot write the output: {0}")]
     Io(#[from] std::io::Error),

@@ -152,7 +152,6 @@ impl fmt::Debug for SmtpSettings {
 /// with this error's text as the reason. No variant holds an address, server text or message
 /// content.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum DeliveryError {
     /// The SMTP settings cannot work (found before any connection is made).
     #[error("smtp settings: {field} {reason}")]

@@ -36,7 +36,6 @@ use crate::email::{
 
 /// Why a scheduled-report operation was refused or failed. Ids only.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ScheduleError {
     #[error("invalid scheduled report: {0}")]
     Invalid(ValidationErrors),

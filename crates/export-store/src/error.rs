@@ -5,7 +5,6 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 /// What went wrong talking to the database.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum StoreError {
     #[error("unsupported database url; expected postgres://…, sqlite://… or a file path")]
     UnsupportedUrl,

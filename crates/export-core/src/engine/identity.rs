@@ -9,7 +9,6 @@ use super::{Actor, EngineError, ExportEngine};
 
 /// Why a verified token does not identify a caller. Ids and roles only, never names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum IdentityError {
     /// The clinical source has no user with the token's subject.
     #[error("the token's subject is no known user")]

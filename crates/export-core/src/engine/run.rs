@@ -45,8 +45,20 @@ impl Failure {
                 "records",
                 "the clinical records could not be read".to_owned(),
             ),
-            EngineError::Forbidden(_) => ("forbidden", err.to_string()),
-            _ => ("render", err.to_string()),
+            EngineError::Forbidden(_) | EngineError::Unidentified(_) | EngineError::Link(_) => {
+                ("forbidden", err.to_string())
+            }
+            EngineError::Gather(_)
+            | EngineError::Render(_)
+            | EngineError::Dataset(_)
+            | EngineError::Invalid(_) => ("render", err.to_string()),
+            // Answers to a request, which a job being produced does not meet.
+            EngineError::JobNotFound(_)
+            | EngineError::TemplateNotFound(_)
+            | EngineError::TemplateInUse(_)
+            | EngineError::IdempotencyKeyReused { .. }
+            | EngineError::NotReady { .. }
+            | EngineError::TooManyExports { .. } => ("internal", err.to_string()),
         };
         Failure {
             reason,

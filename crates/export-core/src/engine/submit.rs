@@ -233,7 +233,20 @@ impl ExportEngine {
                     EngineError::Forbidden(_)
                     | EngineError::TemplateNotFound(_)
                     | EngineError::Unidentified(_) => (AuditOutcome::Denied, refusal.to_string()),
-                    _ => (AuditOutcome::Error, "internal".to_owned()),
+                    EngineError::Invalid(_)
+                    | EngineError::JobNotFound(_)
+                    | EngineError::TemplateInUse(_)
+                    | EngineError::TemplateUnusable { .. }
+                    | EngineError::IdempotencyKeyReused { .. }
+                    | EngineError::NotReady { .. }
+                    | EngineError::TooManyExports { .. }
+                    | EngineError::Gather(_)
+                    | EngineError::Source(_)
+                    | EngineError::Store(_)
+                    | EngineError::Storage(_)
+                    | EngineError::Render(_)
+                    | EngineError::Link(_)
+                    | EngineError::Dataset(_) => (AuditOutcome::Error, "internal".to_owned()),
                 };
                 let entry = NewAuditEntry {
                     export_job_id: None,

@@ -28,7 +28,6 @@ pub use stream::{StoreOutput, format_seeks};
 
 /// Why a file could not be stored or read. Never names the content.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum StorageError {
     #[error("not a valid file key: {0}")]
     InvalidKey(&'static str),
