@@ -58,7 +58,7 @@ pub fn worker_identity() -> String {
     } else {
         host
     };
-    let suffix = (Uuid::new_v4().as_u128() & 0xffff_ffff) as u32;
+    let suffix = export_domain::random::random_u32();
     format!("{host}-{}-{suffix:08x}", std::process::id())
 }
 

@@ -7,6 +7,7 @@
 
 mod audit;
 mod clinical;
+pub mod random;
 mod records;
 mod request;
 mod vocabulary;

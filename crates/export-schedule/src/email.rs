@@ -51,9 +51,7 @@ pub const MAX_REASON_CHARS: usize = 120;
 /// [`DeliveryError::is_transient`] holds are worth retrying, and at most
 /// [`MAX_DELIVERY_ATTEMPTS`] attempts are made in all.
 pub fn delivery_backoff(attempt: u32) -> Duration {
-    // A v4 UUID is 122 random bits: no random-number crate needed (the engine does the same).
-    let spread = (Uuid::new_v4().as_u128() % 401) as i64 - 200; // -200..=200 thousandths
-    jittered(backoff_base(attempt), spread)
+    jittered(backoff_base(attempt), export_domain::random::spread(200))
 }
 
 /// The wait before jitter: 1 min × 2^(attempt − 1), at most 1 h.

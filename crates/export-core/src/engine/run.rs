@@ -7,8 +7,7 @@ use super::*;
 /// about three hours), spread by ±25% jitter so that jobs failing together do not retry together.
 fn retry_backoff(attempts: i32) -> Duration {
     let base = 10_000i64 * 2i64.pow(attempts.clamp(1, 10) as u32 - 1);
-    let spread = (Uuid::new_v4().as_u128() % 501) as i64 - 250; // -250..=250 thousandths
-    Duration::milliseconds(base + base * spread / 1000)
+    Duration::milliseconds(export_domain::random::jittered_ms(base, 250))
 }
 
 /// Why an attempt failed, as the job and the audit trail say it: `reason` is what the user reads
@@ -88,7 +87,7 @@ impl Drop for StopHeartbeat<'_> {
 
 /// A random number that tells this attempt's file from any other's (see `FileKey::for_attempt`).
 fn claim_number() -> u32 {
-    (Uuid::new_v4().as_u128() & 0xffff_ffff) as u32
+    export_domain::random::random_u32()
 }
 
 impl ExportEngine {
