@@ -762,7 +762,7 @@ pub async fn metrics(req: HttpRequest, state: Data) -> Answer {
     let engine = state.engine.clone();
     let counts = engine_call(&req, move || engine.queue_counts()).await?;
     Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4"))
+        .insert_header((header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE))
         .body(state.metrics.render(&counts)))
 }
 

@@ -155,7 +155,7 @@ fn every_type_and_format_goes_from_request_to_a_downloaded_file(db: &TestDatabas
         "export_jobs{status=\"completed\"} 17",
         "export_queue_depth 0",
         "export_jobs_finished_total{status=\"completed\",format=\"pdf\"} 5",
-        "http_request_duration_seconds_bucket{route=\"/api/v1/export/jobs/{id}\",le=\"+Inf\"}",
+        "http_request_duration_seconds_bucket{le=\"+Inf\",route=\"/api/v1/export/jobs/{id}\"}",
         "export_duration_seconds_count{export_type=\"dataset\",format=\"xlsx\"} 1",
         "export_file_bytes_count{format=\"docx\"} 3",
     ] {
