@@ -282,7 +282,7 @@ fn describe_json_error(err: &serde_json::Error) -> String {
 }
 
 /// The field serde names in "unknown field `x`, expected ..." or "duplicate field `x`".
-fn unknown_field_name(text: &str) -> Option<String> {
+pub(crate) fn unknown_field_name(text: &str) -> Option<String> {
     let rest = text
         .strip_prefix("unknown field `")
         .or_else(|| text.strip_prefix("duplicate field `"))?;

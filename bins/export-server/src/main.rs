@@ -16,6 +16,7 @@ mod maintenance;
 mod metrics;
 mod middleware;
 mod openapi;
+mod query;
 mod routes;
 mod scheduled;
 mod state;

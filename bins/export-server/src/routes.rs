@@ -15,12 +15,13 @@ use export_domain::{
     AuditEntry, DatasetInput, ExportFormat, ExportJob, FullRecordInput, JobStatus,
     ProgressReportInput, SessionNotesInput, TreatmentSummaryInput, ValidationErrors,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, parse_json};
 use crate::http::{blocking_failed, body, engine_call, json, origin, parse_id, request_id};
+use crate::query::{Bounded, Id, Query, Whole, Word, value};
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;
@@ -261,43 +262,22 @@ pub async fn list_datasets(state: Data, _caller: Caller) -> Answer {
 }
 
 /// `?status=&patient_id=&limit=&cursor=` of the job list.
-fn job_query(query: &BTreeMap<String, String>) -> Result<JobQuery, ApiError> {
-    let mut page = JobQuery {
-        limit: 100,
-        ..JobQuery::default()
-    };
-    for (name, value) in query {
-        match name.as_str() {
-            "status" => {
-                page.status = Some(value.parse().map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "status must be one of: {}",
-                        JobStatus::expected()
-                    ))
-                    .with_field("status")
-                })?);
-            }
-            "patient_id" => page.patient_id = Some(parse_id(value, "patient_id")?),
-            "limit" => {
-                page.limit = value
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_request("limit must be a whole number from 1 to 1000")
-                            .with_field("limit")
-                    })?;
-            }
-            "cursor" => page.before = Some(parse_cursor(value)?),
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown query parameter {other}; known: status, patient_id, limit, cursor"
-                ))
-                .with_field(other));
-            }
-        }
-    }
-    Ok(page)
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobListQuery {
+    status: Option<Word<JobStatus>>,
+    patient_id: Option<Id>,
+    limit: Option<Bounded<1, 1000>>,
+    cursor: Option<String>,
+}
+
+fn job_query(query: &JobListQuery) -> Result<JobQuery, ApiError> {
+    Ok(JobQuery {
+        status: query.status.map(|Word(status)| status),
+        patient_id: query.patient_id.map(|Id(id)| id),
+        limit: query.limit.map_or(100, |Bounded(n)| n),
+        before: query.cursor.as_deref().map(parse_cursor).transpose()?,
+    })
 }
 
 /// The cursor after a job: its creation time in microseconds and its id.
@@ -325,7 +305,7 @@ pub async fn list_jobs(
     req: HttpRequest,
     state: Data,
     caller: Caller,
-    query: web::Query<BTreeMap<String, String>>,
+    Query(query): Query<JobListQuery>,
 ) -> Answer {
     let page = job_query(&query)?;
     let limit = page.limit as usize;
@@ -503,33 +483,20 @@ pub async fn download(
     }
 }
 
+/// `?days=` of the statistics: 1 to 366, default 7.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    days: Option<Bounded<1, 366>>,
+}
+
 pub async fn stats(
     req: HttpRequest,
     state: Data,
     caller: Caller,
-    query: web::Query<BTreeMap<String, String>>,
+    Query(query): Query<StatsQuery>,
 ) -> Answer {
-    let mut days = 7;
-    for (name, value) in query.iter() {
-        match name.as_str() {
-            "days" => {
-                days = value
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|d| (1..=366).contains(d))
-                    .ok_or_else(|| {
-                        ApiError::bad_request("days must be a whole number from 1 to 366")
-                            .with_field("days")
-                    })?;
-            }
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown query parameter {other}; known: days"
-                ))
-                .with_field(other));
-            }
-        }
-    }
+    let days = query.days.map_or(7, |Bounded(days)| days);
     let engine = state.engine.clone();
     let now = Utc::now();
     let stats = engine_call(&req, move || {
@@ -558,29 +525,16 @@ fn audit_filters(
     state: &AppState,
     query: &BTreeMap<String, String>,
 ) -> Result<(export_core::dataset::Filters, Option<i64>, Option<i64>), ApiError> {
+    // The audit dataset's filters are open-ended (the dataset declares them; checked below);
+    // `after` and `limit` are the page's, typed like every query parameter.
     let mut raw = BTreeMap::new();
     let (mut after, mut limit) = (None, None);
-    for (name, value) in query {
+    for (name, text) in query {
         match name.as_str() {
-            "after" => {
-                after = Some(value.parse::<i64>().map_err(|_| {
-                    ApiError::bad_request("after must be a sequence number").with_field("after")
-                })?);
-            }
-            "limit" => {
-                limit = Some(
-                    value
-                        .parse::<i64>()
-                        .ok()
-                        .filter(|n| (1..=1000).contains(n))
-                        .ok_or_else(|| {
-                            ApiError::bad_request("limit must be a whole number from 1 to 1000")
-                                .with_field("limit")
-                        })?,
-                );
-            }
+            "after" => after = Some(value::<Whole>(name, text)?.0),
+            "limit" => limit = Some(value::<Bounded<1, 1000>>(name, text)?.0),
             _ => {
-                raw.insert(name.clone(), serde_json::Value::from(value.as_str()));
+                raw.insert(name.clone(), serde_json::Value::from(text.as_str()));
             }
         }
     }

@@ -2,8 +2,6 @@
 //! resume), delete, run now, and preview the next run times (of a saved report, or of one before
 //! it is saved). The rules are export-schedule's and export-core's.
 
-use std::collections::BTreeMap;
-
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -16,6 +14,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::error::{ApiError, parse_json};
 use crate::http::{body, json, parse_id, request_id, schedule_call as call};
+use crate::query::{Bounded, Query};
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;
@@ -44,29 +43,16 @@ fn location(id: Uuid) -> String {
 }
 
 /// `?count=` of a preview: 1 to 100, default 5.
-fn count(query: &BTreeMap<String, String>) -> Result<usize, ApiError> {
-    let mut count = 5;
-    for (name, value) in query {
-        match name.as_str() {
-            "count" => {
-                count = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=100).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_request("count must be a whole number from 1 to 100")
-                            .with_field("count")
-                    })?;
-            }
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown query parameter {other}; known: count"
-                ))
-                .with_field(other));
-            }
-        }
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountQuery {
+    count: Option<Bounded<1, 100>>,
+}
+
+impl CountQuery {
+    fn count(&self) -> usize {
+        self.count.map_or(5, |Bounded(n)| n as usize)
     }
-    Ok(count)
 }
 
 pub async fn create(
@@ -229,10 +215,10 @@ pub async fn preview(
     state: Data,
     caller: Caller,
     id: web::Path<String>,
-    query: web::Query<BTreeMap<String, String>>,
+    Query(query): Query<CountQuery>,
 ) -> Answer {
     let id = parse_id(&id, "id")?;
-    let count = count(&query)?;
+    let count = query.count();
     let scheduler = scheduler(&state)?;
     let runs = call(&req, move || {
         scheduler.preview(&caller.0, id, Utc::now(), count)
@@ -248,10 +234,10 @@ pub async fn preview_unsaved(
     req: HttpRequest,
     state: Data,
     caller: Caller,
-    query: web::Query<BTreeMap<String, String>>,
+    Query(query): Query<CountQuery>,
     payload: web::Payload,
 ) -> Answer {
-    let count = count(&query)?;
+    let count = query.count();
     let input: ScheduledReportInput = parse_json(&body(&state, payload).await?)?;
     let request = checked(&input).map_err(|e| ApiError::from_schedule(e, &request_id(&req)))?;
     let scheduler = scheduler(&state)?;

@@ -1,8 +1,6 @@
 //! Template routes: list, create, read, replace, delete and preview. The rules (who sees what,
 //! system templates read-only, a template source checked before it is saved) are the engine's.
 
-use std::collections::BTreeMap;
-
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -13,6 +11,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::error::{ApiError, parse_json};
 use crate::http::{body, engine_call, json, parse_id};
+use crate::query::{Query, Word};
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;
@@ -32,32 +31,20 @@ async fn input(
         .map_err(|errors| ApiError::from_validation(&errors))
 }
 
+/// `?export_type=` of the template list.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateListQuery {
+    export_type: Option<Word<ExportType>>,
+}
+
 pub async fn list(
     req: HttpRequest,
     state: Data,
     caller: Caller,
-    query: web::Query<BTreeMap<String, String>>,
+    Query(query): Query<TemplateListQuery>,
 ) -> Answer {
-    let mut export_type = None;
-    for (name, value) in query.iter() {
-        match name.as_str() {
-            "export_type" => {
-                export_type = Some(value.parse::<ExportType>().map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "export_type must be one of: {}",
-                        ExportType::expected()
-                    ))
-                    .with_field("export_type")
-                })?);
-            }
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown query parameter {other}; known: export_type"
-                ))
-                .with_field(other));
-            }
-        }
-    }
+    let export_type = query.export_type.map(|Word(kind)| kind);
     let engine = state.engine.clone();
     let templates =
         engine_call(&req, move || engine.list_templates(&caller.0, export_type)).await?;
