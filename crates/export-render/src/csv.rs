@@ -86,6 +86,15 @@ impl CsvRenderer {
     }
 }
 
+/// Ends the record begun at `start`. A record of one empty field is written `""`, as Python's
+/// csv module does: a bare empty line is no record to a reader, and the row would be lost.
+fn end_record(buffer: &mut Vec<u8>, start: usize, fields: usize) {
+    if fields == 1 && buffer.len() == start {
+        buffer.extend_from_slice(b"\"\"");
+    }
+    buffer.push(b'\n');
+}
+
 impl Renderer for CsvRenderer {
     fn format(&self) -> ExportFormat {
         ExportFormat::Csv
@@ -103,8 +112,10 @@ impl Renderer for CsvRenderer {
             }
             self.write_text(&mut buffer, &column.name);
         }
-        buffer.push(b'\n');
+        end_record(&mut buffer, 0, rows.columns().len());
         let written = for_each_row(rows, |_, row| {
+            let start = buffer.len();
+            let mut fields = 0;
             for (i, cell) in row.cells().enumerate() {
                 if i > 0 {
                     buffer.push(b',');
@@ -113,8 +124,9 @@ impl Renderer for CsvRenderer {
                     Cell::Text(text) => self.write_text(&mut buffer, text),
                     other => write_cell_text(&mut buffer, other),
                 }
+                fields += 1;
             }
-            buffer.push(b'\n');
+            end_record(&mut buffer, start, fields);
             if buffer.len() >= FLUSH_AT {
                 out.write_all(&buffer)?;
                 buffer.clear();
