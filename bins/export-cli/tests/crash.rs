@@ -46,7 +46,7 @@ test_on_both_backends! {
 }
 
 fn a_killed_worker_s_job_completes_exactly_once_after_a_restart(db: &TestDatabase) {
-    let practice = seeded(db);
+    let practice = db.seed_fixtures();
     let zoe = Uuid::parse_str(ZOE).unwrap();
     enlarge_zoe(db, &practice, EXTRA_SESSIONS, 0x00C0_FFEE_0000);
 

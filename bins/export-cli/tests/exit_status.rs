@@ -5,11 +5,10 @@
 //! EXPORT_TEST_POSTGRES_URL is set (`scripts/test` sets it when the server answers).
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
 use std::process::{Command, Output};
 
+use export_store::test_on_both_backends;
 use export_store::testing::TestDatabase;
-use export_store::{seed, test_on_both_backends};
 
 const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
 const RUNS: usize = 20;
@@ -49,14 +48,7 @@ test_on_both_backends! {
 }
 
 fn token_and_audit_verify_exit_0_twenty_times_of_twenty(db: &TestDatabase) {
-    let practice = seed::load_practice(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures"
-    )))
-    .unwrap();
-    db.store
-        .transaction(|conn| seed::seed_practice(conn, &practice))
-        .unwrap();
+    db.seed_fixtures();
 
     for token in run_every_time_with_0(db, &["token", "--user", MARGARET]) {
         assert_eq!(token.trim().split('.').count(), 3, "a JWT: {token}");

@@ -87,7 +87,7 @@ impl Drop for Worker {
 }
 
 fn two_unnamed_workers_one_stopped_mid_job_leave_every_job_completed_once(db: &TestDatabase) {
-    let practice = seeded(db);
+    let practice = db.seed_fixtures();
     enlarge_zoe(db, &practice, EXTRA_SESSIONS, 0x5CA1_E000_0000);
 
     let storage = tempfile::tempdir().unwrap();

@@ -4,7 +4,6 @@
 //! Runs on SQLite, and on PostgreSQL when EXPORT_TEST_POSTGRES_URL is set.
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -18,7 +17,7 @@ use export_domain::{
 use export_schedule::Schedule;
 use export_schedule::scheduler::{Scheduler, checked};
 use export_store::testing::TestDatabase;
-use export_store::{jobs, runs, seed, test_on_both_backends};
+use export_store::{jobs, runs, test_on_both_backends};
 use uuid::Uuid;
 
 const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
@@ -35,14 +34,7 @@ struct Setup {
 /// The demo practice, a template of Margaret's, and a daily 09:00 Berlin progress report about
 /// Zoë, saved at `created`.
 fn setup(db: &TestDatabase, created: DateTime<Utc>) -> Setup {
-    let practice = seed::load_practice(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures"
-    )))
-    .unwrap();
-    db.store
-        .transaction(|conn| seed::seed_practice(conn, &practice))
-        .unwrap();
+    db.seed_fixtures();
     let storage = tempfile::tempdir().unwrap();
     let master = MasterKey::generate();
     let engine = Arc::new(ExportEngine::new(

@@ -3,7 +3,6 @@
 //! intact. Runs on SQLite, and on PostgreSQL when EXPORT_TEST_POSTGRES_URL is set.
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -14,7 +13,7 @@ use export_core::source::StoreSource;
 use export_core::storage::{LocalFileStore, MasterKey};
 use export_domain::{AuditAction, JobStatus, ProgressReportInput, Role};
 use export_store::testing::TestDatabase;
-use export_store::{audit, jobs, seed, test_on_both_backends};
+use export_store::{audit, jobs, test_on_both_backends};
 
 const JOBS: usize = 500;
 const WORKERS: usize = 3;
@@ -24,14 +23,7 @@ test_on_both_backends! {
 }
 
 fn worker_processes_complete_every_job_exactly_once(db: &TestDatabase) {
-    let practice = seed::load_practice(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures"
-    )))
-    .unwrap();
-    db.store
-        .transaction(|conn| seed::seed_practice(conn, &practice))
-        .unwrap();
+    db.seed_fixtures();
     let storage = tempfile::tempdir().unwrap();
     let master = MasterKey::generate();
     let engine = ExportEngine::new(

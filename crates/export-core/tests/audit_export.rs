@@ -13,7 +13,7 @@ use export_core::source::StoreSource;
 use export_core::storage::{LocalFileStore, MasterKey};
 use export_domain::{AuditAction, AuditOutcome, NewAuditEntry, Role};
 use export_store::testing::TestDatabase;
-use export_store::{audit, seed, test_on_both_backends};
+use export_store::{audit, test_on_both_backends};
 use uuid::Uuid;
 
 const HELEN: &str = "5c84fc77-b00f-59f3-b3f1-c41f6fb7eee9"; // the administrator
@@ -25,14 +25,7 @@ test_on_both_backends! {
 }
 
 fn engine(db: &TestDatabase, files: &Path) -> ExportEngine {
-    let practice = seed::load_practice(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures"
-    )))
-    .unwrap();
-    db.store
-        .transaction(|conn| seed::seed_practice(conn, &practice))
-        .unwrap();
+    db.seed_fixtures();
     ExportEngine::new(
         db.store.clone(),
         Arc::new(LocalFileStore::new(files, MasterKey::generate()).unwrap()),

@@ -17,7 +17,7 @@ use export_domain::{
     SessionNotesInput,
 };
 use export_store::testing::TestDatabase;
-use export_store::{audit, seed, test_on_both_backends};
+use export_store::{audit, test_on_both_backends};
 use uuid::Uuid;
 
 const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c"; // therapist of Noa
@@ -26,14 +26,7 @@ const NOA: &str = "54b440a5-f8fe-5f5d-bf49-e04fc5321bf1";
 const JOSE: &str = "8c9f7ed2-c5e0-5006-b595-2dde87a7cbda";
 
 fn engine(db: &TestDatabase, files: &Path) -> ExportEngine {
-    let practice = seed::load_practice(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures"
-    )))
-    .unwrap();
-    db.store
-        .transaction(|conn| seed::seed_practice(conn, &practice))
-        .unwrap();
+    db.seed_fixtures();
     let store = LocalFileStore::new(files, MasterKey::generate()).unwrap();
     ExportEngine::new(
         db.store.clone(),
@@ -568,14 +561,7 @@ test_on_both_backends! {
 
 fn failures_end_in_failed_and_statistics_count_them(db: &TestDatabase) {
     let files = tempfile::tempdir().unwrap();
-    let practice = seed::load_practice(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures"
-    )))
-    .unwrap();
-    db.store
-        .transaction(|conn| seed::seed_practice(conn, &practice))
-        .unwrap();
+    db.seed_fixtures();
     let engine = ExportEngine::new(
         db.store.clone(),
         Arc::new(LocalFileStore::new(files.path(), MasterKey::generate()).unwrap()),

@@ -4,7 +4,6 @@
 //! grace, and never a live job's file.
 
 use std::io::Read;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use chrono::{Duration, TimeZone, Utc};
@@ -15,7 +14,7 @@ use export_core::storage::{
 };
 use export_domain::{AuditAction, ExportFormat, ExportJob, FullRecordInput, JobStatus, Role};
 use export_store::testing::TestDatabase;
-use export_store::{audit, seed, test_on_both_backends};
+use export_store::{audit, test_on_both_backends};
 use uuid::Uuid;
 
 const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
@@ -24,17 +23,6 @@ const ZOE: &str = "4333a588-c713-5117-85aa-6c9dc288e1df";
 test_on_both_backends! {
     a_file_that_cannot_be_archived_does_not_stop_the_expiry_pass,
     the_sweep_removes_leftovers_past_the_grace_and_keeps_live_files,
-}
-
-fn seeded(db: &TestDatabase) {
-    let practice = seed::load_practice(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures"
-    )))
-    .unwrap();
-    db.store
-        .transaction(|conn| seed::seed_practice(conn, &practice))
-        .unwrap();
 }
 
 fn margaret() -> Actor {
@@ -98,7 +86,7 @@ impl FileStore for Refusing {
 }
 
 fn a_file_that_cannot_be_archived_does_not_stop_the_expiry_pass(db: &TestDatabase) {
-    seeded(db);
+    db.seed_fixtures();
     let (files, archive_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let master = MasterKey::generate();
     let archive = Arc::new(Refusing {
@@ -156,7 +144,7 @@ fn a_file_that_cannot_be_archived_does_not_stop_the_expiry_pass(db: &TestDatabas
 }
 
 fn the_sweep_removes_leftovers_past_the_grace_and_keeps_live_files(db: &TestDatabase) {
-    seeded(db);
+    db.seed_fixtures();
     let files_dir = tempfile::tempdir().unwrap();
     let files = Arc::new(LocalFileStore::new(files_dir.path(), MasterKey::generate()).unwrap());
     let engine = ExportEngine::new(

@@ -2,7 +2,6 @@
 //! computed independently here, and the refusals (missing, unprocessed, mixed sessions).
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use export_core::gather::{self, GatherError};
@@ -12,11 +11,7 @@ use export_domain::{
 };
 
 fn practice() -> Practice {
-    export_store::seed::load_practice(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures"
-    )))
-    .unwrap()
+    export_store::testing::fixture_practice()
 }
 
 fn patient_named(practice: &Practice, last_name: &str) -> String {

@@ -52,11 +52,7 @@ fn id(text: &str) -> Uuid {
 
 #[test]
 fn the_callers_role_is_the_stored_role_and_a_claim_that_disagrees_is_refused() {
-    let practice = export_store::seed::load_practice(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures"
-    )))
-    .unwrap();
+    let practice = export_store::testing::fixture_practice();
     let db = TestDatabase::sqlite();
     let files = tempfile::tempdir().unwrap();
     let engine = engine_over(&db, files.path(), Arc::new(PracticeSource(practice)));

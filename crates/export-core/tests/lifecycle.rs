@@ -19,7 +19,7 @@ use export_domain::{
     ProgressReportInput, Role, SessionNotesInput, TreatmentSummaryInput,
 };
 use export_store::testing::TestDatabase;
-use export_store::{audit, seed, test_on_both_backends};
+use export_store::{audit, test_on_both_backends};
 use uuid::Uuid;
 
 const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
@@ -31,14 +31,7 @@ const LUKASZ: &str = "94c319c2-8698-5dbc-bff1-889f6cb77255"; // not Margaret's p
 const MARKER: &str = "Brontë-Lefèvre";
 
 fn engine(db: &TestDatabase, files: &Path) -> ExportEngine {
-    let practice = seed::load_practice(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures"
-    )))
-    .unwrap();
-    db.store
-        .transaction(|conn| seed::seed_practice(conn, &practice))
-        .unwrap();
+    db.seed_fixtures();
     ExportEngine::new(
         db.store.clone(),
         Arc::new(LocalFileStore::new(files, MasterKey::generate()).unwrap()),

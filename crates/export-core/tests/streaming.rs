@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Cursor, Read, Write};
-use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
@@ -19,8 +18,8 @@ use export_core::storage::{FileKey, FileStore, LocalFileStore, MasterKey, StoreO
 use export_domain::{DatasetInput, ExportFormat, ExportJob, JobStatus, Role, SessionStatus};
 use export_render::bench::BenchRows;
 use export_render::{Column, RenderError, RowBuffer, RowSource};
+use export_store::test_on_both_backends;
 use export_store::testing::TestDatabase;
-use export_store::{seed, test_on_both_backends};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -329,14 +328,7 @@ mod s3 {
 /// pages end inside a run of equal dates; the export lists every session once, in (date, id)
 /// order, exactly as the in-memory source would.
 fn sessions_keep_their_order_across_pages(db: &TestDatabase) {
-    let practice = seed::load_practice(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures"
-    )))
-    .unwrap();
-    db.store
-        .transaction(|conn| seed::seed_practice(conn, &practice))
-        .unwrap();
+    let practice = db.seed_fixtures();
     let margaret = Uuid::parse_str(MARGARET).unwrap();
     let patients: Vec<Uuid> = practice
         .therapist_patients

@@ -21,7 +21,7 @@ use export_domain::{
     TemplateRequest,
 };
 use export_store::testing::TestDatabase;
-use export_store::{schedules, seed, templates, test_on_both_backends};
+use export_store::{schedules, templates, test_on_both_backends};
 use uuid::Uuid;
 
 const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
@@ -42,14 +42,7 @@ const PROGRESS_TEMPLATE: &str = "{% extends \"base.html\" %}\n\
     {% endblock content %}";
 
 fn engine(db: &TestDatabase, files: &Path) -> ExportEngine {
-    let practice = seed::load_practice(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures"
-    )))
-    .unwrap();
-    db.store
-        .transaction(|conn| seed::seed_practice(conn, &practice))
-        .unwrap();
+    db.seed_fixtures();
     ExportEngine::new(
         db.store.clone(),
         Arc::new(LocalFileStore::new(files, MasterKey::generate()).unwrap()),

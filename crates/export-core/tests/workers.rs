@@ -8,7 +8,6 @@
 //! were all lost fails as such. Waits are on events (a gate, the pool's observer, a state the
 //! database shows), never on the machine's speed.
 
-use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,7 +20,7 @@ use export_core::worker::{WorkerConfig, WorkerPool};
 use export_domain::{AuditAction, DatasetInput, ExportJob, JobStatus, Role};
 use export_render::{Column, ColumnKind, RowSource, TextRows};
 use export_store::testing::TestDatabase;
-use export_store::{audit, jobs, seed, test_on_both_backends};
+use export_store::{audit, jobs, test_on_both_backends};
 use uuid::Uuid;
 
 const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
@@ -88,14 +87,7 @@ struct Setup {
 }
 
 fn setup(db: &TestDatabase, lease: chrono::Duration) -> Setup {
-    let practice = seed::load_practice(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures"
-    )))
-    .unwrap();
-    db.store
-        .transaction(|conn| seed::seed_practice(conn, &practice))
-        .unwrap();
+    db.seed_fixtures();
     let files = tempfile::tempdir().unwrap();
     let gate = Arc::new(Gate::default());
     let engine = ExportEngine::new(

@@ -24,7 +24,7 @@ use export_domain::{
 use export_schedule::email::{MAX_DELIVERY_ATTEMPTS, Mailer};
 use export_schedule::scheduler::{Delivery, Scheduler, checked};
 use export_store::testing::TestDatabase;
-use export_store::{audit, seed, test_on_both_backends};
+use export_store::{audit, test_on_both_backends};
 use uuid::Uuid;
 
 const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
@@ -40,14 +40,7 @@ fn margaret() -> Actor {
 }
 
 fn engine(db: &TestDatabase, files: &Path) -> Arc<ExportEngine> {
-    let practice = seed::load_practice(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures"
-    )))
-    .unwrap();
-    db.store
-        .transaction(|conn| seed::seed_practice(conn, &practice))
-        .unwrap();
+    db.seed_fixtures();
     Arc::new(
         ExportEngine::new(
             db.store.clone(),

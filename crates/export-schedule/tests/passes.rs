@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -24,7 +23,7 @@ use export_domain::{
 use export_schedule::email::Mailer;
 use export_schedule::scheduler::{Delivery, Scheduler, checked};
 use export_store::testing::TestDatabase;
-use export_store::{audit, seed, test_on_both_backends};
+use export_store::{audit, test_on_both_backends};
 use uuid::Uuid;
 
 const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
@@ -101,14 +100,7 @@ struct Setup {
 }
 
 fn setup(db: &TestDatabase) -> Setup {
-    let practice = seed::load_practice(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures"
-    )))
-    .unwrap();
-    db.store
-        .transaction(|conn| seed::seed_practice(conn, &practice))
-        .unwrap();
+    db.seed_fixtures();
     let files = tempfile::tempdir().unwrap();
     let host = Arc::new(Host {
         records: StoreSource(db.store.clone()),

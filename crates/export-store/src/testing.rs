@@ -60,6 +60,15 @@ impl TestDatabase {
         })
     }
 
+    /// Seeds the fixtures' practice (`fixtures/`, see [`fixture_practice`]) and returns it.
+    pub fn seed_fixtures(&self) -> export_domain::Practice {
+        let practice = fixture_practice();
+        self.store
+            .transaction(|conn| crate::seed::seed_practice(conn, &practice))
+            .expect("seed the fixtures' practice");
+        practice
+    }
+
     /// Runs raw SQL against the database, as someone with direct access (an attacker, a careless
     /// administrator) could: for tests that tamper with rows behind the store's back.
     pub fn execute(&self, sql: &str) {
@@ -152,6 +161,16 @@ fn database_url(url: &str, name: &str) -> String {
         Some(query) => format!("{server}/{name}?{query}"),
         None => format!("{server}/{name}"),
     }
+}
+
+/// The synthetic practice in the workspace's `fixtures/` folder, loaded, for the tests of every
+/// crate.
+pub fn fixture_practice() -> export_domain::Practice {
+    crate::seed::load_practice(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures"
+    )))
+    .expect("the fixtures load")
 }
 
 /// Declares two tests for each named check (a `fn(&TestDatabase)` in scope): `name::sqlite`

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use export_core::storage::MasterKey;
 use export_domain::{ExportJob, Practice, SessionStatus};
 use export_store::testing::TestDatabase;
-use export_store::{clinical, jobs, seed};
+use export_store::{clinical, jobs};
 use uuid::Uuid;
 
 pub const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
@@ -20,19 +20,6 @@ pub const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
 pub const ZOE: &str = "4333a588-c713-5117-85aa-6c9dc288e1df";
 /// How long any one awaited event may take before a test fails: far more than it needs.
 pub const PATIENCE: Duration = Duration::from_secs(120);
-
-/// Seeds the fixtures' practice and returns it.
-pub fn seeded(db: &TestDatabase) -> Practice {
-    let practice = seed::load_practice(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures"
-    )))
-    .unwrap();
-    db.store
-        .transaction(|conn| seed::seed_practice(conn, &practice))
-        .unwrap();
-    practice
-}
 
 /// Adds `count` copies of one of Zoë's processed sessions, an hour apart, so that her sessions
 /// PDF takes seconds to render; their ids start at `first_id`.

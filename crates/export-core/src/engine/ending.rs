@@ -217,17 +217,13 @@ impl ExportEngine {
                 Stored::File(key) => self.files.delete(key),
                 Stored::Partial(name) => self.files.remove_partial(name),
             };
-            match (removed, &entry.stored) {
-                (Ok(_), _) => report.swept += 1,
-                (Err(err), Stored::File(key)) => {
+            match removed {
+                Ok(_) => report.swept += 1,
+                Err(err) => {
                     log::warn!(
                         "expiry: leftover {} could not be removed: {err}",
-                        key.as_str()
+                        entry.stored
                     );
-                    report.sweep_failed += 1;
-                }
-                (Err(err), Stored::Partial(name)) => {
-                    log::warn!("expiry: temporary {name} could not be removed: {err}");
                     report.sweep_failed += 1;
                 }
             }

@@ -224,6 +224,16 @@ pub enum Stored {
     Partial(String),
 }
 
+impl std::fmt::Display for Stored {
+    /// Its name under `exports/`: a key, or a temporary's name. Ids only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stored::File(key) => f.write_str(key.as_str()),
+            Stored::Partial(name) => write!(f, "exports/{name}"),
+        }
+    }
+}
+
 /// One entry of `FileStore::list`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
