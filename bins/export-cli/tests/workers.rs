@@ -77,7 +77,8 @@ fn worker_processes_complete_every_job_exactly_once(db: &TestDatabase) {
         })
         .collect();
     for mut worker in workers {
-        assert!(worker.wait().unwrap().success());
+        let status = worker.wait().unwrap();
+        assert!(status.success(), "a worker process ended {status:?}");
     }
 
     let mut conn = db.store.connection().unwrap();
