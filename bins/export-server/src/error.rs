@@ -24,19 +24,30 @@ pub struct ApiError {
 }
 
 /// One of several problems with a request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FieldProblem {
     pub field: String,
     pub message: String,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// Every error the API answers.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody<'a> {
+    /// A code: bad_request, malformed_json, invalid_field, invalid, unauthorized, forbidden,
+    /// not_found, method_not_allowed, not_ready, gone, in_use, idempotency_key_reused,
+    /// payload_too_large, rate_limited, unavailable, internal.
     error: &'a str,
+    /// A sentence for people; it names ids, never names or note text. A server-side failure is
+    /// logged under the request id it gives.
     message: &'a str,
+    /// The field, query parameter or header the problem is about, as a path such as
+    /// `session_ids[2]` or `include_sections.foo`.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    /// Every problem, when a request was checked and found invalid.
     #[serde(skip_serializing_if = "<[FieldProblem]>::is_empty")]
+    #[schema(value_type = Vec<FieldProblem>)]
     errors: &'a [FieldProblem],
 }
 
@@ -185,6 +196,19 @@ impl ApiError {
             EngineError::TemplateNotFound(id) => {
                 ApiError::not_found(format!("template {id} does not exist"))
             }
+            EngineError::TemplateNameTaken => ApiError::new(
+                StatusCode::CONFLICT,
+                "name_taken",
+                "you already have a template with this name",
+            )
+            .with_field("name"),
+            err @ EngineError::TemplateTypeFixed { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "type_fixed", err.to_string())
+                    .with_field("export_type")
+            }
+            err @ EngineError::DatasetNotFound { .. } => {
+                ApiError::not_found(err.to_string()).with_field("dataset")
+            }
             EngineError::TemplateInUse(id) => ApiError::new(
                 StatusCode::CONFLICT,
                 "in_use",
@@ -223,7 +247,7 @@ impl ResponseError for ApiError {
         {
             response.insert_header((RETRY_AFTER, value));
         }
-        response.json(Body {
+        response.json(ErrorBody {
             error: self.code,
             message: &self.message,
             field: self.field.as_deref(),
@@ -303,6 +327,12 @@ impl ApiError {
                 ApiError::not_found(format!("scheduled report {id} does not exist"))
             }
             ScheduleError::Forbidden(reason) => ApiError::forbidden(reason),
+            ScheduleError::AlreadyActive { field } => ApiError::new(
+                StatusCode::CONFLICT,
+                "schedule_taken",
+                "you already have an active schedule of this template for this patient",
+            )
+            .with_field(field),
             ScheduleError::Engine(err) => ApiError::from_engine(err, request_id),
             ScheduleError::Store(err) if err.is_unavailable() => {
                 ApiError::database_unavailable(request_id, err)

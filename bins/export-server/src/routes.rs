@@ -27,26 +27,58 @@ use crate::state::AppState;
 type Data = web::Data<AppState>;
 type Answer = Result<HttpResponse, ApiError>;
 
-/// A job as clients see it (the seed platform's `ExportJobResponse`, with more).
-#[derive(Debug, Serialize)]
+/// An export job as clients see it (the seed platform's `ExportJobResponse`, with more).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobView {
     pub id: Uuid,
+    #[schema(value_type = export_domain::ExportType)]
     pub export_type: String,
+    #[schema(value_type = ExportFormat)]
     pub format: String,
     pub status: JobStatus,
+    #[schema(minimum = 0, maximum = 100)]
     pub progress_percent: i32,
+    /// The patient the export is about; null for a dataset export not narrowed to one patient.
     pub patient_id: Option<Uuid>,
     pub template_id: Option<Uuid>,
+    #[schema(minimum = 0)]
     pub attempts: i32,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// When the file is deleted.
     pub expires_at: Option<DateTime<Utc>>,
     pub file_size_bytes: Option<i64>,
+    /// Hex SHA-256 of the file.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub sha256: Option<String>,
     pub row_count: Option<i64>,
+    /// `/api/v1/export/download/{id}` once completed.
     pub download_url: Option<String>,
+    /// Why the job failed, in words a user can act on; no patient data.
     pub error_message: Option<String>,
+}
+
+/// A page of the caller's jobs.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<JobView>,
+    /// The `cursor` of the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// The answer of `/healthz`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    #[schema(value_type = String, pattern = "^ok$")]
+    status: &'static str,
+}
+
+/// The answer of `/readyz` when the database answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Ready {
+    #[schema(value_type = String, pattern = "^ready$")]
+    status: &'static str,
 }
 
 impl JobView {
@@ -139,6 +171,51 @@ async fn submit_body<I: serde::de::DeserializeOwned>(
     submit(req, state, caller, request).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/export/session-notes",
+    operation_id = "exportSessionNotes",
+    tag = "exports",
+    summary = "Export session notes",
+    description = "Queues an export of the notes of one or more processed sessions of one patient (pdf, docx, json, csv or xlsx). The transcript is left out unless `options.include_transcript` is true. With `note_layout`, the notes are filled into a clinical note layout (SOAP, DAP, BIRP or a progress note). Therapists only.",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "Makes the request safe to retry: a request repeated with the same key returns the job the first one created instead of another. A key is the caller's; reusing it for a different request is refused (422)."),
+    ),
+    request_body(content = export_domain::SessionNotesInput, description = "What to export."),
+    responses(
+        (
+            status = 202,
+            description = "Accepted: the job is queued. `Content-Location` is the job to poll (`GET /api/v1/export/jobs/{id}`). A request repeated with the same `Idempotency-Key` answers 202 with the job first submitted, in its current state, and creates nothing (nor does it count against the hourly limit).",
+            body = crate::routes::JobView,
+            headers(("Content-Location" = String, description = "The job's address, `/api/v1/export/jobs/{id}`: poll it."))
+        ),
+        (
+            status = 400,
+            description = "The body is not a JSON object (`bad_request`), is not valid JSON (`malformed_json`), or has an unknown field or a value of the wrong JSON type (`invalid_field`, with `field` naming it, e.g. `options.x`); or the `Idempotency-Key` header is not 1 to 255 visible ASCII characters (`field: Idempotency-Key`)",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (
+            status = 403,
+            description = "The caller may not export this: only therapists export clinical records, and only for patients they have an active care relationship with; session ids that do not exist or belong to several patients are refused the same way. The refusal is audited (`requested`, outcome `denied`)",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (
+            status = 409,
+            description = "The `Idempotency-Key` already names a job of the caller's made from a different request (`idempotency_key_reused`, `field: Idempotency-Key`); requests racing with one key and the same body all answer 202 with the same job",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (
+            status = 422,
+            description = "The body is well-formed but not valid: every problem is listed in `errors` (`field` and `message` of the first are repeated at the top). Also a missing required field, a format the export type does not allow, a `template_id` that names no template the caller may use or one of another export type",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 429, response = crate::openapi::ExportRateLimited),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::DatabaseUnavailable),
+    )
+)]
 pub async fn session_notes(
     req: HttpRequest,
     state: Data,
@@ -151,6 +228,51 @@ pub async fn session_notes(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/export/progress-report",
+    operation_id = "exportProgressReport",
+    tag = "exports",
+    summary = "Export a progress report",
+    description = "Queues a progress report of one patient over an inclusive date range (pdf, docx or json). Every section is included unless turned off in `include_sections`. Therapists only.",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "Makes the request safe to retry: a request repeated with the same key returns the job the first one created instead of another. A key is the caller's; reusing it for a different request is refused (422)."),
+    ),
+    request_body(content = export_domain::ProgressReportInput, description = "What to export."),
+    responses(
+        (
+            status = 202,
+            description = "Accepted: the job is queued. `Content-Location` is the job to poll (`GET /api/v1/export/jobs/{id}`). A request repeated with the same `Idempotency-Key` answers 202 with the job first submitted, in its current state, and creates nothing (nor does it count against the hourly limit).",
+            body = crate::routes::JobView,
+            headers(("Content-Location" = String, description = "The job's address, `/api/v1/export/jobs/{id}`: poll it."))
+        ),
+        (
+            status = 400,
+            description = "The body is not a JSON object (`bad_request`), is not valid JSON (`malformed_json`), or has an unknown field or a value of the wrong JSON type (`invalid_field`, with `field` naming it, e.g. `options.x`); or the `Idempotency-Key` header is not 1 to 255 visible ASCII characters (`field: Idempotency-Key`)",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (
+            status = 403,
+            description = "The caller may not export this: only therapists export clinical records, and only for patients they have an active care relationship with; session ids that do not exist or belong to several patients are refused the same way. The refusal is audited (`requested`, outcome `denied`)",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (
+            status = 409,
+            description = "The `Idempotency-Key` already names a job of the caller's made from a different request (`idempotency_key_reused`, `field: Idempotency-Key`); requests racing with one key and the same body all answer 202 with the same job",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (
+            status = 422,
+            description = "The body is well-formed but not valid: every problem is listed in `errors` (`field` and `message` of the first are repeated at the top). Also a missing required field, a format the export type does not allow, a `template_id` that names no template the caller may use or one of another export type",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 429, response = crate::openapi::ExportRateLimited),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::DatabaseUnavailable),
+    )
+)]
 pub async fn progress_report(
     req: HttpRequest,
     state: Data,
@@ -163,6 +285,51 @@ pub async fn progress_report(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/export/treatment-summary",
+    operation_id = "exportTreatmentSummary",
+    tag = "exports",
+    summary = "Export a treatment summary",
+    description = "Queues a treatment summary of one patient written for a purpose (insurance, transfer, records) (pdf, docx or json). Therapists only.",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "Makes the request safe to retry: a request repeated with the same key returns the job the first one created instead of another. A key is the caller's; reusing it for a different request is refused (422)."),
+    ),
+    request_body(content = export_domain::TreatmentSummaryInput, description = "What to export."),
+    responses(
+        (
+            status = 202,
+            description = "Accepted: the job is queued. `Content-Location` is the job to poll (`GET /api/v1/export/jobs/{id}`). A request repeated with the same `Idempotency-Key` answers 202 with the job first submitted, in its current state, and creates nothing (nor does it count against the hourly limit).",
+            body = crate::routes::JobView,
+            headers(("Content-Location" = String, description = "The job's address, `/api/v1/export/jobs/{id}`: poll it."))
+        ),
+        (
+            status = 400,
+            description = "The body is not a JSON object (`bad_request`), is not valid JSON (`malformed_json`), or has an unknown field or a value of the wrong JSON type (`invalid_field`, with `field` naming it, e.g. `options.x`); or the `Idempotency-Key` header is not 1 to 255 visible ASCII characters (`field: Idempotency-Key`)",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (
+            status = 403,
+            description = "The caller may not export this: only therapists export clinical records, and only for patients they have an active care relationship with; session ids that do not exist or belong to several patients are refused the same way. The refusal is audited (`requested`, outcome `denied`)",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (
+            status = 409,
+            description = "The `Idempotency-Key` already names a job of the caller's made from a different request (`idempotency_key_reused`, `field: Idempotency-Key`); requests racing with one key and the same body all answer 202 with the same job",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (
+            status = 422,
+            description = "The body is well-formed but not valid: every problem is listed in `errors` (`field` and `message` of the first are repeated at the top). Also a missing required field, a format the export type does not allow, a `template_id` that names no template the caller may use or one of another export type",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 429, response = crate::openapi::ExportRateLimited),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::DatabaseUnavailable),
+    )
+)]
 pub async fn treatment_summary(
     req: HttpRequest,
     state: Data,
@@ -179,6 +346,51 @@ pub async fn treatment_summary(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/export/full-record",
+    operation_id = "exportFullRecord",
+    tag = "exports",
+    summary = "Export a full record",
+    description = "Queues an export of everything about one patient, optionally limited to a date range (json or pdf). Therapists only.",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "Makes the request safe to retry: a request repeated with the same key returns the job the first one created instead of another. A key is the caller's; reusing it for a different request is refused (422)."),
+    ),
+    request_body(content = export_domain::FullRecordInput, description = "What to export."),
+    responses(
+        (
+            status = 202,
+            description = "Accepted: the job is queued. `Content-Location` is the job to poll (`GET /api/v1/export/jobs/{id}`). A request repeated with the same `Idempotency-Key` answers 202 with the job first submitted, in its current state, and creates nothing (nor does it count against the hourly limit).",
+            body = crate::routes::JobView,
+            headers(("Content-Location" = String, description = "The job's address, `/api/v1/export/jobs/{id}`: poll it."))
+        ),
+        (
+            status = 400,
+            description = "The body is not a JSON object (`bad_request`), is not valid JSON (`malformed_json`), or has an unknown field or a value of the wrong JSON type (`invalid_field`, with `field` naming it, e.g. `options.x`); or the `Idempotency-Key` header is not 1 to 255 visible ASCII characters (`field: Idempotency-Key`)",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (
+            status = 403,
+            description = "The caller may not export this: only therapists export clinical records, and only for patients they have an active care relationship with; session ids that do not exist or belong to several patients are refused the same way. The refusal is audited (`requested`, outcome `denied`)",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (
+            status = 409,
+            description = "The `Idempotency-Key` already names a job of the caller's made from a different request (`idempotency_key_reused`, `field: Idempotency-Key`); requests racing with one key and the same body all answer 202 with the same job",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (
+            status = 422,
+            description = "The body is well-formed but not valid: every problem is listed in `errors` (`field` and `message` of the first are repeated at the top). Also a missing required field, a format the export type does not allow, a `template_id` that names no template the caller may use or one of another export type",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 429, response = crate::openapi::ExportRateLimited),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::DatabaseUnavailable),
+    )
+)]
 pub async fn full_record(
     req: HttpRequest,
     state: Data,
@@ -191,6 +403,57 @@ pub async fn full_record(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/export/datasets/{name}",
+    operation_id = "exportDataset",
+    tag = "exports",
+    summary = "Export a dataset",
+    description = "Queues a tabular export of the dataset `name` (csv, json, xlsx or pdf), filtered as the dataset allows (see `GET /api/v1/export/datasets`). Therapist datasets hold only the rows of the patients the caller actively cares for; admin datasets are for administrators.",
+    params(
+        ("name" = String, Path, pattern = "^[a-z0-9_]{1,64}$", description = "The dataset: `sessions`, `goals`, `audit` or one an embedding service added. A name that is not 1 to 64 characters of a-z, 0-9 and _ is refused with 422, one that names no dataset with 404 (both `field: dataset`)."),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "Makes the request safe to retry: a request repeated with the same key returns the job the first one created instead of another. A key is the caller's; reusing it for a different request is refused (422)."),
+    ),
+    request_body(content = export_domain::DatasetInput, description = "The format and the filters."),
+    responses(
+        (
+            status = 202,
+            description = "Accepted: the job is queued. `Content-Location` is the job to poll (`GET /api/v1/export/jobs/{id}`). A request repeated with the same `Idempotency-Key` answers 202 with the job first submitted, in its current state, and creates nothing (nor does it count against the hourly limit).",
+            body = crate::routes::JobView,
+            headers(("Content-Location" = String, description = "The job's address, `/api/v1/export/jobs/{id}`: poll it."))
+        ),
+        (
+            status = 400,
+            description = "The body is not a JSON object (`bad_request`), is not valid JSON (`malformed_json`), or has an unknown field or a value of the wrong JSON type (`invalid_field`, with `field` naming it, e.g. `options.x`); or the `Idempotency-Key` header is not 1 to 255 visible ASCII characters (`field: Idempotency-Key`)",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (
+            status = 403,
+            description = "The caller's role may not export this dataset (therapist datasets are for therapists, admin datasets for administrators). The refusal is audited",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (
+            status = 404,
+            description = "No dataset has this name (`not_found`, `field: dataset`)",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (
+            status = 409,
+            description = "The `Idempotency-Key` already names a job of the caller's made from a different request (`idempotency_key_reused`, `field: Idempotency-Key`); requests racing with one key and the same body all answer 202 with the same job",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (
+            status = 422,
+            description = "The body is well-formed but not valid: a format datasets do not take, a dataset name that is not 1 to 64 characters of a-z, 0-9 and _ (`field: dataset`), a filter the dataset does not have or a filter value of the wrong kind (`field: filters.<name>`), or an `Idempotency-Key` already used for a different request. Every problem is listed in `errors`",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 429, response = crate::openapi::ExportRateLimited),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::DatabaseUnavailable),
+    )
+)]
 pub async fn dataset(
     req: HttpRequest,
     state: Data,
@@ -204,24 +467,56 @@ pub async fn dataset(
     .await
 }
 
-#[derive(Serialize)]
+/// A filter a dataset takes.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = DatasetFilter)]
 struct FilterView {
     name: &'static str,
+    #[schema(value_type = String, pattern = "^(uuid|date|choice|text)$")]
     kind: &'static str,
+    /// The allowed values; only for `choice` filters.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<String>>)]
     choices: Option<&'static [&'static str]>,
     description: &'static str,
 }
 
-#[derive(Serialize)]
+/// A dataset the caller may export.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Dataset)]
 struct DatasetView {
+    #[schema(pattern = "^[a-z0-9_]{1,64}$")]
     name: String,
     description: String,
+    #[schema(value_type = String, pattern = "^(therapists|admins)$")]
     audience: &'static str,
     columns: Vec<String>,
     filters: Vec<FilterView>,
 }
 
+/// The datasets the caller may export.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DatasetList {
+    datasets: Vec<DatasetView>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/export/datasets",
+    operation_id = "listDatasets",
+    tag = "exports",
+    summary = "List the datasets",
+    description = "The datasets a tabular export can be made of, with their columns and filters. The built-in ones are `sessions` and `goals` (therapists: rows of the patients they actively care for) and `audit` (administrators: the export audit trail); an embedding service may add others.",
+    responses(
+        (
+            status = 200,
+            description = "The datasets, by name.",
+            body = crate::routes::DatasetList
+        ),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 429, response = crate::openapi::RateLimited),
+    )
+)]
 pub async fn list_datasets(state: Data, _caller: Caller) -> Answer {
     let views: Vec<DatasetView> = state
         .engine
@@ -255,10 +550,7 @@ pub async fn list_datasets(state: Data, _caller: Caller) -> Answer {
                 .collect(),
         })
         .collect();
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "datasets": views }),
-    ))
+    Ok(json(StatusCode::OK, &DatasetList { datasets: views }))
 }
 
 /// `?status=&patient_id=&limit=&cursor=` of the job list.
@@ -291,16 +583,56 @@ fn parse_cursor(text: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
             .with_field("cursor")
     };
     let (micros, id) = text.split_once('_').ok_or_else(bad)?;
+    if micros.trim_start_matches('-').len() > 18 || id.len() != 32 {
+        return Err(bad());
+    }
     let at = micros
         .parse::<i64>()
         .ok()
         .and_then(DateTime::from_timestamp_micros)
-        // Both databases hold these years; a cursor outside them was never issued.
-        .filter(|at| (1970..=9999).contains(&chrono::Datelike::year(at)))
         .ok_or_else(bad)?;
-    Ok((at, Uuid::try_parse(id).map_err(|_| bad())?))
+    // A cursor is a position: one outside the years both databases hold (never issued) is the
+    // position at the nearer end, before every job or after every job.
+    let (first, last) = (
+        DateTime::from_timestamp(0, 0).expect("the epoch"),
+        DateTime::from_timestamp(253_402_300_799, 0).expect("9999-12-31T23:59:59Z"),
+    );
+    Ok((
+        at.clamp(first, last),
+        Uuid::try_parse(id).map_err(|_| bad())?,
+    ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/export/jobs",
+    operation_id = "listJobs",
+    tag = "jobs",
+    summary = "List the caller's export jobs",
+    description = "The caller's jobs, newest first, a page at a time. When a page is full, `next_cursor` is set: pass it as `cursor` for the next page (the last page may then be empty).",
+    params(
+        ("status" = Option<JobStatus>, Query, description = "Only jobs in this state."),
+        ("patient_id" = Option<Uuid>, Query, description = "Only jobs about this patient."),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "The most jobs on a page."),
+        ("cursor" = Option<String>, Query, pattern = "^-?[0-9]{1,18}_[0-9a-f]{32}$", description = "The `next_cursor` of the previous page."),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "A page of jobs.",
+            body = crate::routes::JobList
+        ),
+        (
+            status = 400,
+            description = "A query parameter is unknown or its value is not valid (`field` names it)",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::DatabaseUnavailable),
+    )
+)]
 pub async fn list_jobs(
     req: HttpRequest,
     state: Data,
@@ -315,12 +647,42 @@ pub async fn list_jobs(
         .then(|| jobs.last().map(cursor_of))
         .flatten();
     let jobs: Vec<JobView> = jobs.into_iter().map(JobView::of).collect();
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "jobs": jobs, "next_cursor": next_cursor }),
-    ))
+    Ok(json(StatusCode::OK, &JobList { jobs, next_cursor }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/export/jobs/{id}",
+    operation_id = "getJob",
+    tag = "jobs",
+    summary = "Poll an export job",
+    description = "The job's state. While it is `pending` or `processing` the answer carries `Retry-After: 2`; once `completed`, `download_url` is set. Another user's job is answered as if it did not exist.",
+    params(
+        ("id" = Uuid, Path, description = "The job's id."),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "The job.",
+            body = crate::routes::JobView,
+            headers(("Retry-After" = u32, description = "Seconds to wait before polling again; sent while the job is pending or processing."))
+        ),
+        (
+            status = 400,
+            description = "`id` is not a UUID (`field: id`)",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (
+            status = 404,
+            description = "The caller has no such job.",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::DatabaseUnavailable),
+    )
+)]
 pub async fn get_job(
     req: HttpRequest,
     state: Data,
@@ -337,6 +699,42 @@ pub async fn get_job(
     Ok(response.json(JobView::of(job)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/export/jobs/{id}",
+    operation_id = "deleteJob",
+    tag = "jobs",
+    summary = "Cancel or delete an export job",
+    description = "A `pending` or `processing` job is cancelled: 200 with the job, which stays listed as `cancelled` and keeps no file. A finished job is deleted with its file: 204. Audited (`cancelled` or `deleted`); the audit entries outlive the job.",
+    params(
+        ("id" = Uuid, Path, description = "The job's id."),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "The cancelled job.",
+            body = crate::routes::JobView
+        ),
+        (
+            status = 204,
+            description = "The job and its file were deleted."
+        ),
+        (
+            status = 400,
+            description = "`id` is not a UUID (`field: id`)",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (
+            status = 404,
+            description = "The caller has no such job.",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::DatabaseUnavailable),
+    )
+)]
 pub async fn delete_job(
     req: HttpRequest,
     state: Data,
@@ -359,12 +757,78 @@ pub async fn delete_job(
     })
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
+/// A signed link's lifetime. Unknown fields are refused (400 `invalid_field`).
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LinkInput {
+pub struct LinkInput {
+    /// The link's lifetime in minutes; the server's default (15) when absent.
+    #[serde(default, deserialize_with = "export_domain::optional_whole_number")]
+    #[schema(minimum = 1, maximum = 1440)]
     minutes: Option<i64>,
 }
 
+/// A signed download link.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LinkView {
+    /// `/api/v1/export/download/{id}?token=…`, relative to the server.
+    url: String,
+    expires_at: DateTime<Utc>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/export/jobs/{id}/link",
+    operation_id = "createDownloadLink",
+    tag = "jobs",
+    summary = "Issue a signed download link",
+    description = "A link to a completed job's file that works without a bearer token until it expires (default 15 minutes, at most 1440). Using it checks again that the link's user is still a therapist caring for the job's patient, so links to exports that name no patient (dataset exports) are refused when used. Audited (`shared`).",
+    params(
+        ("id" = Uuid, Path, description = "The job's id."),
+    ),
+    request_body(content = Option<crate::routes::LinkInput>, description = "The link's lifetime; the body may be empty."),
+    responses(
+        (
+            status = 201,
+            description = "The link.",
+            body = crate::routes::LinkView
+        ),
+        (
+            status = 400,
+            description = "`id` is not a UUID (`field: id`); or The body is not a JSON object (`bad_request`), is not valid JSON (`malformed_json`), or has an unknown field or a value of the wrong JSON type (`invalid_field`, with `field` naming it, e.g. `options.x`)",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (
+            status = 403,
+            description = "This server does not sign links.",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (
+            status = 404,
+            description = "The caller has no such job.",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (
+            status = 409,
+            description = "The job is not `completed` yet, or it failed (`not_ready`).",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (
+            status = 410,
+            description = "The job was cancelled, or it expired and its file was deleted (`gone`).",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (
+            status = 422,
+            description = "`minutes` is not from 1 to 1440 (`field: minutes`).",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::DatabaseUnavailable),
+    )
+)]
 pub async fn issue_link(
     req: HttpRequest,
     state: Data,
@@ -374,7 +838,8 @@ pub async fn issue_link(
 ) -> Answer {
     let id = parse_id(&id, "id")?;
     let body = body(&state, payload).await?;
-    let input: LinkInput = if body.iter().all(u8::is_ascii_whitespace) {
+    // No body, or JSON `null`, asks for the defaults.
+    let input: LinkInput = if body.is_empty() || serde_json::from_slice::<()>(&body).is_ok() {
         LinkInput::default()
     } else {
         parse_json(&body)?
@@ -392,10 +857,10 @@ pub async fn issue_link(
     .await?;
     Ok(json(
         StatusCode::CREATED,
-        &serde_json::json!({
-            "url": format!("/api/v1/export/download/{id}?token={token}"),
-            "expires_at": now + Duration::minutes(minutes),
-        }),
+        &LinkView {
+            url: format!("/api/v1/export/download/{id}?token={token}"),
+            expires_at: now + Duration::minutes(minutes),
+        },
     ))
 }
 
@@ -413,6 +878,59 @@ fn file_name(job: &ExportJob) -> String {
     format!("export_{}_{}.{}", job.export_type, job.id, job.format)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/export/download/{id}",
+    operation_id = "downloadExport",
+    tag = "jobs",
+    summary = "Download an export's file",
+    description = "Streams the file of a completed job: with the owner's bearer token, or with the `token` of a signed link (see `POST /api/v1/export/jobs/{id}/link`), in which case no bearer token is needed and any `Authorization` header is ignored. Every download is audited (`downloaded`), refusals too. The file is PHI: it is sent with `Cache-Control: no-store`.",
+    params(
+        ("id" = Uuid, Path, description = "The job's id."),
+    ),
+    security(("bearerAuth" = []), ("signedLink" = [])),
+    responses(
+        (
+            status = 200,
+            description = "The file, `export_<type>_<id>.<format>`, in the job's format. `ETag` is the quoted SHA-256 of the file.",
+            content(("application/pdf"), ("application/vnd.openxmlformats-officedocument.wordprocessingml.document"), ("text/csv"), ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), ("application/json")),
+            headers(("Content-Disposition" = String, description = r#"`attachment; filename="…"`."#), ("X-Export-Job-ID" = String, description = "The id of the job the file belongs to."), ("ETag" = String, description = "The quoted hex SHA-256 of the file, when known."), ("Cache-Control" = String, description = "`no-store`: the content is not to be cached."))
+        ),
+        (
+            status = 400,
+            description = "`id` is not a UUID (`field: id`)",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (
+            status = 401,
+            description = "Neither a bearer token nor a link `token` was sent, or the bearer token is not valid (`unauthorized`).",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (
+            status = 403,
+            description = "The link is malformed, its signature is not valid, it has expired, it is for another export, its user may no longer download the export, or this server does not sign links.",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (
+            status = 404,
+            description = "The caller has no such job.",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (
+            status = 409,
+            description = "The job is not `completed`: still pending or processing, or failed (`not_ready`).",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (
+            status = 410,
+            description = "The job was cancelled, or it expired and its file was deleted (`gone`).",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::DatabaseUnavailable),
+    )
+)]
 pub async fn download(
     req: HttpRequest,
     state: Data,
@@ -483,6 +1001,16 @@ pub async fn download(
     }
 }
 
+/// Statistics of the jobs created since `since`, and (`scheduled`, from a process with a
+/// scheduler) of the scheduled runs due since then.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Statistics {
+    #[serde(flatten)]
+    stats: export_core::metrics::ExportStats,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scheduled: Option<export_schedule::scheduler::RunStats>,
+}
+
 /// `?days=` of the statistics: 1 to 366, default 7.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -490,6 +1018,38 @@ pub struct StatsQuery {
     days: Option<Bounded<1, 366>>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/export/stats",
+    operation_id = "getExportStats",
+    tag = "jobs",
+    summary = "Export statistics",
+    description = "Statistics of the jobs created in the last `days` days: everyone's for an administrator, the caller's own for a therapist. A process with a scheduler adds `scheduled`, the scheduled runs due in the window (a therapist's: those of their own scheduled reports).",
+    params(
+        ("days" = Option<i64>, Query, minimum = 1, maximum = 366, description = "The window, in days before now."),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "The statistics.",
+            body = crate::routes::Statistics
+        ),
+        (
+            status = 400,
+            description = "A query parameter is unknown or its value is not valid (`field` names it)",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (
+            status = 403,
+            description = "Patients have no export statistics.",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::DatabaseUnavailable),
+    )
+)]
 pub async fn stats(
     req: HttpRequest,
     state: Data,
@@ -503,21 +1063,19 @@ pub async fn stats(
         engine.stats(&caller.0, now, Duration::days(days))
     })
     .await?;
-    let mut value =
-        serde_json::to_value(&stats).map_err(|e| ApiError::internal(&request_id(&req), e))?;
-    if let Some(scheduler) = state.scheduler.clone() {
-        let scheduled =
+    let scheduled = match state.scheduler.clone() {
+        None => None,
+        Some(scheduler) => {
             match web::block(move || scheduler.run_stats(&caller.0, now - Duration::days(days)))
                 .await
             {
-                Ok(Ok(runs)) => runs,
+                Ok(Ok(runs)) => Some(runs),
                 Ok(Err(err)) => return Err(ApiError::from_schedule(err, &request_id(&req))),
                 Err(_) => return Err(blocking_failed(&req)),
-            };
-        value["scheduled"] = serde_json::to_value(scheduled)
-            .map_err(|e| ApiError::internal(&request_id(&req), e))?;
-    }
-    Ok(json(StatusCode::OK, &value))
+            }
+        }
+    };
+    Ok(json(StatusCode::OK, &Statistics { stats, scheduled }))
 }
 
 /// The audit filters of a query: the audit dataset's filters, plus `after` and `limit`.
@@ -559,15 +1117,53 @@ fn audit_filters(
     Ok((filters, after, limit))
 }
 
-#[derive(Serialize)]
-struct AuditView {
-    sequence: i64,
-    #[serde(flatten)]
-    entry: export_domain::NewAuditEntry,
-    prev_hash: String,
-    entry_hash: String,
+/// A page of the audit trail, oldest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    entries: Vec<AuditEntry>,
+    /// The `after` of the next page; null on the last.
+    next_after: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/logs",
+    operation_id = "listAuditEntries",
+    tag = "audit",
+    summary = "Read the audit trail",
+    description = "Audit entries in chain order (by `sequence`), a page at a time, filtered by the database before the page is cut; each carries its hash and the previous entry's, so the chain can be verified. When a page is full, `next_after` is set: pass it as `after` for the next page. Administrators only.",
+    params(
+        ("action" = Option<export_domain::AuditAction>, Query, description = "Only entries of this action."),
+        ("user_id" = Option<Uuid>, Query, description = "Only entries of this user (the actor)."),
+        ("patient_id" = Option<Uuid>, Query, description = "Only entries about this patient."),
+        ("export_job_id" = Option<Uuid>, Query, description = "Only entries of this job."),
+        ("from" = Option<chrono::NaiveDate>, Query, description = "Only entries on or after this day (UTC)."),
+        ("to" = Option<chrono::NaiveDate>, Query, description = "Only entries on or before this day (UTC); not before `from`."),
+        ("after" = Option<i64>, Query, description = "Only entries after this `sequence` (the `next_after` of the previous page)."),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "The most entries on a page."),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "A page of entries.",
+            body = crate::routes::AuditPage
+        ),
+        (
+            status = 400,
+            description = "A query parameter is unknown or its value is not valid (`field` names it)",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (
+            status = 403,
+            description = "Only administrators read the audit trail.",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::DatabaseUnavailable),
+    )
+)]
 pub async fn audit_logs(
     req: HttpRequest,
     state: Data,
@@ -592,21 +1188,53 @@ pub async fn audit_logs(
     let next_after = (entries.len() as i64 == limit)
         .then(|| entries.last().map(|e| e.sequence))
         .flatten();
-    let entries: Vec<AuditView> = entries
-        .into_iter()
-        .map(|e| AuditView {
-            sequence: e.sequence,
-            entry: e.entry,
-            prev_hash: e.prev_hash,
-            entry_hash: e.entry_hash,
-        })
-        .collect();
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({ "entries": entries, "next_after": next_after }),
+        &AuditPage {
+            entries,
+            next_after,
+        },
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/logs/export",
+    operation_id = "exportAuditLog",
+    tag = "audit",
+    summary = "Download the audit trail as CSV",
+    description = "Every audit entry matching the filters, in chain order, as CSV (the columns of the `audit` dataset), answered directly rather than as a job. Administrators only.",
+    params(
+        ("action" = Option<export_domain::AuditAction>, Query, description = "Only entries of this action."),
+        ("user_id" = Option<Uuid>, Query, description = "Only entries of this user (the actor)."),
+        ("patient_id" = Option<Uuid>, Query, description = "Only entries about this patient."),
+        ("export_job_id" = Option<Uuid>, Query, description = "Only entries of this job."),
+        ("from" = Option<chrono::NaiveDate>, Query, description = "Only entries on or after this day (UTC)."),
+        ("to" = Option<chrono::NaiveDate>, Query, description = "Only entries on or before this day (UTC); not before `from`."),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "The CSV file, `audit_log_<YYYYMMDD>.csv`.",
+            content((String = "text/csv")),
+            headers(("Content-Disposition" = String, description = r#"`attachment; filename="…"`."#), ("Cache-Control" = String, description = "`no-store`: the content is not to be cached."))
+        ),
+        (
+            status = 400,
+            description = "A query parameter is unknown or its value is not valid (`field` names it)",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (
+            status = 403,
+            description = "Only administrators read the audit trail.",
+            body = crate::error::ErrorBody<'static>
+        ),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::DatabaseUnavailable),
+    )
+)]
 pub async fn audit_export(
     req: HttpRequest,
     state: Data,
@@ -696,14 +1324,55 @@ impl std::io::Write for ChunkSender {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "getHealth",
+    tag = "system",
+    summary = "Liveness",
+    description = "Answers as long as the process serves requests; it does not touch the database.",
+    security(()),
+    responses(
+        (
+            status = 200,
+            description = "The process is alive.",
+            body = crate::routes::Health
+        ),
+        (status = 429, response = crate::openapi::RateLimited),
+    )
+)]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+    HttpResponse::Ok().json(Health { status: "ok" })
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "getReadiness",
+    tag = "system",
+    summary = "Readiness",
+    description = "Whether the database answers: a load balancer sends traffic only while this is 200.",
+    security(()),
+    responses(
+        (
+            status = 200,
+            description = "The database answers.",
+            body = crate::routes::Ready
+        ),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 500, response = crate::openapi::InternalError),
+        (
+            status = 503,
+            description = "The database does not answer (`unavailable`); try again after `Retry-After` seconds.",
+            body = crate::error::ErrorBody<'static>,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))
+        ),
+    )
+)]
 pub async fn readyz(req: HttpRequest, state: Data) -> Answer {
     let engine = state.engine.clone();
     match web::block(move || engine.check_ready()).await {
-        Ok(Ok(())) => Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))),
+        Ok(Ok(())) => Ok(HttpResponse::Ok().json(Ready { status: "ready" })),
         Ok(Err(err)) => {
             log::warn!("request {}: not ready: {err}", request_id(&req));
             Err(ApiError::unavailable("the database does not answer"))
@@ -712,6 +1381,25 @@ pub async fn readyz(req: HttpRequest, state: Data) -> Answer {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "getMetrics",
+    tag = "system",
+    summary = "Prometheus metrics",
+    description = "Request counts and durations by route and status, finished exports, and the job queue by status, in the Prometheus text format (0.0.4). Unauthenticated: keep it off the public network.",
+    security(()),
+    responses(
+        (
+            status = 200,
+            description = "The metrics, in the OpenMetrics text format.",
+            content((String = "application/openmetrics-text"))
+        ),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::DatabaseUnavailable),
+    )
+)]
 pub async fn metrics(req: HttpRequest, state: Data) -> Answer {
     let engine = state.engine.clone();
     let counts = engine_call(&req, move || engine.queue_counts()).await?;
@@ -720,8 +1408,25 @@ pub async fn metrics(req: HttpRequest, state: Data) -> Answer {
         .body(state.metrics.render(&counts)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    operation_id = "getOpenApi",
+    tag = "system",
+    summary = "This document",
+    description = "The OpenAPI 3.0 description of the API.",
+    security(()),
+    responses(
+        (
+            status = 200,
+            description = "The OpenAPI document.",
+            content(("application/json"))
+        ),
+        (status = 429, response = crate::openapi::RateLimited),
+    )
+)]
 pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "application/json"))
-        .body(crate::openapi::DOCUMENT)
+        .body(crate::openapi::document())
 }

@@ -339,7 +339,7 @@ fn malformed_requests_are_refused_with_the_field_at_fault(db: &TestDatabase) {
             "/api/v1/export/datasets/caseload",
             r#"{"format": "csv"}"#,
         )
-        .is(422, "invalid", Some("dataset")),
+        .is(404, "not_found", Some("dataset")),
         Case::post(
             "a dataset name out of its alphabet",
             "/api/v1/export/datasets/Sessions",

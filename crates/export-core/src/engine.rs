@@ -65,6 +65,17 @@ pub enum EngineError {
     /// No such template, or one the actor may not see (another user's).
     #[error("template {0} does not exist")]
     TemplateNotFound(Uuid),
+    /// An update would change a template's export type, which is fixed at creation.
+    #[error(
+        "a template's export type cannot change (it lays out {stored} exports); create a new template instead"
+    )]
+    TemplateTypeFixed { stored: export_domain::ExportType },
+    /// The actor already has a template of this name.
+    #[error("a template of this name exists")]
+    TemplateNameTaken,
+    /// No dataset of this name is registered.
+    #[error("there is no dataset {name:?}; known: {known}")]
+    DatasetNotFound { name: String, known: String },
     /// A scheduled report still uses the template, so it cannot be deleted.
     #[error("template {0} is used by a scheduled report; remove the schedule first")]
     TemplateInUse(Uuid),
@@ -308,13 +319,17 @@ impl ExportEngine {
     }
 
     fn dataset(&self, name: &str) -> Result<&std::sync::Arc<dyn Dataset>, EngineError> {
-        self.datasets.get(name).ok_or_else(|| {
-            let known: Vec<&str> = self.datasets.iter().map(|d| d.name()).collect();
-            invalid(
-                "dataset",
-                format!("there is no such dataset; known: {}", known.join(", ")),
-            )
-        })
+        self.datasets
+            .get(name)
+            .ok_or_else(|| EngineError::DatasetNotFound {
+                name: name.to_owned(),
+                known: self
+                    .datasets
+                    .iter()
+                    .map(|d| d.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     /// Adds a dataset of the embedding service's, replacing a built-in one of the same name.

@@ -9,8 +9,8 @@ use export_store::{Store, StoreError, jobs};
 use serde::Serialize;
 use uuid::Uuid;
 
-/// What one job cost.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What one finished job cost.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct JobMetrics {
     pub job_id: Uuid,
     pub export_type: ExportType,
@@ -48,19 +48,24 @@ impl JobMetrics {
 }
 
 /// Statistics of the jobs created in a window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ExportStats {
     pub since: DateTime<Utc>,
     pub total: usize,
+    /// Jobs by export type.
     pub by_type: BTreeMap<String, usize>,
+    /// Jobs by format.
     pub by_format: BTreeMap<String, usize>,
+    /// Jobs by status.
     pub by_status: BTreeMap<String, usize>,
-    /// Completed (or since expired) out of those that ended; `None` when none ended.
+    /// Completed (or since expired) out of those that ended; null when none ended.
+    #[schema(minimum = 0, maximum = 1)]
     pub success_rate: Option<f64>,
     pub average_duration_seconds: Option<f64>,
     pub average_rows_per_second: Option<f64>,
     pub average_bytes: Option<f64>,
     /// The five slowest finished jobs, slowest first.
+    #[schema(max_items = 5)]
     pub slowest: Vec<JobMetrics>,
 }
 

@@ -442,8 +442,22 @@ fn datasets_show_only_what_their_requester_may_see(db: &TestDatabase) {
     }
     assert_eq!(denied(db), denied_before + 5);
 
+    match engine.submit(
+        &margaret,
+        dataset("caseload", "csv", &[]),
+        None,
+        &origin,
+        now,
+    ) {
+        Err(EngineError::DatasetNotFound { name, known }) => {
+            assert_eq!(
+                (name.as_str(), known.as_str()),
+                ("caseload", "audit, goals, sessions")
+            );
+        }
+        other => panic!("expected no such dataset, got {other:?}"),
+    }
     let invalid: Vec<(ExportRequest, &str)> = vec![
-        (dataset("caseload", "csv", &[]), "dataset"),
         (
             dataset("sessions", "csv", &[("from", "2025-13-01")]),
             "filters.from",

@@ -280,16 +280,21 @@ fn owners_manage_their_templates_and_see_only_theirs_and_the_system_ones(db: &Te
         ));
         assert_forbidden(engine.delete_template(who, system.id));
     }
-    let message = field_error(
-        engine.update_template(
-            &margaret,
-            monthly.id,
-            template_request("Monthly", "treatment_summary", "pdf", "<p>x</p>"),
-            later,
-        ),
-        "export_type",
+    let changed = engine.update_template(
+        &margaret,
+        monthly.id,
+        template_request("Monthly", "treatment_summary", "pdf", "<p>x</p>"),
+        later,
     );
-    assert!(message.contains("cannot change"), "{message}");
+    assert!(
+        matches!(
+            changed,
+            Err(EngineError::TemplateTypeFixed {
+                stored: export_domain::ExportType::ProgressReport
+            })
+        ),
+        "{changed:?}"
+    );
 
     assert_not_found(engine.delete_template(&daniel, monthly.id), monthly.id);
     engine.delete_template(&margaret, monthly.id).unwrap();
@@ -397,20 +402,21 @@ fn bad_sources_and_duplicate_names_are_field_errors(db: &TestDatabase) {
     let monthly = engine
         .create_template(&margaret, progress_template("Monthly"), now())
         .unwrap();
-    let message = field_error(
-        engine.create_template(&margaret, progress_template("Monthly"), now()),
-        "name",
+    let taken = engine.create_template(&margaret, progress_template("Monthly"), now());
+    assert!(
+        matches!(taken, Err(EngineError::TemplateNameTaken)),
+        "{taken:?}"
     );
-    assert!(message.contains("already"), "{message}");
     engine
         .create_template(&daniel, progress_template("Monthly"), now())
         .unwrap();
     let weekly = engine
         .create_template(&margaret, progress_template("Weekly"), now())
         .unwrap();
-    field_error(
-        engine.update_template(&margaret, weekly.id, progress_template("Monthly"), now()),
-        "name",
+    let taken = engine.update_template(&margaret, weekly.id, progress_template("Monthly"), now());
+    assert!(
+        matches!(taken, Err(EngineError::TemplateNameTaken)),
+        "{taken:?}"
     );
     field_error(
         engine.update_template(

@@ -10,6 +10,7 @@ mod clinical;
 pub mod random;
 mod records;
 mod request;
+pub mod schema;
 mod vocabulary;
 
 pub use audit::{GENESIS_HASH, chain_hash, to_hex};
@@ -23,11 +24,12 @@ pub use records::{
     ScheduleConfig, ScheduleRun, ScheduledReport, to_storage_precision,
 };
 pub use request::{
-    DatasetInput, DatasetRequest, DateRange, DateRangeInput, FieldError, FullRecordInput,
-    FullRecordRequest, ProgressReportInput, ProgressReportRequest, ScheduleConfigInput,
-    ScheduledReportInput, ScheduledReportRequest, SessionNoteOptions, SessionNotesInput,
-    SessionNotesRequest, TemplateInput, TemplateRequest, TreatmentSummaryInput,
-    TreatmentSummaryRequest, ValidationErrors,
+    DatasetInput, DatasetRequest, DateRange, DateRangeInput, EMAIL_PATTERN, FieldError,
+    FullRecordInput, FullRecordRequest, ProgressReportInput, ProgressReportRequest,
+    ScheduleConfigInput, ScheduledReportInput, ScheduledReportRequest, SessionNoteOptions,
+    SessionNotesInput, SessionNotesRequest, TemplateInput, TemplateRequest, TreatmentSummaryInput,
+    TreatmentSummaryRequest, ValidationErrors, is_email_address, optional_whole_number,
+    whole_number,
 };
 pub use vocabulary::{
     AuditAction, AuditOutcome, DeliveryMethod, ExportFormat, ExportType, GoalStatus, JobStatus,

@@ -101,7 +101,7 @@ impl ExportJob {
 }
 
 /// A document template: minijinja (Jinja2) source that renders to the engine's HTML subset.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExportTemplate {
     pub id: Uuid,
     pub name: String,
@@ -118,17 +118,20 @@ pub struct ExportTemplate {
 }
 
 /// When a scheduled report runs, in the owner's time zone.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {
     /// Local time of day, "HH:MM".
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub time: Option<String>,
     /// 0 = Monday … 6 = Sunday, for weekly schedules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 6)]
     pub day_of_week: Option<u8>,
     /// 1 … 31, for monthly schedules; past a short month's end it runs on the last day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 31)]
     pub day_of_month: Option<u8>,
     /// A five-field cron expression, for cron schedules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,7 +139,7 @@ pub struct ScheduleConfig {
 }
 
 /// A report that runs by itself on a schedule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScheduledReport {
     pub id: Uuid,
     pub user_id: Uuid,
@@ -146,6 +149,8 @@ pub struct ScheduledReport {
     pub schedule_config: ScheduleConfig,
     /// IANA time zone the schedule's local times are in.
     pub timezone: String,
+    /// The parameters as sent (see `ScheduleParameters`).
+    #[schema(value_type = Object)]
     pub parameters: serde_json::Value,
     pub delivery_method: DeliveryMethod,
     pub email_recipients: Vec<String>,
@@ -159,7 +164,7 @@ pub struct ScheduledReport {
 }
 
 /// An audit entry before it joins the chain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewAuditEntry {
     pub id: Uuid,
     pub export_job_id: Option<Uuid>,
@@ -171,28 +176,34 @@ pub struct NewAuditEntry {
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
     pub created_at: DateTime<Utc>,
 }
 
 /// An audit entry in the chain: its place, the hash of the entry before it, and its own hash over
 /// its content and that previous hash.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
+    /// Place in the chain.
     pub sequence: i64,
     #[serde(flatten)]
     pub entry: NewAuditEntry,
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub prev_hash: String,
+    /// SHA-256 over `prev_hash`, `sequence` and the entry.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub entry_hash: String,
 }
 
 /// One due time of a scheduled report, and what came of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScheduleRun {
     pub id: Uuid,
     pub schedule_id: Uuid,
     pub due_at: DateTime<Utc>,
     /// Earlier due times missed (while no scheduler ran) and coalesced into this run.
+    #[schema(minimum = 0)]
     pub skipped: i32,
     pub export_job_id: Option<Uuid>,
     pub status: crate::RunStatus,
@@ -205,7 +216,7 @@ pub struct ScheduleRun {
 }
 
 /// Whether a user wants an email when one of their exports completes or fails.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NotificationPreference {
     pub user_id: Uuid,
     pub email: String,

@@ -186,6 +186,33 @@ impl Problems {
     }
 }
 
+/// A JSON number that is a whole number, as an `i64`: `27` and `27.0` alike (JSON Schema calls
+/// both integers, and clients that hold every number as a double send the second).
+pub fn whole_number(value: &serde_json::Value) -> Option<i64> {
+    match value {
+        serde_json::Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                .map(|f| f as i64)
+        }),
+        _ => None,
+    }
+}
+
+/// Deserializes an optional whole number (see [`whole_number`]); another value is an error
+/// naming what was expected.
+pub fn optional_whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    let value: Option<serde_json::Value> = Option::deserialize(deserializer)?;
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(value) => whole_number(&value).map(Some).ok_or_else(|| {
+            serde::de::Error::custom(format!("invalid value {value}, expected a whole number"))
+        }),
+    }
+}
+
 /// An inclusive range of calendar dates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DateRange {
@@ -200,11 +227,19 @@ impl DateRange {
     }
 }
 
-/// What a session-notes export includes besides the notes themselves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What a session-notes export includes besides the notes themselves. An unknown key is
+/// refused (422).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SessionNoteOptions {
+    #[schema(default = false)]
+    #[serde(default)]
     pub include_transcript: bool,
+    #[schema(default = true)]
+    #[serde(default)]
     pub include_ai_notes: bool,
+    #[schema(default = true)]
+    #[serde(default)]
     pub include_action_items: bool,
 }
 
@@ -227,14 +262,28 @@ impl Default for SessionNoteOptions {
     }
 }
 
-/// A session-notes export as a client sends it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// A session-notes export as a client sends it. Unknown fields are refused (400 `invalid_field`); a missing required field is reported with the other problems (422).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SessionNotesInput {
+    /// Sessions of one patient, each once.
+    #[schema(required, schema_with = crate::schema::session_ids)]
+    #[serde(default)]
     pub session_ids: Vec<String>,
+    #[schema(required, schema_with = crate::schema::session_notes_formats)]
+    #[serde(default)]
     pub format: String,
+    /// A template (a system template or the caller's own, of this export type) that lays out
+    /// pdf and docx output; ignored by the other formats.
+    #[schema(value_type = Option<Uuid>)]
+    #[serde(default)]
     pub template_id: Option<String>,
+    #[schema(value_type = SessionNoteOptions)]
+    #[serde(default)]
     pub options: BTreeMap<String, bool>,
+    /// Fill the notes into this clinical note layout.
+    #[schema(value_type = Option<NoteLayout>)]
+    #[serde(default)]
     pub note_layout: Option<String>,
 }
 
@@ -314,15 +363,30 @@ impl SessionNotesInput {
     }
 }
 
-/// A progress-report export as a client sends it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// A progress-report export as a client sends it. Unknown fields are refused (400 `invalid_field`); a missing required field is reported with the other problems (422).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ProgressReportInput {
+    #[schema(required, value_type = Uuid)]
+    #[serde(default)]
     pub patient_id: String,
+    #[schema(required, value_type = chrono::NaiveDate)]
+    #[serde(default)]
     pub start_date: String,
+    /// Inclusive; not before `start_date`.
+    #[schema(required, value_type = chrono::NaiveDate)]
+    #[serde(default)]
     pub end_date: String,
+    #[schema(required, schema_with = crate::schema::report_formats)]
+    #[serde(default)]
     pub format: String,
+    /// A template (a system template or the caller's own, of this export type) that lays out
+    /// pdf and docx output; ignored by json.
+    #[schema(value_type = Option<Uuid>)]
+    #[serde(default)]
     pub template_id: Option<String>,
+    #[schema(schema_with = crate::schema::progress_report_sections)]
+    #[serde(default)]
     pub include_sections: BTreeMap<String, bool>,
 }
 
@@ -361,14 +425,26 @@ impl ProgressReportInput {
     }
 }
 
-/// A treatment-summary export as a client sends it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// A treatment-summary export as a client sends it. Unknown fields are refused (400 `invalid_field`); a missing required field is reported with the other problems (422).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TreatmentSummaryInput {
+    #[schema(required, value_type = Uuid)]
+    #[serde(default)]
     pub patient_id: String,
+    #[schema(required, schema_with = crate::schema::report_formats)]
+    #[serde(default)]
     pub format: String,
+    #[schema(required, value_type = SummaryPurpose)]
+    #[serde(default)]
     pub purpose: String,
+    /// A template (a system template or the caller's own, of this export type) that lays out
+    /// pdf and docx output; ignored by json.
+    #[schema(value_type = Option<Uuid>)]
+    #[serde(default)]
     pub template_id: Option<String>,
+    #[schema(schema_with = crate::schema::treatment_summary_sections)]
+    #[serde(default)]
     pub include_sections: BTreeMap<String, bool>,
 }
 
@@ -407,21 +483,34 @@ impl TreatmentSummaryInput {
     }
 }
 
-/// An optional date range as a client sends it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// An inclusive range of days as a client sends it. Unknown fields are refused (400).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DateRangeInput {
+    #[schema(required, value_type = chrono::NaiveDate)]
+    #[serde(default)]
     pub start: String,
+    /// Inclusive; not before `start`.
+    #[schema(required, value_type = chrono::NaiveDate)]
+    #[serde(default)]
     pub end: String,
 }
 
-/// A full-record export as a client sends it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// A full-record export as a client sends it. Unknown fields are refused (400 `invalid_field`); a missing required field is reported with the other problems (422).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FullRecordInput {
+    #[schema(required, value_type = Uuid)]
+    #[serde(default)]
     pub patient_id: String,
+    #[schema(required, schema_with = crate::schema::full_record_formats)]
+    #[serde(default)]
     pub format: String,
+    #[schema(schema_with = crate::schema::full_record_sections)]
+    #[serde(default)]
     pub include_sections: BTreeMap<String, bool>,
+    /// Only records in this range of days; null or absent for all.
+    #[serde(default)]
     pub date_range: Option<DateRangeInput>,
 }
 
@@ -460,12 +549,19 @@ impl FullRecordInput {
     }
 }
 
-/// A tabular export of a named dataset as a client sends it; the dataset name comes from the path.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// A tabular export of a named dataset as a client sends it; the dataset name comes from the
+/// path. Unknown fields are refused (400 `invalid_field`); a missing required field is reported with the other problems (422).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DatasetInput {
+    #[schema(required, schema_with = crate::schema::dataset_formats)]
+    #[serde(default)]
     pub format: String,
-    /// Filters the dataset itself checks (it knows its columns).
+    /// Filters the dataset declares (see `GET /api/v1/export/datasets`), each a string in the
+    /// filter's kind (a UUID, a YYYY-MM-DD day, one of its choices, text) or null for none;
+    /// the dataset checks them (422 naming `filters.<name>`).
+    #[schema(value_type = BTreeMap<String, Option<String>>)]
+    #[serde(default)]
     pub filters: BTreeMap<String, serde_json::Value>,
 }
 
@@ -498,15 +594,32 @@ impl DatasetInput {
     }
 }
 
-/// A document template as a client sends it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// A document template as a client sends it. Unknown fields are refused (400 `invalid_field`); a missing required field is reported with the other problems (422).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TemplateInput {
+    /// 1 to 100 characters after trimming; unique among the caller's templates.
+    #[schema(required, min_length = 1, max_length = 100, pattern = r"\S")]
+    #[serde(default)]
     pub name: String,
+    #[schema(max_length = 2000)]
+    #[serde(default)]
     pub description: Option<String>,
+    #[schema(required, schema_with = crate::schema::template_export_types)]
+    #[serde(default)]
     pub export_type: String,
+    /// A document format the export type allows (full_record: pdf only).
+    #[schema(required, schema_with = crate::schema::template_formats)]
+    #[serde(default)]
     pub format: String,
+    /// minijinja (Jinja2 syntax) source, at most 262144 bytes; it must render the sample data
+    /// of its export type (422 with the line of the error otherwise).
+    #[schema(required, min_length = 1)]
+    #[serde(default)]
     pub template_content: String,
+    /// The sections proposed when the template is picked: the keys of the export type's
+    /// `include_sections`.
+    #[serde(default)]
     pub include_sections: BTreeMap<String, bool>,
 }
 
@@ -524,9 +637,11 @@ pub struct TemplateRequest {
 impl TemplateInput {
     pub fn validate(&self) -> Result<TemplateRequest, ValidationErrors> {
         let mut problems = Problems::default();
+        // The lengths are of the text as sent, as the API document states them; what is kept
+        // is trimmed.
         let name = self.name.trim();
-        let name_chars = name.chars().count();
-        if name_chars == 0 {
+        let name_chars = self.name.chars().count();
+        if name.is_empty() {
             problems.add("name", "is required");
         } else if name_chars > MAX_TEMPLATE_NAME_CHARS {
             problems.add(
@@ -539,7 +654,7 @@ impl TemplateInput {
             .as_deref()
             .map(str::trim)
             .filter(|d| !d.is_empty());
-        if let Some(chars) = description.map(|d| d.chars().count())
+        if let Some(chars) = self.description.as_deref().map(|d| d.chars().count())
             && chars > MAX_TEMPLATE_DESCRIPTION_CHARS
         {
             problems.add(
@@ -598,30 +713,74 @@ impl TemplateInput {
     }
 }
 
-/// When a scheduled report runs, as a client sends it. `hour` is the seed platform's older
-/// spelling of `time` and means HH:00.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// When a scheduled report runs, as a client sends it, in local time of `timezone`: `daily`
+/// takes `time`, `weekly` `time` and `day_of_week`, `monthly` `time` and `day_of_month`, `cron`
+/// only `cron`; a member the type does not use is refused (422). `hour` is the seed platform's
+/// older spelling of `time` and means HH:00.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ScheduleConfigInput {
+    /// Local time of day, HH:MM from 00:00 to 23:59.
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    #[serde(default)]
     pub time: Option<String>,
+    /// An older spelling of `time`: HH:00. Not with `time`.
+    #[schema(minimum = 0, maximum = 23)]
+    #[serde(default, deserialize_with = "optional_whole_number")]
     pub hour: Option<i64>,
+    /// Weekly: 0 = Monday … 6 = Sunday.
+    #[schema(minimum = 0, maximum = 6)]
+    #[serde(default, deserialize_with = "optional_whole_number")]
     pub day_of_week: Option<i64>,
+    /// Monthly: a day past the month's end means the month's last day.
+    #[schema(minimum = 1, maximum = 31)]
+    #[serde(default, deserialize_with = "optional_whole_number")]
     pub day_of_month: Option<i64>,
+    /// Cron: five fields, `minute hour day-of-month month day-of-week` (see the "Scheduled
+    /// reports" tag).
+    #[serde(default)]
     pub cron: Option<String>,
 }
 
-/// A scheduled report as a client sends it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// A scheduled report as a client sends it. Unknown fields are refused (400 `invalid_field`); a missing required field is reported with the other problems (422).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ScheduledReportInput {
+    /// A progress_report, treatment_summary or full_record template the caller may use (a
+    /// system template or their own).
+    #[schema(required, value_type = Uuid)]
+    #[serde(default)]
     pub template_id: String,
+    /// The patient the report is about; the caller must have an active care relationship with
+    /// them, when saving and at every run.
+    #[schema(required, value_type = Uuid)]
+    #[serde(default)]
     pub patient_id: Option<String>,
+    #[schema(required, value_type = ScheduleType)]
+    #[serde(default)]
     pub schedule_type: String,
+    #[schema(required)]
+    #[serde(default)]
     pub schedule_config: ScheduleConfigInput,
+    /// The IANA time zone the schedule's times are in, e.g. `Europe/London`; UTC when absent or
+    /// null. A name the server's time zone database does not know is refused (422).
+    #[schema(pattern = "^[A-Za-z0-9/_+-]{1,64}$", max_length = 64, default = "UTC")]
+    #[serde(default)]
     pub timezone: Option<String>,
+    #[schema(value_type = crate::schema::ScheduleParameters)]
+    #[serde(default)]
     pub parameters: serde_json::Map<String, serde_json::Value>,
+    #[schema(required, value_type = DeliveryMethod)]
+    #[serde(default)]
     pub delivery_method: String,
+    /// Email delivery: 1 to 20 addresses (required then). Storage delivery: must be empty.
+    #[schema(max_items = 20, value_type = Vec<crate::schema::Email>)]
+    #[serde(default)]
     pub email_recipients: Vec<String>,
+    /// Email delivery only: attach the file (up to 10 MB; larger ones go as a link) instead of
+    /// sending a link.
+    #[schema(default = false)]
+    #[serde(default)]
     pub attach_file: bool,
 }
 
@@ -648,7 +807,7 @@ impl ScheduledReportInput {
         let schedule_type = problems.word("schedule_type", &self.schedule_type);
         let schedule_config =
             schedule_type.and_then(|t| check_schedule(&mut problems, t, &self.schedule_config));
-        let timezone = self.timezone.as_deref().map(str::trim).unwrap_or("UTC");
+        let timezone = self.timezone.as_deref().unwrap_or("UTC");
         let timezone_ok = !timezone.is_empty()
             && timezone.len() <= 64
             && timezone
@@ -697,11 +856,7 @@ impl ScheduledReportInput {
                 timezone: timezone.to_owned(),
                 parameters: serde_json::Value::Object(self.parameters.clone()),
                 delivery_method,
-                email_recipients: self
-                    .email_recipients
-                    .iter()
-                    .map(|r| r.trim().to_owned())
-                    .collect(),
+                email_recipients: self.email_recipients.clone(),
                 attach_file: self.attach_file,
             }),
             _ => None,
@@ -843,7 +998,7 @@ fn check_recipients(problems: &mut Problems, recipients: &[String]) {
         return;
     }
     for (index, address) in recipients.iter().enumerate() {
-        if !looks_like_email(address.trim()) {
+        if !is_email_address(address) {
             problems.add(
                 format!("email_recipients[{index}]"),
                 "is not an email address",
@@ -852,17 +1007,36 @@ fn check_recipients(problems: &mut Problems, recipients: &[String]) {
     }
 }
 
-/// A deliberately plain check: one `@`, something before it, a dotted domain after it, no spaces
-/// or control characters, and no more than 254 bytes. The mail server has the last word.
-fn looks_like_email(address: &str) -> bool {
+/// Whether `address` is an email address: a local part of dot-separated words of A-Z, a-z, 0-9
+/// and ``!#$%&'*+/=?^_`{|}~-``; `@`; a domain of two or more dot-separated labels (each 1 to 63
+/// of A-Z, a-z, 0-9 and `-`, not starting or ending with `-`); at most 254 characters in all.
+/// Narrower than RFC 5321 on purpose (no quoted local parts, no address literals, no spaces
+/// around it), and [`EMAIL_PATTERN`] says it exactly. The mail server has the last word: one that
+/// refuses an address (a local part over 64 characters, say) fails the delivery, with its
+/// reason.
+pub fn is_email_address(address: &str) -> bool {
     let Some((local, domain)) = address.split_once('@') else {
         return false;
     };
+    let word_ok = |word: &str| {
+        !word.is_empty()
+            && word
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~-".contains(&b))
+    };
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
     address.len() <= 254
-        && !local.is_empty()
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !address.chars().any(|c| c.is_whitespace() || c.is_control())
+        && local.split('.').all(word_ok)
+        && domain.split('.').count() >= 2
+        && domain.split('.').all(label_ok)
 }
+
+/// [`is_email_address`] as an ECMA-262 regular expression, for the API document.
+pub const EMAIL_PATTERN: &str = "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$";

@@ -44,6 +44,10 @@ pub enum ScheduleError {
     NotFound(Uuid),
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// The caller already has an active schedule of this template for this patient; `field` is
+    /// the member of the request that made the clash.
+    #[error("an active schedule of this template for this patient exists")]
+    AlreadyActive { field: &'static str },
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
@@ -78,8 +82,10 @@ pub struct TickReport {
     pub errors: usize,
 }
 
-/// Scheduled runs in a window, for the export statistics.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+/// The scheduled runs due in a window, for the export statistics: everyone's for an
+/// administrator, those of the caller's own scheduled reports for a therapist.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ScheduledRunStats)]
 pub struct RunStats {
     /// Due times that became a run.
     pub runs: usize,
@@ -145,8 +151,7 @@ fn stored_schedule(report: &ScheduledReport) -> Result<Schedule, ScheduleError> 
 fn period_days(parameters: &serde_json::Value) -> Result<i64, ScheduleError> {
     match parameters.get("period_days") {
         None | Some(serde_json::Value::Null) => Ok(30),
-        Some(value) => value
-            .as_i64()
+        Some(value) => export_domain::whole_number(value)
             .filter(|d| (1..=MAX_PERIOD_DAYS).contains(d))
             .ok_or_else(|| {
                 invalid(
@@ -275,9 +280,9 @@ impl Scheduler {
                 "patients have no exports to be told about",
             ));
         }
-        email
-            .parse::<lettre::Address>()
-            .map_err(|_| invalid("email", "is not an email address"))?;
+        if !export_domain::is_email_address(email) {
+            return Err(invalid("email", "is not an email address"));
+        }
         let preference = NotificationPreference {
             user_id: actor.user_id,
             email: email.to_owned(),
@@ -412,10 +417,9 @@ impl Scheduler {
         let mut conn = self.store.connection()?;
         match schedules::insert_schedule(&mut conn, &report) {
             Ok(()) => Ok(report),
-            Err(StoreError::ScheduleAlreadyActive) => Err(invalid(
-                "template_id",
-                "you already have an active schedule of this template for this patient",
-            )),
+            Err(StoreError::ScheduleAlreadyActive) => Err(ScheduleError::AlreadyActive {
+                field: "template_id",
+            }),
             Err(err) => Err(err.into()),
         }
     }
@@ -485,10 +489,9 @@ impl Scheduler {
         let mut conn = self.store.connection()?;
         match schedules::update_schedule(&mut conn, &report) {
             Ok(_) => Ok(report),
-            Err(StoreError::ScheduleAlreadyActive) => Err(invalid(
-                "is_active",
-                "you already have an active schedule of this template for this patient",
-            )),
+            Err(StoreError::ScheduleAlreadyActive) => {
+                Err(ScheduleError::AlreadyActive { field: "is_active" })
+            }
             Err(err) => Err(err.into()),
         }
     }

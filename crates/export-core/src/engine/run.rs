@@ -50,11 +50,14 @@ impl Failure {
             EngineError::Gather(_)
             | EngineError::Render(_)
             | EngineError::Dataset(_)
+            | EngineError::DatasetNotFound { .. }
             | EngineError::Invalid(_) => ("render", err.to_string()),
             // Answers to a request, which a job being produced does not meet.
             EngineError::JobNotFound(_)
             | EngineError::TemplateNotFound(_)
             | EngineError::TemplateInUse(_)
+            | EngineError::TemplateNameTaken
+            | EngineError::TemplateTypeFixed { .. }
             | EngineError::IdempotencyKeyReused { .. }
             | EngineError::NotReady { .. }
             | EngineError::TooManyExports { .. } => ("internal", err.to_string()),

@@ -234,6 +234,9 @@ impl ExportEngine {
                     | EngineError::TemplateNotFound(_)
                     | EngineError::Unidentified(_) => (AuditOutcome::Denied, refusal.to_string()),
                     EngineError::Invalid(_)
+                    | EngineError::DatasetNotFound { .. }
+                    | EngineError::TemplateNameTaken
+                    | EngineError::TemplateTypeFixed { .. }
                     | EngineError::JobNotFound(_)
                     | EngineError::TemplateInUse(_)
                     | EngineError::TemplateUnusable { .. }

@@ -47,9 +47,7 @@ fn may_use_templates(actor: &Actor) -> Result<(), EngineError> {
 /// A duplicate name as a field error; other store errors as they are.
 fn name_taken(err: StoreError) -> EngineError {
     match err {
-        StoreError::TemplateNameTaken => {
-            invalid("name", "you already have a template with this name")
-        }
+        StoreError::TemplateNameTaken => EngineError::TemplateNameTaken,
         err => err.into(),
     }
 }
@@ -179,13 +177,9 @@ impl ExportEngine {
     ) -> Result<ExportTemplate, EngineError> {
         let existing = self.own_template(actor, id)?;
         if request.export_type != existing.export_type {
-            return Err(invalid(
-                "export_type",
-                format!(
-                    "a template's export type cannot change (it lays out {} exports); create a new template instead",
-                    existing.export_type
-                ),
-            ));
+            return Err(EngineError::TemplateTypeFixed {
+                stored: existing.export_type,
+            });
         }
         self.check_template_request(&request)?;
         let template = ExportTemplate {
