@@ -598,8 +598,14 @@ impl DatasetInput {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateInput {
-    /// 1 to 100 characters after trimming; unique among the caller's templates.
-    #[schema(required, min_length = 1, max_length = 100, pattern = r"\S")]
+    /// 1 to 100 characters, not all white space (the pattern: a character outside Unicode's
+    /// White_Space, as Rust's `trim` reads it); unique among the caller's templates.
+    #[schema(
+        required,
+        min_length = 1,
+        max_length = 100,
+        pattern = r"[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     #[serde(default)]
     pub name: String,
     #[schema(max_length = 2000)]
@@ -613,8 +619,12 @@ pub struct TemplateInput {
     #[serde(default)]
     pub format: String,
     /// minijinja (Jinja2 syntax) source, at most 262144 bytes; it must render the sample data
-    /// of its export type (422 with the line of the error otherwise).
-    #[schema(required, min_length = 1)]
+    /// of its export type (422 with the line of the error otherwise); not all white space.
+    #[schema(
+        required,
+        min_length = 1,
+        pattern = r"[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     #[serde(default)]
     pub template_content: String,
     /// The sections proposed when the template is picked: the keys of the export type's
