@@ -130,6 +130,87 @@ pub struct DatabaseUnavailable(#[allow(dead_code)] ErrorBody<'static>);
 #[response(headers(("Retry-After" = u32, description = "Seconds to wait before trying again.")))]
 pub struct SchedulerUnavailable(#[allow(dead_code)] ErrorBody<'static>);
 
+/// The answers every authenticated route can give besides its own.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // shapes for the document
+pub enum Guarded {
+    #[response(status = 401)]
+    Unauthorized(#[ref_response] Unauthorized),
+    #[response(status = 429)]
+    RateLimited(#[ref_response] RateLimited),
+    #[response(status = 500)]
+    Internal(#[ref_response] InternalError),
+    #[response(status = 503)]
+    Unavailable(#[ref_response] DatabaseUnavailable),
+}
+
+/// The same for the scheduled-report routes, which a process without a scheduler refuses.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum GuardedSchedules {
+    #[response(status = 401)]
+    Unauthorized(#[ref_response] Unauthorized),
+    #[response(status = 429)]
+    RateLimited(#[ref_response] RateLimited),
+    #[response(status = 500)]
+    Internal(#[ref_response] InternalError),
+    #[response(status = 503)]
+    Unavailable(#[ref_response] SchedulerUnavailable),
+}
+
+/// What every export submission answers besides its own refusals (403, 422).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum Submitted {
+    /// Accepted: the job is queued. `Content-Location` is the job to poll
+    /// (`GET /api/v1/export/jobs/{id}`). A request repeated with the same `Idempotency-Key`
+    /// answers 202 with the job first submitted, in its current state, and creates nothing (nor
+    /// does it count against the hourly limit).
+    #[response(
+        status = 202,
+        headers(("Content-Location" = String, description = "The job's address, `/api/v1/export/jobs/{id}`: poll it."))
+    )]
+    Accepted(crate::routes::JobView),
+    /// The body is not a JSON object (`bad_request`), is not valid JSON (`malformed_json`), or
+    /// has an unknown field or a value of the wrong JSON type (`invalid_field`, with `field`
+    /// naming it, e.g. `options.x`); or the `Idempotency-Key` header is not 1 to 255 visible
+    /// ASCII characters (`field: Idempotency-Key`).
+    #[response(status = 400)]
+    BadRequest(ErrorBody<'static>),
+    /// The `Idempotency-Key` already names a job of the caller's made from a different request
+    /// (`idempotency_key_reused`, `field: Idempotency-Key`); requests racing with one key and the
+    /// same body all answer 202 with the same job.
+    #[response(status = 409)]
+    KeyReused(ErrorBody<'static>),
+    #[response(status = 401)]
+    Unauthorized(#[ref_response] Unauthorized),
+    #[response(status = 413)]
+    TooLarge(#[ref_response] PayloadTooLarge),
+    #[response(status = 429)]
+    RateLimited(#[ref_response] ExportRateLimited),
+    #[response(status = 500)]
+    Internal(#[ref_response] InternalError),
+    #[response(status = 503)]
+    Unavailable(#[ref_response] DatabaseUnavailable),
+}
+
+/// The `Idempotency-Key` header of a submission.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct Idempotency {
+    /// Makes the request safe to retry: a request repeated with the same key returns the job the
+    /// first one created instead of another. A key is the caller's; reusing it for a different
+    /// request is refused (409).
+    #[param(
+        rename = "Idempotency-Key",
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]{1,255}$"
+    )]
+    idempotency_key: Option<String>,
+}
+
 /// What every operation shares.
 struct Shared;
 

@@ -179,31 +179,14 @@ async fn submit_body<I: serde::de::DeserializeOwned>(
     summary = "Export session notes",
     description = "Queues an export of the notes of one or more processed sessions of one patient (pdf, docx, json, csv or xlsx). The transcript is left out unless `options.include_transcript` is true. With `note_layout`, the notes are filled into a clinical note layout (SOAP, DAP, BIRP or a progress note). Therapists only.",
     params(
-        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "Makes the request safe to retry: a request repeated with the same key returns the job the first one created instead of another. A key is the caller's; reusing it for a different request is refused (422)."),
+        crate::openapi::Idempotency,
     ),
     request_body(content = export_domain::SessionNotesInput, description = "What to export."),
     responses(
-        (
-            status = 202,
-            description = "Accepted: the job is queued. `Content-Location` is the job to poll (`GET /api/v1/export/jobs/{id}`). A request repeated with the same `Idempotency-Key` answers 202 with the job first submitted, in its current state, and creates nothing (nor does it count against the hourly limit).",
-            body = crate::routes::JobView,
-            headers(("Content-Location" = String, description = "The job's address, `/api/v1/export/jobs/{id}`: poll it."))
-        ),
-        (
-            status = 400,
-            description = "The body is not a JSON object (`bad_request`), is not valid JSON (`malformed_json`), or has an unknown field or a value of the wrong JSON type (`invalid_field`, with `field` naming it, e.g. `options.x`); or the `Idempotency-Key` header is not 1 to 255 visible ASCII characters (`field: Idempotency-Key`)",
-            body = crate::error::ErrorBody<'static>
-        ),
-        (status = 401, response = crate::openapi::Unauthorized),
+        crate::openapi::Submitted,
         (
             status = 403,
             description = "The caller may not export this: only therapists export clinical records, and only for patients they have an active care relationship with; session ids that do not exist or belong to several patients are refused the same way. The refusal is audited (`requested`, outcome `denied`)",
-            body = crate::error::ErrorBody<'static>
-        ),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (
-            status = 409,
-            description = "The `Idempotency-Key` already names a job of the caller's made from a different request (`idempotency_key_reused`, `field: Idempotency-Key`); requests racing with one key and the same body all answer 202 with the same job",
             body = crate::error::ErrorBody<'static>
         ),
         (
@@ -211,9 +194,6 @@ async fn submit_body<I: serde::de::DeserializeOwned>(
             description = "The body is well-formed but not valid: every problem is listed in `errors` (`field` and `message` of the first are repeated at the top). Also a missing required field, a format the export type does not allow, a `template_id` that names no template the caller may use or one of another export type",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::ExportRateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::DatabaseUnavailable),
     )
 )]
 pub async fn session_notes(
@@ -236,31 +216,14 @@ pub async fn session_notes(
     summary = "Export a progress report",
     description = "Queues a progress report of one patient over an inclusive date range (pdf, docx or json). Every section is included unless turned off in `include_sections`. Therapists only.",
     params(
-        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "Makes the request safe to retry: a request repeated with the same key returns the job the first one created instead of another. A key is the caller's; reusing it for a different request is refused (422)."),
+        crate::openapi::Idempotency,
     ),
     request_body(content = export_domain::ProgressReportInput, description = "What to export."),
     responses(
-        (
-            status = 202,
-            description = "Accepted: the job is queued. `Content-Location` is the job to poll (`GET /api/v1/export/jobs/{id}`). A request repeated with the same `Idempotency-Key` answers 202 with the job first submitted, in its current state, and creates nothing (nor does it count against the hourly limit).",
-            body = crate::routes::JobView,
-            headers(("Content-Location" = String, description = "The job's address, `/api/v1/export/jobs/{id}`: poll it."))
-        ),
-        (
-            status = 400,
-            description = "The body is not a JSON object (`bad_request`), is not valid JSON (`malformed_json`), or has an unknown field or a value of the wrong JSON type (`invalid_field`, with `field` naming it, e.g. `options.x`); or the `Idempotency-Key` header is not 1 to 255 visible ASCII characters (`field: Idempotency-Key`)",
-            body = crate::error::ErrorBody<'static>
-        ),
-        (status = 401, response = crate::openapi::Unauthorized),
+        crate::openapi::Submitted,
         (
             status = 403,
             description = "The caller may not export this: only therapists export clinical records, and only for patients they have an active care relationship with; session ids that do not exist or belong to several patients are refused the same way. The refusal is audited (`requested`, outcome `denied`)",
-            body = crate::error::ErrorBody<'static>
-        ),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (
-            status = 409,
-            description = "The `Idempotency-Key` already names a job of the caller's made from a different request (`idempotency_key_reused`, `field: Idempotency-Key`); requests racing with one key and the same body all answer 202 with the same job",
             body = crate::error::ErrorBody<'static>
         ),
         (
@@ -268,9 +231,6 @@ pub async fn session_notes(
             description = "The body is well-formed but not valid: every problem is listed in `errors` (`field` and `message` of the first are repeated at the top). Also a missing required field, a format the export type does not allow, a `template_id` that names no template the caller may use or one of another export type",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::ExportRateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::DatabaseUnavailable),
     )
 )]
 pub async fn progress_report(
@@ -293,31 +253,14 @@ pub async fn progress_report(
     summary = "Export a treatment summary",
     description = "Queues a treatment summary of one patient written for a purpose (insurance, transfer, records) (pdf, docx or json). Therapists only.",
     params(
-        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "Makes the request safe to retry: a request repeated with the same key returns the job the first one created instead of another. A key is the caller's; reusing it for a different request is refused (422)."),
+        crate::openapi::Idempotency,
     ),
     request_body(content = export_domain::TreatmentSummaryInput, description = "What to export."),
     responses(
-        (
-            status = 202,
-            description = "Accepted: the job is queued. `Content-Location` is the job to poll (`GET /api/v1/export/jobs/{id}`). A request repeated with the same `Idempotency-Key` answers 202 with the job first submitted, in its current state, and creates nothing (nor does it count against the hourly limit).",
-            body = crate::routes::JobView,
-            headers(("Content-Location" = String, description = "The job's address, `/api/v1/export/jobs/{id}`: poll it."))
-        ),
-        (
-            status = 400,
-            description = "The body is not a JSON object (`bad_request`), is not valid JSON (`malformed_json`), or has an unknown field or a value of the wrong JSON type (`invalid_field`, with `field` naming it, e.g. `options.x`); or the `Idempotency-Key` header is not 1 to 255 visible ASCII characters (`field: Idempotency-Key`)",
-            body = crate::error::ErrorBody<'static>
-        ),
-        (status = 401, response = crate::openapi::Unauthorized),
+        crate::openapi::Submitted,
         (
             status = 403,
             description = "The caller may not export this: only therapists export clinical records, and only for patients they have an active care relationship with; session ids that do not exist or belong to several patients are refused the same way. The refusal is audited (`requested`, outcome `denied`)",
-            body = crate::error::ErrorBody<'static>
-        ),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (
-            status = 409,
-            description = "The `Idempotency-Key` already names a job of the caller's made from a different request (`idempotency_key_reused`, `field: Idempotency-Key`); requests racing with one key and the same body all answer 202 with the same job",
             body = crate::error::ErrorBody<'static>
         ),
         (
@@ -325,9 +268,6 @@ pub async fn progress_report(
             description = "The body is well-formed but not valid: every problem is listed in `errors` (`field` and `message` of the first are repeated at the top). Also a missing required field, a format the export type does not allow, a `template_id` that names no template the caller may use or one of another export type",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::ExportRateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::DatabaseUnavailable),
     )
 )]
 pub async fn treatment_summary(
@@ -354,31 +294,14 @@ pub async fn treatment_summary(
     summary = "Export a full record",
     description = "Queues an export of everything about one patient, optionally limited to a date range (json or pdf). Therapists only.",
     params(
-        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "Makes the request safe to retry: a request repeated with the same key returns the job the first one created instead of another. A key is the caller's; reusing it for a different request is refused (422)."),
+        crate::openapi::Idempotency,
     ),
     request_body(content = export_domain::FullRecordInput, description = "What to export."),
     responses(
-        (
-            status = 202,
-            description = "Accepted: the job is queued. `Content-Location` is the job to poll (`GET /api/v1/export/jobs/{id}`). A request repeated with the same `Idempotency-Key` answers 202 with the job first submitted, in its current state, and creates nothing (nor does it count against the hourly limit).",
-            body = crate::routes::JobView,
-            headers(("Content-Location" = String, description = "The job's address, `/api/v1/export/jobs/{id}`: poll it."))
-        ),
-        (
-            status = 400,
-            description = "The body is not a JSON object (`bad_request`), is not valid JSON (`malformed_json`), or has an unknown field or a value of the wrong JSON type (`invalid_field`, with `field` naming it, e.g. `options.x`); or the `Idempotency-Key` header is not 1 to 255 visible ASCII characters (`field: Idempotency-Key`)",
-            body = crate::error::ErrorBody<'static>
-        ),
-        (status = 401, response = crate::openapi::Unauthorized),
+        crate::openapi::Submitted,
         (
             status = 403,
             description = "The caller may not export this: only therapists export clinical records, and only for patients they have an active care relationship with; session ids that do not exist or belong to several patients are refused the same way. The refusal is audited (`requested`, outcome `denied`)",
-            body = crate::error::ErrorBody<'static>
-        ),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (
-            status = 409,
-            description = "The `Idempotency-Key` already names a job of the caller's made from a different request (`idempotency_key_reused`, `field: Idempotency-Key`); requests racing with one key and the same body all answer 202 with the same job",
             body = crate::error::ErrorBody<'static>
         ),
         (
@@ -386,9 +309,6 @@ pub async fn treatment_summary(
             description = "The body is well-formed but not valid: every problem is listed in `errors` (`field` and `message` of the first are repeated at the top). Also a missing required field, a format the export type does not allow, a `template_id` that names no template the caller may use or one of another export type",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::ExportRateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::DatabaseUnavailable),
     )
 )]
 pub async fn full_record(
@@ -412,22 +332,11 @@ pub async fn full_record(
     description = "Queues a tabular export of the dataset `name` (csv, json, xlsx or pdf), filtered as the dataset allows (see `GET /api/v1/export/datasets`). Therapist datasets hold only the rows of the patients the caller actively cares for; admin datasets are for administrators.",
     params(
         ("name" = String, Path, pattern = "^[a-z0-9_]{1,64}$", description = "The dataset: `sessions`, `goals`, `audit` or one an embedding service added. A name that is not 1 to 64 characters of a-z, 0-9 and _ is refused with 422, one that names no dataset with 404 (both `field: dataset`)."),
-        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", description = "Makes the request safe to retry: a request repeated with the same key returns the job the first one created instead of another. A key is the caller's; reusing it for a different request is refused (422)."),
+        crate::openapi::Idempotency,
     ),
     request_body(content = export_domain::DatasetInput, description = "The format and the filters."),
     responses(
-        (
-            status = 202,
-            description = "Accepted: the job is queued. `Content-Location` is the job to poll (`GET /api/v1/export/jobs/{id}`). A request repeated with the same `Idempotency-Key` answers 202 with the job first submitted, in its current state, and creates nothing (nor does it count against the hourly limit).",
-            body = crate::routes::JobView,
-            headers(("Content-Location" = String, description = "The job's address, `/api/v1/export/jobs/{id}`: poll it."))
-        ),
-        (
-            status = 400,
-            description = "The body is not a JSON object (`bad_request`), is not valid JSON (`malformed_json`), or has an unknown field or a value of the wrong JSON type (`invalid_field`, with `field` naming it, e.g. `options.x`); or the `Idempotency-Key` header is not 1 to 255 visible ASCII characters (`field: Idempotency-Key`)",
-            body = crate::error::ErrorBody<'static>
-        ),
-        (status = 401, response = crate::openapi::Unauthorized),
+        crate::openapi::Submitted,
         (
             status = 403,
             description = "The caller's role may not export this dataset (therapist datasets are for therapists, admin datasets for administrators). The refusal is audited",
@@ -438,20 +347,11 @@ pub async fn full_record(
             description = "No dataset has this name (`not_found`, `field: dataset`)",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (
-            status = 409,
-            description = "The `Idempotency-Key` already names a job of the caller's made from a different request (`idempotency_key_reused`, `field: Idempotency-Key`); requests racing with one key and the same body all answer 202 with the same job",
-            body = crate::error::ErrorBody<'static>
-        ),
         (
             status = 422,
             description = "The body is well-formed but not valid: a format datasets do not take, a dataset name that is not 1 to 64 characters of a-z, 0-9 and _ (`field: dataset`), a filter the dataset does not have or a filter value of the wrong kind (`field: filters.<name>`), or an `Idempotency-Key` already used for a different request. Every problem is listed in `errors`",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::ExportRateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::DatabaseUnavailable),
     )
 )]
 pub async fn dataset(
@@ -617,6 +517,7 @@ fn parse_cursor(text: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
         ("cursor" = Option<String>, Query, pattern = "^-?[0-9]{1,18}_[0-9a-f]{32}$", description = "The `next_cursor` of the previous page."),
     ),
     responses(
+        crate::openapi::Guarded,
         (
             status = 200,
             description = "A page of jobs.",
@@ -627,10 +528,6 @@ fn parse_cursor(text: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
             description = "A query parameter is unknown or its value is not valid (`field` names it)",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::DatabaseUnavailable),
     )
 )]
 pub async fn list_jobs(
@@ -661,6 +558,7 @@ pub async fn list_jobs(
         ("id" = Uuid, Path, description = "The job's id."),
     ),
     responses(
+        crate::openapi::Guarded,
         (
             status = 200,
             description = "The job.",
@@ -672,15 +570,11 @@ pub async fn list_jobs(
             description = "`id` is not a UUID (`field: id`)",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
         (
             status = 404,
             description = "The caller has no such job.",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::DatabaseUnavailable),
     )
 )]
 pub async fn get_job(
@@ -710,6 +604,7 @@ pub async fn get_job(
         ("id" = Uuid, Path, description = "The job's id."),
     ),
     responses(
+        crate::openapi::Guarded,
         (
             status = 200,
             description = "The cancelled job.",
@@ -724,15 +619,11 @@ pub async fn get_job(
             description = "`id` is not a UUID (`field: id`)",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
         (
             status = 404,
             description = "The caller has no such job.",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::DatabaseUnavailable),
     )
 )]
 pub async fn delete_job(
@@ -787,6 +678,7 @@ pub struct LinkView {
     ),
     request_body(content = Option<crate::routes::LinkInput>, description = "The link's lifetime; the body may be empty."),
     responses(
+        crate::openapi::Guarded,
         (
             status = 201,
             description = "The link.",
@@ -797,7 +689,6 @@ pub struct LinkView {
             description = "`id` is not a UUID (`field: id`); or The body is not a JSON object (`bad_request`), is not valid JSON (`malformed_json`), or has an unknown field or a value of the wrong JSON type (`invalid_field`, with `field` naming it, e.g. `options.x`)",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
         (
             status = 403,
             description = "This server does not sign links.",
@@ -824,9 +715,6 @@ pub struct LinkView {
             description = "`minutes` is not from 1 to 1440 (`field: minutes`).",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::DatabaseUnavailable),
     )
 )]
 pub async fn issue_link(
@@ -1029,6 +917,7 @@ pub struct StatsQuery {
         ("days" = Option<i64>, Query, minimum = 1, maximum = 366, description = "The window, in days before now."),
     ),
     responses(
+        crate::openapi::Guarded,
         (
             status = 200,
             description = "The statistics.",
@@ -1039,15 +928,11 @@ pub struct StatsQuery {
             description = "A query parameter is unknown or its value is not valid (`field` names it)",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
         (
             status = 403,
             description = "Patients have no export statistics.",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::DatabaseUnavailable),
     )
 )]
 pub async fn stats(
@@ -1143,6 +1028,7 @@ pub struct AuditPage {
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "The most entries on a page."),
     ),
     responses(
+        crate::openapi::Guarded,
         (
             status = 200,
             description = "A page of entries.",
@@ -1153,15 +1039,11 @@ pub struct AuditPage {
             description = "A query parameter is unknown or its value is not valid (`field` names it)",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
         (
             status = 403,
             description = "Only administrators read the audit trail.",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::DatabaseUnavailable),
     )
 )]
 pub async fn audit_logs(
@@ -1213,6 +1095,7 @@ pub async fn audit_logs(
         ("to" = Option<chrono::NaiveDate>, Query, description = "Only entries on or before this day (UTC); not before `from`."),
     ),
     responses(
+        crate::openapi::Guarded,
         (
             status = 200,
             description = "The CSV file, `audit_log_<YYYYMMDD>.csv`.",
@@ -1224,15 +1107,11 @@ pub async fn audit_logs(
             description = "A query parameter is unknown or its value is not valid (`field` names it)",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
         (
             status = 403,
             description = "Only administrators read the audit trail.",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::DatabaseUnavailable),
     )
 )]
 pub async fn audit_export(

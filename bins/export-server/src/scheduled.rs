@@ -109,6 +109,7 @@ impl CountQuery {
     description = "Saves a report that runs by itself: a progress report, treatment summary or full record template (a system template or the caller's own), the patient it is about, when it runs and where it goes. It is checked as a manual export of the same template would be, now, plus the schedule; it starts active, with `next_run_at` the first due time after now. A caller has at most one active schedule per template and patient. Therapists only. Saving creates no export job and does not count against the hourly export limit.",
     request_body(content = export_domain::ScheduledReportInput, description = "The scheduled report."),
     responses(
+        crate::openapi::GuardedSchedules,
         (
             status = 201,
             description = "The scheduled report as saved; `Location` is its address.",
@@ -120,7 +121,6 @@ impl CountQuery {
             description = "The body is not a JSON object (`bad_request`), is not valid JSON (`malformed_json`), or has an unknown field or a value of the wrong JSON type (`invalid_field`, with `field` naming it, e.g. `schedule_config.colour`)",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
         (
             status = 403,
             description = "Only therapists schedule reports (administrators and patients are refused), and only about a patient they have an active care relationship with (`forbidden`).",
@@ -137,9 +137,6 @@ impl CountQuery {
             description = "The scheduled report is not valid (`invalid`; every problem in `errors`, the first repeated in `field` and `message`): a missing or malformed field (`template_id`, `patient_id`, `schedule_type`, `delivery_method`, `timezone`, `schedule_config.time`, `schedule_config.hour`, `schedule_config.day_of_week`, `schedule_config.day_of_month`, `schedule_config.cron`, `email_recipients`, `email_recipients[i]`, `attach_file`); a `schedule_config` field the schedule type does not use; a time zone that is not in the IANA database (`timezone`); a cron expression that does not parse (`schedule_config.cron`); a template that does not exist, is not visible to the caller or is not a progress_report, treatment_summary or full_record template (`template_id`); no patient (`patient_id`); `parameters.period_days` outside 1 to 366 (`parameters.period_days`); a treatment summary `parameters.purpose` that is not a purpose (`purpose`); email delivery without recipients (`email_recipients`).",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::SchedulerUnavailable),
     )
 )]
 pub async fn create(
@@ -171,15 +168,12 @@ pub async fn create(
     summary = "List scheduled reports",
     description = "The caller's scheduled reports, active and paused, without their runs (read one for those). Anyone may ask; only therapists have any.",
     responses(
+        crate::openapi::GuardedSchedules,
         (
             status = 200,
             description = "The caller's scheduled reports.",
             body = crate::scheduled::ReportList
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::SchedulerUnavailable),
     )
 )]
 pub async fn list(req: HttpRequest, state: Data, caller: Caller) -> Answer {
@@ -204,6 +198,7 @@ pub async fn list(req: HttpRequest, state: Data, caller: Caller) -> Answer {
         ("id" = Uuid, Path, description = "The scheduled report's id."),
     ),
     responses(
+        crate::openapi::GuardedSchedules,
         (
             status = 200,
             description = "The scheduled report and its recent runs.",
@@ -214,15 +209,11 @@ pub async fn list(req: HttpRequest, state: Data, caller: Caller) -> Answer {
             description = "`id` is not a UUID (`field: id`)",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
         (
             status = 404,
             description = "No such scheduled report of the caller's (`not_found`); another user's is answered as if it did not exist.",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::SchedulerUnavailable),
     )
 )]
 pub async fn get(req: HttpRequest, state: Data, caller: Caller, id: web::Path<String>) -> Answer {
@@ -271,6 +262,7 @@ fn as_input(report: &ScheduledReport) -> serde_json::Value {
     ),
     request_body(content = crate::scheduled::ReportPatch, description = "The members to change."),
     responses(
+        crate::openapi::GuardedSchedules,
         (
             status = 200,
             description = "The scheduled report as saved.",
@@ -281,7 +273,6 @@ fn as_input(report: &ScheduledReport) -> serde_json::Value {
             description = "`id` is not a UUID (`field: id`); or The body is not a JSON object (`bad_request`), is not valid JSON (`malformed_json`), or has an unknown field or a value of the wrong JSON type (`invalid_field`, with `field` naming it, e.g. `schedule_config.colour`); or `is_active` is not true or false (`invalid_field`, `field: is_active`)",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
         (
             status = 403,
             description = "The caller may no longer make this report: the care relationship with the patient has ended (`forbidden`).",
@@ -303,9 +294,6 @@ fn as_input(report: &ScheduledReport) -> serde_json::Value {
             description = "The scheduled report is not valid (`invalid`; every problem in `errors`, the first repeated in `field` and `message`): a missing or malformed field (`template_id`, `patient_id`, `schedule_type`, `delivery_method`, `timezone`, `schedule_config.time`, `schedule_config.hour`, `schedule_config.day_of_week`, `schedule_config.day_of_month`, `schedule_config.cron`, `email_recipients`, `email_recipients[i]`, `attach_file`); a `schedule_config` field the schedule type does not use; a time zone that is not in the IANA database (`timezone`); a cron expression that does not parse (`schedule_config.cron`); a template that does not exist, is not visible to the caller or is not a progress_report, treatment_summary or full_record template (`template_id`); no patient (`patient_id`); `parameters.period_days` outside 1 to 366 (`parameters.period_days`); a treatment summary `parameters.purpose` that is not a purpose (`purpose`); email delivery without recipients (`email_recipients`).",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::SchedulerUnavailable),
     )
 )]
 pub async fn update(
@@ -376,6 +364,7 @@ pub async fn update(
         ("id" = Uuid, Path, description = "The scheduled report's id."),
     ),
     responses(
+        crate::openapi::GuardedSchedules,
         (
             status = 204,
             description = "Deleted."
@@ -385,15 +374,11 @@ pub async fn update(
             description = "`id` is not a UUID (`field: id`)",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
         (
             status = 404,
             description = "No such scheduled report of the caller's (`not_found`); another user's is answered as if it did not exist.",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::SchedulerUnavailable),
     )
 )]
 pub async fn delete(
@@ -419,6 +404,7 @@ pub async fn delete(
         ("id" = Uuid, Path, description = "The scheduled report's id."),
     ),
     responses(
+        crate::openapi::GuardedSchedules,
         (
             status = 202,
             description = "Accepted: the run. Its `status` is `submitted` (storage delivery) or `delivering` (email) with the job in `export_job_id`, and then `Content-Location` is the job to poll; or `refused`, with the reason in `error_message` and no job, when the engine refused the export (the owner may no longer export this patient, the template no longer fits).",
@@ -430,7 +416,6 @@ pub async fn delete(
             description = "`id` is not a UUID (`field: id`)",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
         (
             status = 404,
             description = "No such scheduled report of the caller's (`not_found`); another user's is answered as if it did not exist.",
@@ -441,9 +426,6 @@ pub async fn delete(
             description = "The report was already run at this very instant (`field: id`).",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::SchedulerUnavailable),
     )
 )]
 pub async fn run(req: HttpRequest, state: Data, caller: Caller, id: web::Path<String>) -> Answer {
@@ -480,6 +462,7 @@ pub async fn run(req: HttpRequest, state: Data, caller: Caller, id: web::Path<St
         ("count" = Option<i64>, Query, minimum = 1, maximum = 100, description = "How many run times to give."),
     ),
     responses(
+        crate::openapi::GuardedSchedules,
         (
             status = 200,
             description = "The next run times, earliest first.",
@@ -490,7 +473,6 @@ pub async fn run(req: HttpRequest, state: Data, caller: Caller, id: web::Path<St
             description = "`id` is not a UUID (`field: id`); or `count` is not a whole number from 1 to 100, or a query parameter other than `count` was given (`field` names it)",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
         (
             status = 404,
             description = "No such scheduled report of the caller's (`not_found`); another user's is answered as if it did not exist.",
@@ -501,9 +483,6 @@ pub async fn run(req: HttpRequest, state: Data, caller: Caller, id: web::Path<St
             description = "The stored schedule can no longer be computed (its time zone left the IANA database the server has) (`invalid`, `field: timezone`).",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::SchedulerUnavailable),
     )
 )]
 pub async fn preview(
@@ -535,6 +514,7 @@ pub async fn preview(
     ),
     request_body(content = export_domain::ScheduledReportInput, description = "The scheduled report."),
     responses(
+        crate::openapi::GuardedSchedules,
         (
             status = 200,
             description = "The next run times, earliest first.",
@@ -545,7 +525,6 @@ pub async fn preview(
             description = "`count` is not a whole number from 1 to 100, or a query parameter other than `count` was given (`field` names it); or The body is not a JSON object (`bad_request`), is not valid JSON (`malformed_json`), or has an unknown field or a value of the wrong JSON type (`invalid_field`, with `field` naming it, e.g. `schedule_config.colour`)",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
         (
             status = 403,
             description = "Only therapists schedule reports (administrators and patients are refused), and only about a patient they have an active care relationship with (`forbidden`).",
@@ -557,9 +536,6 @@ pub async fn preview(
             description = "The scheduled report is not valid (`invalid`; every problem in `errors`, the first repeated in `field` and `message`): a missing or malformed field (`template_id`, `patient_id`, `schedule_type`, `delivery_method`, `timezone`, `schedule_config.time`, `schedule_config.hour`, `schedule_config.day_of_week`, `schedule_config.day_of_month`, `schedule_config.cron`, `email_recipients`, `email_recipients[i]`, `attach_file`); a `schedule_config` field the schedule type does not use; a time zone that is not in the IANA database (`timezone`); a cron expression that does not parse (`schedule_config.cron`); a template that does not exist, is not visible to the caller or is not a progress_report, treatment_summary or full_record template (`template_id`); no patient (`patient_id`); `parameters.period_days` outside 1 to 366 (`parameters.period_days`); a treatment summary `parameters.purpose` that is not a purpose (`purpose`); email delivery without recipients (`email_recipients`).",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::SchedulerUnavailable),
     )
 )]
 pub async fn preview_unsaved(
@@ -603,15 +579,12 @@ pub struct NotificationInput {
     summary = "Your export notification preference",
     description = "Whether you get an email when one of your exports completes or fails.",
     responses(
+        crate::openapi::GuardedSchedules,
         (
             status = 200,
             description = "The caller's notification preference (`null` when never set).",
             body = crate::scheduled::NotificationSetting
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::SchedulerUnavailable),
     )
 )]
 /// The caller's notification preference (`null` when never set).
@@ -635,6 +608,7 @@ pub async fn get_notifications(req: HttpRequest, state: Data, caller: Caller) ->
     description = "From now on, an email to `email` when one of your exports completes (`on_completed`: a short notice with a signed link that expires) or fails (`on_failed`: the job id). The emails carry no patient data. Each finished export is notified at most once.",
     request_body(content = crate::scheduled::NotificationInput, description = "The preference."),
     responses(
+        crate::openapi::GuardedSchedules,
         (
             status = 200,
             description = "The caller's notification preference (`null` when never set).",
@@ -645,7 +619,6 @@ pub async fn get_notifications(req: HttpRequest, state: Data, caller: Caller) ->
             description = "The body is not a JSON object (`bad_request`), is not valid JSON (`malformed_json`), or has an unknown field or a value of the wrong JSON type (`invalid_field`, with `field` naming it, e.g. `schedule_config.colour`)",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
         (
             status = 403,
             description = "Patients have no exports to be told about (`forbidden`).",
@@ -657,9 +630,6 @@ pub async fn get_notifications(req: HttpRequest, state: Data, caller: Caller) ->
             description = "The email is not an address (`invalid`, field `email`).",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::SchedulerUnavailable),
     )
 )]
 /// Opts in (or out) of an email when one of the caller's exports completes or fails. The email

@@ -55,6 +55,7 @@ pub struct TemplateList {
         ("export_type" = Option<ExportType>, Query, description = "Only templates of this export type."),
     ),
     responses(
+        crate::openapi::Guarded,
         (
             status = 200,
             description = "The templates.",
@@ -65,15 +66,11 @@ pub struct TemplateList {
             description = "A query parameter is unknown or its value is not valid (`field` names it)",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
         (
             status = 403,
             description = "Patients do not use templates.",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::DatabaseUnavailable),
     )
 )]
 pub async fn list(
@@ -98,6 +95,7 @@ pub async fn list(
     description = "Saves a minijinja (Jinja2 syntax) template that lays out PDF and DOCX documents of one export type. The source must render the sample data of its type. Therapists and administrators; the template is the caller's own.",
     request_body(content = export_domain::TemplateInput, description = "The template."),
     responses(
+        crate::openapi::Guarded,
         (
             status = 201,
             description = "The template; `Location` is its address.",
@@ -109,7 +107,6 @@ pub async fn list(
             description = "The body is not a JSON object (`bad_request`), is not valid JSON (`malformed_json`), or has an unknown field or a value of the wrong JSON type (`invalid_field`, with `field` naming it, e.g. `options.x`)",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
         (
             status = 403,
             description = "Patients do not use templates.",
@@ -126,9 +123,6 @@ pub async fn list(
             description = "The template is not valid (every problem in `errors`), or the source does not render (`field: template_content`, with the line).",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::DatabaseUnavailable),
     )
 )]
 pub async fn create(
@@ -159,6 +153,7 @@ pub async fn create(
         ("id" = Uuid, Path, description = "The template's id."),
     ),
     responses(
+        crate::openapi::Guarded,
         (
             status = 200,
             description = "The template.",
@@ -169,7 +164,6 @@ pub async fn create(
             description = "`id` is not a UUID (`field: id`)",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
         (
             status = 403,
             description = "Patients do not use templates.",
@@ -180,9 +174,6 @@ pub async fn create(
             description = "No such template the caller may see.",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::DatabaseUnavailable),
     )
 )]
 pub async fn get(req: HttpRequest, state: Data, caller: Caller, id: web::Path<String>) -> Answer {
@@ -204,6 +195,7 @@ pub async fn get(req: HttpRequest, state: Data, caller: Caller, id: web::Path<St
     ),
     request_body(content = export_domain::TemplateInput, description = "The template."),
     responses(
+        crate::openapi::Guarded,
         (
             status = 200,
             description = "The template as saved.",
@@ -214,7 +206,6 @@ pub async fn get(req: HttpRequest, state: Data, caller: Caller, id: web::Path<St
             description = "`id` is not a UUID (`field: id`); or The body is not a JSON object (`bad_request`), is not valid JSON (`malformed_json`), or has an unknown field or a value of the wrong JSON type (`invalid_field`, with `field` naming it, e.g. `options.x`)",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
         (
             status = 403,
             description = "Patients do not use templates. System templates cannot be changed.",
@@ -236,9 +227,6 @@ pub async fn get(req: HttpRequest, state: Data, caller: Caller, id: web::Path<St
             description = "The template is not valid (every problem in `errors`), or the source does not render (`field: template_content`).",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::DatabaseUnavailable),
     )
 )]
 pub async fn update(
@@ -269,6 +257,7 @@ pub async fn update(
         ("id" = Uuid, Path, description = "The template's id."),
     ),
     responses(
+        crate::openapi::Guarded,
         (
             status = 204,
             description = "Deleted."
@@ -278,7 +267,6 @@ pub async fn update(
             description = "`id` is not a UUID (`field: id`)",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
         (
             status = 403,
             description = "Patients do not use templates. System templates cannot be deleted.",
@@ -294,9 +282,6 @@ pub async fn update(
             description = "A scheduled report uses the template (`in_use`).",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::DatabaseUnavailable),
     )
 )]
 pub async fn delete(
@@ -322,6 +307,7 @@ pub async fn delete(
         ("id" = Uuid, Path, description = "The template's id."),
     ),
     responses(
+        crate::openapi::Guarded,
         (
             status = 200,
             description = "The HTML preview.",
@@ -333,7 +319,6 @@ pub async fn delete(
             description = "`id` is not a UUID (`field: id`)",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 401, response = crate::openapi::Unauthorized),
         (
             status = 403,
             description = "Patients do not use templates.",
@@ -349,9 +334,6 @@ pub async fn delete(
             description = "The stored source does not render (`field: template_content`).",
             body = crate::error::ErrorBody<'static>
         ),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::DatabaseUnavailable),
     )
 )]
 pub async fn preview(

@@ -3,18 +3,16 @@
 //! began (an entry appended meanwhile is not in it), for administrators by their stored role only,
 //! and on the trail itself.
 
-use std::path::Path;
-use std::sync::Arc;
-
 use chrono::{Duration, TimeZone, Utc};
 use export_core::dataset::Filters;
-use export_core::engine::{Actor, EngineConfig, EngineError, ExportEngine, RequestOrigin};
-use export_core::source::StoreSource;
-use export_core::storage::{LocalFileStore, MasterKey};
+use export_core::engine::{EngineError, RequestOrigin};
 use export_domain::{AuditAction, AuditOutcome, NewAuditEntry, Role};
 use export_store::testing::TestDatabase;
 use export_store::{audit, test_on_both_backends};
 use uuid::Uuid;
+
+mod common;
+use common::*;
 
 const HELEN: &str = "5c84fc77-b00f-59f3-b3f1-c41f6fb7eee9"; // the administrator
 const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c"; // a therapist
@@ -22,23 +20,6 @@ const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c"; // a therapist
 test_on_both_backends! {
     the_audit_trail_exports_page_by_page_as_it_stood_when_the_export_began,
     a_therapist_claiming_to_be_an_administrator_cannot_export_the_audit_trail,
-}
-
-fn engine(db: &TestDatabase, files: &Path) -> ExportEngine {
-    db.seed_fixtures();
-    ExportEngine::new(
-        db.store.clone(),
-        Arc::new(LocalFileStore::new(files, MasterKey::generate()).unwrap()),
-        Arc::new(StoreSource(db.store.clone())),
-        EngineConfig::default(),
-    )
-}
-
-fn actor(id: &str, role: Role) -> Actor {
-    Actor {
-        user_id: Uuid::parse_str(id).unwrap(),
-        role,
-    }
 }
 
 fn entry(n: i64) -> NewAuditEntry {

@@ -2,7 +2,6 @@
 //! files in a real storage directory, every step audited, the audit chain intact at the end.
 
 use std::io::Read;
-use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
@@ -20,21 +19,13 @@ use export_store::testing::TestDatabase;
 use export_store::{audit, test_on_both_backends};
 use uuid::Uuid;
 
+mod common;
+use common::*;
+
 const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c"; // therapist of Noa
 const DANIEL: &str = "97b930e0-79af-5b44-83f0-6df6f68564d7"; // former therapist of José
 const NOA: &str = "54b440a5-f8fe-5f5d-bf49-e04fc5321bf1";
 const JOSE: &str = "8c9f7ed2-c5e0-5006-b595-2dde87a7cbda";
-
-fn engine(db: &TestDatabase, files: &Path) -> ExportEngine {
-    db.seed_fixtures();
-    let store = LocalFileStore::new(files, MasterKey::generate()).unwrap();
-    ExportEngine::new(
-        db.store.clone(),
-        Arc::new(store),
-        Arc::new(StoreSource(db.store.clone())),
-        EngineConfig::default(),
-    )
-}
 
 fn therapist(id: &str) -> Actor {
     Actor {

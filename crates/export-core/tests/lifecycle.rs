@@ -4,8 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
@@ -22,6 +20,9 @@ use export_store::testing::TestDatabase;
 use export_store::{audit, test_on_both_backends};
 use uuid::Uuid;
 
+mod common;
+use common::*;
+
 const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
 const DANIEL: &str = "97b930e0-79af-5b44-83f0-6df6f68564d7";
 const HELEN: &str = "5c84fc77-b00f-59f3-b3f1-c41f6fb7eee9"; // the administrator
@@ -29,23 +30,6 @@ const ZOE: &str = "4333a588-c713-5117-85aa-6c9dc288e1df"; // Margaret's patient
 const LUKASZ: &str = "94c319c2-8698-5dbc-bff1-889f6cb77255"; // not Margaret's patient
 /// Text every export about Zoë carries.
 const MARKER: &str = "Brontë-Lefèvre";
-
-fn engine(db: &TestDatabase, files: &Path) -> ExportEngine {
-    db.seed_fixtures();
-    ExportEngine::new(
-        db.store.clone(),
-        Arc::new(LocalFileStore::new(files, MasterKey::generate()).unwrap()),
-        Arc::new(StoreSource(db.store.clone())),
-        EngineConfig::default(),
-    )
-}
-
-fn actor(id: &str, role: Role) -> Actor {
-    Actor {
-        user_id: Uuid::parse_str(id).unwrap(),
-        role,
-    }
-}
 
 fn zoe_sessions(db: &TestDatabase) -> Vec<String> {
     let mut conn = db.store.connection().unwrap();
@@ -121,43 +105,6 @@ fn dataset(name: &str, format: &str, filters: &[(&str, &str)]) -> ExportRequest 
         .validate(name)
         .unwrap(),
     )
-}
-
-fn pdf_text(bytes: &[u8]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("file.pdf");
-    std::fs::write(&path, bytes).unwrap();
-    let out = Command::new("pdftotext")
-        .args(["-enc", "UTF-8"])
-        .arg(&path)
-        .arg("-")
-        .output()
-        .expect("pdftotext (scripts/install-fonts installs poppler-utils)");
-    assert!(out.status.success(), "pdftotext failed on a downloaded PDF");
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn docx_text(bytes: &[u8]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("file.docx");
-    std::fs::write(&path, bytes).unwrap();
-    let script = "import docx, sys\n\
-        d = docx.Document(sys.argv[1])\n\
-        print('\\n'.join(p.text for p in d.paragraphs))\n\
-        for t in d.tables:\n\
-        \x20   for r in t.rows:\n\
-        \x20       print(' | '.join(c.text for c in r.cells))\n";
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(&path)
-        .output()
-        .expect("python3 with python-docx (scripts/setup-machine installs it)");
-    assert!(
-        out.status.success(),
-        "python-docx could not open a downloaded DOCX: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// The text of a downloaded file as its format's reader sees it, and its data rows when tabular.

@@ -5,16 +5,9 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::Path;
-use std::process::Command;
-use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
-use export_core::engine::{
-    Actor, EngineConfig, EngineError, ExportEngine, ExportRequest, RequestOrigin,
-};
-use export_core::source::StoreSource;
-use export_core::storage::{LocalFileStore, MasterKey};
+use export_core::engine::{Actor, EngineError, ExportEngine, ExportRequest, RequestOrigin};
 use export_domain::{
     DeliveryMethod, ExportFormat, ExportTemplate, ExportType, JobStatus, ProgressReportInput, Role,
     ScheduleConfig, ScheduleType, ScheduledReport, SessionNotesInput, TemplateInput,
@@ -23,6 +16,9 @@ use export_domain::{
 use export_store::testing::TestDatabase;
 use export_store::{schedules, templates, test_on_both_backends};
 use uuid::Uuid;
+
+mod common;
+use common::*;
 
 const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
 const DANIEL: &str = "97b930e0-79af-5b44-83f0-6df6f68564d7";
@@ -40,23 +36,6 @@ const PROGRESS_TEMPLATE: &str = "{% extends \"base.html\" %}\n\
     <h2>Custom heading for Zoë's report</h2>\n\
     <p>Sessions in this period: {{ session_count }}</p>\n\
     {% endblock content %}";
-
-fn engine(db: &TestDatabase, files: &Path) -> ExportEngine {
-    db.seed_fixtures();
-    ExportEngine::new(
-        db.store.clone(),
-        Arc::new(LocalFileStore::new(files, MasterKey::generate()).unwrap()),
-        Arc::new(StoreSource(db.store.clone())),
-        EngineConfig::default(),
-    )
-}
-
-fn actor(id: &str, role: Role) -> Actor {
-    Actor {
-        user_id: Uuid::parse_str(id).unwrap(),
-        role,
-    }
-}
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap()
@@ -147,40 +126,6 @@ fn download(engine: &ExportEngine, who: &Actor, job: Uuid) -> Vec<u8> {
     let mut bytes = Vec::new();
     reader.read_to_end(&mut bytes).unwrap();
     bytes
-}
-
-fn pdf_text(bytes: &[u8]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("file.pdf");
-    std::fs::write(&path, bytes).unwrap();
-    let out = Command::new("pdftotext")
-        .args(["-enc", "UTF-8"])
-        .arg(&path)
-        .arg("-")
-        .output()
-        .expect("pdftotext (scripts/install-fonts installs poppler-utils)");
-    assert!(out.status.success(), "pdftotext failed on a downloaded PDF");
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn docx_text(bytes: &[u8]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("file.docx");
-    std::fs::write(&path, bytes).unwrap();
-    let script = "import docx, sys\n\
-        d = docx.Document(sys.argv[1])\n\
-        print('\\n'.join(p.text for p in d.paragraphs))\n";
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(&path)
-        .output()
-        .expect("python3 with python-docx (scripts/setup-machine installs it)");
-    assert!(
-        out.status.success(),
-        "python-docx could not open a downloaded DOCX: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 test_on_both_backends! {

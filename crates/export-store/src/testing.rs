@@ -196,6 +196,45 @@ macro_rules! test_on_both_backends {
     )+};
 }
 
+/// The text pdftotext reads from a PDF.
+pub fn pdf_text(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("file.pdf");
+    std::fs::write(&path, bytes).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .args(["-enc", "UTF-8"])
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (scripts/install-fonts installs poppler-utils)");
+    assert!(out.status.success(), "pdftotext failed on a downloaded PDF");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The paragraphs and table cells python-docx reads from a DOCX.
+pub fn docx_text(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("file.docx");
+    std::fs::write(&path, bytes).unwrap();
+    let script = "import docx, sys\n\
+        d = docx.Document(sys.argv[1])\n\
+        print('\\n'.join(p.text for p in d.paragraphs))\n\
+        for t in d.tables:\n\
+        \x20   for r in t.rows:\n\
+        \x20       print(' | '.join(c.text for c in r.cells))\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .expect("python3 with python-docx (scripts/setup-machine installs it)");
+    assert!(
+        out.status.success(),
+        "python-docx could not open a downloaded DOCX: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
