@@ -13,7 +13,7 @@ use export_core::source::StoreSource;
 use export_core::storage::{LocalFileStore, MasterKey};
 use export_domain::{AuditAction, JobStatus, ProgressReportInput, Role};
 use export_store::testing::TestDatabase;
-use export_store::{audit, jobs, test_on_both_backends};
+use export_store::{jobs, test_on_both_backends};
 
 const JOBS: usize = 500;
 const WORKERS: usize = 3;
@@ -98,14 +98,7 @@ fn worker_processes_complete_every_job_exactly_once(db: &TestDatabase) {
         all.iter().all(|j| j.attempts == 1),
         "a job was claimed twice"
     );
-    let created = audit::list(
-        &mut conn,
-        &audit::AuditFilter {
-            action: Some(AuditAction::Created),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let created = db.audit_of(AuditAction::Created);
     let created_jobs: HashSet<_> = created.iter().map(|e| e.entry.export_job_id).collect();
     assert_eq!(
         (created.len(), created_jobs.len()),

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use export_core::audit::{ChainReport, verify_store};
 use export_domain::{AuditAction, JobStatus};
+use export_store::jobs;
 use export_store::testing::TestDatabase;
-use export_store::{audit, jobs};
 
 const JOBS: usize = 200;
 
@@ -115,14 +115,7 @@ fn an_api_process_and_two_workers_complete_every_job_once_though_one_is_killed()
         retried <= 2,
         "only jobs the killed worker held ran again ({retried})"
     );
-    let created = audit::list(
-        &mut conn,
-        &audit::AuditFilter {
-            action: Some(AuditAction::Created),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let created = db.audit_of(AuditAction::Created);
     let created_jobs: HashSet<_> = created.iter().map(|e| e.entry.export_job_id).collect();
     assert_eq!((created.len(), created_jobs.len()), (JOBS, JOBS));
     let files: Vec<_> = std::fs::read_dir(storage.join("exports"))

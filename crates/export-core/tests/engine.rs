@@ -625,15 +625,7 @@ fn failures_end_in_failed_and_statistics_count_them(db: &TestDatabase) {
     .unwrap();
     assert_eq!((old.total, old.success_rate), (0, None));
 
-    let mut conn = db.store.connection().unwrap();
-    let failed = audit::list(
-        &mut conn,
-        &audit::AuditFilter {
-            action: Some(AuditAction::Failed),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let failed = db.audit_of(AuditAction::Failed);
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].entry.export_job_id, Some(doomed.id));
 }

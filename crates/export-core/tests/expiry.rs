@@ -13,8 +13,8 @@ use export_core::storage::{
     FileKey, FileStore, FileWriter, LocalFileStore, MasterKey, StorageError,
 };
 use export_domain::{AuditAction, ExportFormat, ExportJob, FullRecordInput, JobStatus, Role};
+use export_store::test_on_both_backends;
 use export_store::testing::TestDatabase;
-use export_store::{audit, test_on_both_backends};
 use uuid::Uuid;
 
 const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
@@ -123,15 +123,8 @@ fn a_file_that_cannot_be_archived_does_not_stop_the_expiry_pass(db: &TestDatabas
     for job in &jobs[1..] {
         assert_eq!(status(job), JobStatus::Expired);
     }
-    let mut conn = db.store.connection().unwrap();
-    let expired = audit::list(
-        &mut conn,
-        &audit::AuditFilter {
-            action: Some(AuditAction::Expired),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let conn = db.store.connection().unwrap();
+    let expired = db.audit_of(AuditAction::Expired);
     assert_eq!(expired.len(), 2, "the failed one is not audited as expired");
     drop(conn);
 

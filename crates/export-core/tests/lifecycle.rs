@@ -236,15 +236,8 @@ fn every_type_in_every_format_goes_from_request_to_a_readable_file(db: &TestData
             );
         }
     }
-    let mut conn = db.store.connection().unwrap();
-    let created = audit::list(
-        &mut conn,
-        &audit::AuditFilter {
-            action: Some(AuditAction::Created),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let _conn = db.store.connection().unwrap();
+    let created = db.audit_of(AuditAction::Created);
     assert_eq!(created.len(), 17, "one created entry per file");
 }
 

@@ -69,6 +69,16 @@ impl TestDatabase {
         practice
     }
 
+    /// The audit entries of `action`, in chain order.
+    pub fn audit_of(&self, action: export_domain::AuditAction) -> Vec<export_domain::AuditEntry> {
+        let mut conn = self.store.connection().expect("a connection");
+        let filter = crate::audit::AuditFilter {
+            action: Some(action),
+            ..Default::default()
+        };
+        crate::audit::list(&mut conn, &filter).expect("read the audit trail")
+    }
+
     /// Runs raw SQL against the database, as someone with direct access (an attacker, a careless
     /// administrator) could: for tests that tamper with rows behind the store's back.
     pub fn execute(&self, sql: &str) {

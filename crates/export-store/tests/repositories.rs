@@ -709,14 +709,7 @@ fn audit_entries_chain(db: &TestDatabase) {
         );
         prev = entry.entry_hash.clone();
     }
-    let downloads = audit::list(
-        &mut conn,
-        &audit::AuditFilter {
-            action: Some(AuditAction::Downloaded),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let downloads = db.audit_of(AuditAction::Downloaded);
     assert_eq!(downloads, [appended[2].clone()]);
     let after_first = audit::list(
         &mut conn,
