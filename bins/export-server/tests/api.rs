@@ -43,20 +43,6 @@ fn request_body(export_type: &str, format: &str, sessions: &[String]) -> (String
     (format!("/api/v1/export/{path}"), body.to_string())
 }
 
-/// Zoë's processed sessions, from the fixtures.
-fn zoe_sessions() -> Vec<String> {
-    let sessions: Vec<serde_json::Value> = serde_json::from_str(
-        &std::fs::read_to_string(fixtures().join("therapy_sessions.json")).unwrap(),
-    )
-    .unwrap();
-    sessions
-        .iter()
-        .filter(|s| s["patient_id"] == ZOE && s["status"] == "processed")
-        .take(3)
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 fn every_type_and_format_goes_from_request_to_a_downloaded_file(db: &TestDatabase) {
     let server = Server::start(db, &[("EXPORT_EXPORTS_PER_HOUR", "100")]);
     let margaret = token(MARGARET, "therapist");

@@ -54,15 +54,7 @@ fn invented_methods_count_as_other_and_add_no_series() {
 /// The addresses the audit trail recorded for requests about job `id` (entries the workers write
 /// have none).
 fn audited_addresses(server: &Server, id: &str) -> Vec<String> {
-    let reply = get(
-        server,
-        &format!("/api/v1/audit/logs?export_job_id={id}"),
-        Some(&token(HELEN, "admin")),
-    );
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    reply.json()["entries"]
-        .as_array()
-        .unwrap()
+    audit_entries_of_job(server, id)
         .iter()
         .filter_map(|e| e["ip_address"].as_str().filter(|a| !a.is_empty()))
         .map(str::to_owned)

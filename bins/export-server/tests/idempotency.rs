@@ -26,14 +26,7 @@ fn report(format: &str) -> String {
 fn twenty_concurrent_submits_with_one_key_give_one_job(db: &TestDatabase) {
     let server = Arc::new(Server::start(db, &[("EXPORT_ROLE", "api")]));
     let margaret = token(MARGARET, "therapist");
-    // Parallel reads first, so the connection pool has grown and the submits really race.
-    let warm: Vec<_> = (0..16)
-        .map(|_| {
-            let (server, margaret) = (server.clone(), margaret.clone());
-            std::thread::spawn(move || get(&server, "/api/v1/export/jobs", Some(&margaret)).status)
-        })
-        .collect();
-    assert!(warm.into_iter().all(|t| t.join().unwrap() == 200));
+    warm_pool(&server, &margaret);
     // Twenty with one body, four more with another body under the same key.
     let gate = Arc::new(Barrier::new(24));
     let requests: Vec<_> = (0..24)

@@ -40,15 +40,7 @@ fn completed_report(server: &Server, margaret: &str) -> String {
 
 /// The audit entries of job `id`, as (action, outcome, metadata), in chain order.
 fn trail_of(server: &Server, id: &str) -> Vec<(String, String, serde_json::Value)> {
-    let reply = get(
-        server,
-        &format!("/api/v1/audit/logs?export_job_id={id}"),
-        Some(&token(HELEN, "admin")),
-    );
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    reply.json()["entries"]
-        .as_array()
-        .unwrap()
+    audit_entries_of_job(server, id)
         .iter()
         .map(|e| {
             (
@@ -247,15 +239,7 @@ fn forty_parallel_submits_at_a_limit_of_twenty_accept_exactly_twenty(db: &TestDa
         &[("EXPORT_ROLE", "api"), ("EXPORT_EXPORTS_PER_HOUR", "20")],
     ));
     let margaret = token(MARGARET, "therapist");
-    // First a round of parallel reads, so the connection pool has grown and the submits below
-    // really run side by side.
-    let warm: Vec<_> = (0..16)
-        .map(|_| {
-            let (server, margaret) = (server.clone(), margaret.clone());
-            std::thread::spawn(move || get(&server, "/api/v1/export/jobs", Some(&margaret)).status)
-        })
-        .collect();
-    assert!(warm.into_iter().all(|t| t.join().unwrap() == 200));
+    warm_pool(&server, &margaret);
     let gate = Arc::new(Barrier::new(40));
     let requests: Vec<_> = (0..40)
         .map(|n| {

@@ -138,20 +138,6 @@ fn progress_with(changes: serde_json::Value) -> String {
     body.to_string()
 }
 
-/// Zoë's processed sessions, from the fixtures.
-fn zoe_sessions() -> Vec<String> {
-    let sessions: Vec<serde_json::Value> = serde_json::from_str(
-        &std::fs::read_to_string(fixtures().join("therapy_sessions.json")).unwrap(),
-    )
-    .unwrap();
-    sessions
-        .iter()
-        .filter(|s| s["patient_id"] == ZOE && s["status"] == "processed")
-        .take(3)
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 fn malformed_requests_are_refused_with_the_field_at_fault(db: &TestDatabase) {
     // API only: nothing here should ever reach a worker. A small body limit for the oversize row.
     let server = Server::start(

@@ -343,3 +343,40 @@ pub use export_store::testing::{docx_text, pdf_text};
 pub fn fixtures() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures"))
 }
+
+/// The audit entries of job `id` as an administrator reads them, in chain order.
+pub fn audit_entries_of_job(server: &Server, id: &str) -> Vec<serde_json::Value> {
+    let reply = get(
+        server,
+        &format!("/api/v1/audit/logs?export_job_id={id}"),
+        Some(&token(HELEN, "admin")),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()["entries"].as_array().unwrap().clone()
+}
+
+/// Three processed sessions of Zoë's, from the fixtures.
+pub fn zoe_sessions() -> Vec<String> {
+    let sessions: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("therapy_sessions.json")).unwrap(),
+    )
+    .unwrap();
+    sessions
+        .iter()
+        .filter(|s| s["patient_id"] == ZOE && s["status"] == "processed")
+        .take(3)
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Sixteen reads at once, so the server's connection pool has grown before a test races
+/// requests against each other.
+pub fn warm_pool(server: &std::sync::Arc<Server>, token: &str) {
+    let warm: Vec<_> = (0..16)
+        .map(|_| {
+            let (server, token) = (server.clone(), token.to_owned());
+            std::thread::spawn(move || get(&server, "/api/v1/export/jobs", Some(&token)).status)
+        })
+        .collect();
+    assert!(warm.into_iter().all(|t| t.join().unwrap() == 200));
+}
