@@ -11,9 +11,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use export_core::engine::{Actor, EngineConfig, ExportEngine};
 use export_core::source::StoreSource;
 use export_core::storage::{LocalFileStore, MasterKey};
-use export_domain::{
-    ExportType, Role, RunStatus, ScheduleConfigInput, ScheduledReportInput, TemplateInput,
-};
+use export_domain::{Role, RunStatus, ScheduleConfigInput, ScheduledReportInput};
 use export_schedule::Schedule;
 use export_schedule::scheduler::{Scheduler, checked};
 use export_store::testing::TestDatabase;
@@ -50,17 +48,7 @@ fn setup(db: &TestDatabase, created: DateTime<Utc>) -> Setup {
     let template = engine
         .create_template(
             &margaret,
-            TemplateInput {
-                name: "Daily check".into(),
-                export_type: ExportType::ProgressReport.as_str().into(),
-                format: "pdf".into(),
-                template_content: "{% extends \"base.html\" %}{% block content %}\
-                    <p>{{ session_count }} sessions</p>{% endblock content %}"
-                    .into(),
-                ..Default::default()
-            }
-            .validate()
-            .unwrap(),
+            export_store::testing::session_count_template("Daily check"),
             created,
         )
         .unwrap();

@@ -17,6 +17,7 @@ use export_core::storage::{
     StoredFile,
 };
 use export_domain::ExportFormat;
+use export_store::testing::FailingSource;
 use object_store::aws::AmazonS3Builder;
 use object_store::memory::InMemory;
 use object_store::path::Path;
@@ -199,21 +200,6 @@ fn delete_says_whether_there_was_a_file() {
         store.open(&key, &stored.wrapped_key),
         Err(StorageError::NotFound(name)) if name == key.as_str()
     ));
-}
-
-/// A source that fails after some bytes, like a renderer that errors halfway.
-struct FailingSource(usize);
-
-impl Read for FailingSource {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.0 == 0 {
-            return Err(io::Error::other("renderer failed"));
-        }
-        let n = out.len().min(self.0);
-        out[..n].fill(7);
-        self.0 -= n;
-        Ok(n)
-    }
 }
 
 #[test]

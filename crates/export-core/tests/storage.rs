@@ -1,10 +1,11 @@
 //! The local file store: files round-trip, are encrypted on disk, refuse a wrong key, a changed
 //! byte or a cut; failed writes leave nothing; keys never reach outside the storage root.
 
-use std::io::{self, Read};
+use std::io::Read;
 
 use export_core::storage::{FileKey, FileStore, LocalFileStore, MasterKey, StorageError};
 use export_domain::ExportFormat;
+use export_store::testing::FailingSource;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -100,21 +101,6 @@ fn a_wrong_key_a_changed_byte_or_a_cut_is_refused() {
     );
     std::fs::write(&path, &original).unwrap();
     assert_eq!(read_all(&store, &key, &stored.wrapped_key).unwrap(), data);
-}
-
-/// A source that fails after some bytes, like a renderer that errors halfway.
-struct FailingSource(usize);
-
-impl Read for FailingSource {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.0 == 0 {
-            return Err(io::Error::other("renderer failed"));
-        }
-        let n = out.len().min(self.0);
-        out[..n].fill(7);
-        self.0 -= n;
-        Ok(n)
-    }
 }
 
 #[test]

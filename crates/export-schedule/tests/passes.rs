@@ -17,8 +17,8 @@ use export_core::links::LinkSigner;
 use export_core::source::{ClinicalSource, SourceError, StoreSource};
 use export_core::storage::{LocalFileStore, MasterKey};
 use export_domain::{
-    AuditAction, AuditEntry, ExportType, Practice, Role, RunStatus, ScheduleConfigInput,
-    ScheduleRun, ScheduledReportInput, TemplateInput, TherapistPatient, User,
+    AuditAction, AuditEntry, Practice, Role, RunStatus, ScheduleConfigInput, ScheduleRun,
+    ScheduledReportInput, TherapistPatient, User,
 };
 use export_schedule::email::Mailer;
 use export_schedule::scheduler::{Delivery, Scheduler, checked};
@@ -144,17 +144,10 @@ fn email_schedule(
         .engine
         .create_template(
             &margaret(),
-            TemplateInput {
-                name: format!("Monthly {}", Uuid::new_v4().simple()),
-                export_type: ExportType::ProgressReport.as_str().into(),
-                format: "pdf".into(),
-                template_content: "{% extends \"base.html\" %}{% block content %}\
-                    <p>{{ session_count }} sessions</p>{% endblock content %}"
-                    .into(),
-                ..Default::default()
-            }
-            .validate()
-            .unwrap(),
+            export_store::testing::session_count_template(&format!(
+                "Monthly {}",
+                Uuid::new_v4().simple()
+            )),
             start(),
         )
         .unwrap();

@@ -245,6 +245,38 @@ pub fn docx_text(bytes: &[u8]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A progress-report template that prints the session count: what the scheduler's tests save
+/// and run.
+pub fn session_count_template(name: &str) -> export_domain::TemplateRequest {
+    export_domain::TemplateInput {
+        name: name.into(),
+        export_type: export_domain::ExportType::ProgressReport.as_str().into(),
+        format: "pdf".into(),
+        template_content: "{% extends \"base.html\" %}{% block content %}\
+            <p>{{ session_count }} sessions</p>{% endblock content %}"
+            .into(),
+        ..Default::default()
+    }
+    .validate()
+    .expect("the test template is valid")
+}
+
+/// A reader that fails after `.0` bytes, like a renderer that errors halfway.
+#[derive(Debug)]
+pub struct FailingSource(pub usize);
+
+impl std::io::Read for FailingSource {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.0 == 0 {
+            return Err(std::io::Error::other("renderer failed"));
+        }
+        let n = out.len().min(self.0);
+        out[..n].fill(7);
+        self.0 -= n;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
