@@ -10,7 +10,8 @@
 # - a scheduled report's `schedule_config` holds the members its `schedule_type` uses, its time
 #   zone is in the IANA database, its cron expression parses, email delivery has recipients and
 #   storage delivery none, and it names a template the caller may use;
-# - a template's format is one its export type allows and its sections are that type's;
+# - a template's format is one its export type allows and its sections are that type's (both
+#   read from the served document);
 # - a `template_id` names a template the caller may use; dataset filters are the dataset's own.
 #
 # The runner passes the server's address and the caller's token (EXPORT_FUZZ_BASE,
@@ -63,21 +64,27 @@ def template_id():
             return made["id"]
     return None
 
-SECTIONS = {
-    "session_notes": [],
-    "progress_report": [
-        "patient_info", "treatment_goals", "goal_progress", "assessments",
-        "session_summary", "clinical_observations", "recommendations",
-    ],
-    "treatment_summary": [
-        "patient_info", "diagnosis", "treatment_plan", "interventions",
-        "session_statistics", "progress_metrics", "clinical_observations", "prognosis",
-    ],
-    "full_record": [
-        "demographics", "treatment_plans", "diagnoses", "goals", "sessions", "notes",
-        "assessments", "timeline", "attachments",
-    ],
-}
+
+def read_document():
+    """Each export type's `include_sections` keys and formats, as the served document states
+    them."""
+    with urllib.request.urlopen(BASE + "/api/v1/openapi.json", timeout=30) as answer:
+        schemas = json.load(answer)["components"]["schemas"]
+    inputs = {
+        "session_notes": "SessionNotesInput",
+        "progress_report": "ProgressReportInput",
+        "treatment_summary": "TreatmentSummaryInput",
+        "full_record": "FullRecordInput",
+    }
+    sections, formats = {}, {}
+    for kind, name in inputs.items():
+        properties = schemas[name]["properties"]
+        sections[kind] = list(properties.get("include_sections", {}).get("properties", {}))
+        formats[kind] = properties["format"]["enum"]
+    return sections, formats
+
+
+SECTIONS, FORMATS = read_document()
 
 
 def positive(case):
@@ -137,8 +144,9 @@ def schedule(body, partial):
 
 def template(body):
     kind = body.get("export_type")
-    if kind == "full_record":
-        body["format"] = "pdf"
+    allowed = FORMATS.get(kind, [])
+    if allowed and body.get("format") not in allowed:
+        body["format"] = next(f for f in ("pdf", "docx") if f in allowed)
     sections = body.get("include_sections")
     if isinstance(sections, dict) and kind in SECTIONS:
         body["include_sections"] = {k: v for k, v in sections.items() if k in SECTIONS[kind]}

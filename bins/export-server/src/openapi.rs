@@ -4,13 +4,14 @@
 //! security schemes, and the reusable error responses. The tests below hold the document to the
 //! route table and the handlers' real answers.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Header, RefOr, Required};
-use utoipa::{Modify, OpenApi};
+use utoipa::openapi::{Header, Ref, RefOr, Required, Response};
+use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
 
 use crate::error::ErrorBody;
 
@@ -130,38 +131,52 @@ pub struct DatabaseUnavailable(#[allow(dead_code)] ErrorBody<'static>);
 #[response(headers(("Retry-After" = u32, description = "Seconds to wait before trying again.")))]
 pub struct SchedulerUnavailable(#[allow(dead_code)] ErrorBody<'static>);
 
+/// `R`, a reusable response of the document's components, referenced under `status`.
+fn reference<R: for<'r> ToResponse<'r>>(status: u16) -> (String, RefOr<Response>) {
+    let (name, _) = R::response();
+    (
+        status.to_string(),
+        RefOr::Ref(Ref::from_response_name(name)),
+    )
+}
+
+/// What every authenticated route can answer besides its own: 401, 429, 500, and 503 with
+/// `U` saying why the service is unavailable.
+fn guarded<Limit, U>() -> BTreeMap<String, RefOr<Response>>
+where
+    Limit: for<'r> ToResponse<'r>,
+    U: for<'r> ToResponse<'r>,
+{
+    BTreeMap::from([
+        reference::<Unauthorized>(401),
+        reference::<Limit>(429),
+        reference::<InternalError>(500),
+        reference::<U>(503),
+    ])
+}
+
 /// The answers every authenticated route can give besides its own.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)] // shapes for the document
-pub enum Guarded {
-    #[response(status = 401)]
-    Unauthorized(#[ref_response] Unauthorized),
-    #[response(status = 429)]
-    RateLimited(#[ref_response] RateLimited),
-    #[response(status = 500)]
-    Internal(#[ref_response] InternalError),
-    #[response(status = 503)]
-    Unavailable(#[ref_response] DatabaseUnavailable),
+pub struct Guarded;
+
+impl IntoResponses for Guarded {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        guarded::<RateLimited, DatabaseUnavailable>()
+    }
 }
 
 /// The same for the scheduled-report routes, which a process without a scheduler refuses.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
-pub enum GuardedSchedules {
-    #[response(status = 401)]
-    Unauthorized(#[ref_response] Unauthorized),
-    #[response(status = 429)]
-    RateLimited(#[ref_response] RateLimited),
-    #[response(status = 500)]
-    Internal(#[ref_response] InternalError),
-    #[response(status = 503)]
-    Unavailable(#[ref_response] SchedulerUnavailable),
+pub struct GuardedSchedules;
+
+impl IntoResponses for GuardedSchedules {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        guarded::<RateLimited, SchedulerUnavailable>()
+    }
 }
 
-/// What every export submission answers besides its own refusals (403, 422).
+/// What an export submission answers of its own, besides the refusals of its kind.
 #[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
-pub enum Submitted {
+#[allow(dead_code)] // shapes for the document
+enum Submission {
     /// Accepted: the job is queued. `Content-Location` is the job to poll
     /// (`GET /api/v1/export/jobs/{id}`). A request repeated with the same `Idempotency-Key`
     /// answers 202 with the job first submitted, in its current state, and creates nothing (nor
@@ -182,16 +197,38 @@ pub enum Submitted {
     /// same body all answer 202 with the same job.
     #[response(status = 409)]
     KeyReused(ErrorBody<'static>),
-    #[response(status = 401)]
-    Unauthorized(#[ref_response] Unauthorized),
-    #[response(status = 413)]
-    TooLarge(#[ref_response] PayloadTooLarge),
-    #[response(status = 429)]
-    RateLimited(#[ref_response] ExportRateLimited),
-    #[response(status = 500)]
-    Internal(#[ref_response] InternalError),
-    #[response(status = 503)]
-    Unavailable(#[ref_response] DatabaseUnavailable),
+}
+
+/// What every export submission answers besides its own refusals (403, 422): the submission's
+/// answers, a body too large, and the guarded ones with the hourly export limit.
+pub struct Submitted;
+
+impl IntoResponses for Submitted {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut responses = Submission::responses();
+        responses.extend(guarded::<ExportRateLimited, DatabaseUnavailable>());
+        responses.extend([reference::<PayloadTooLarge>(413)]);
+        responses
+    }
+}
+
+/// How an export of clinical records (session notes, a report, a summary, a full record) is
+/// refused.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum ClinicalRefusals {
+    /// The caller may not export this: only therapists export clinical records, and only for
+    /// patients they have an active care relationship with; session ids that do not exist or
+    /// belong to several patients are refused the same way. The refusal is audited
+    /// (`requested`, outcome `denied`).
+    #[response(status = 403)]
+    Forbidden(ErrorBody<'static>),
+    /// The body is well-formed but not valid: every problem is listed in `errors` (`field` and
+    /// `message` of the first are repeated at the top). Also a missing required field, a format
+    /// the export type does not allow, a `template_id` that names no template the caller may use
+    /// or one of another export type.
+    #[response(status = 422)]
+    Invalid(ErrorBody<'static>),
 }
 
 /// The `Idempotency-Key` header of a submission.
@@ -1279,6 +1316,15 @@ mod tests {
         let cursor = page.json["next_cursor"].as_str().unwrap().to_owned();
         let next = send!(c, app, jobs().query("limit", 2).query("cursor", &cursor)).expect(200);
         assert_ne!(next.json["jobs"][0]["id"], page.json["jobs"][0]["id"]);
+        // A well-formed cursor is a position, also one no page ever gave: past the last year
+        // the databases hold it is before every job, before 1970 after every job.
+        let zeros = "0".repeat(32);
+        let future = format!("999999999999999999_{zeros}");
+        let from_the_future = send!(c, app, jobs().query("cursor", &future)).expect(200);
+        assert_eq!(from_the_future.json["jobs"], all.json["jobs"]);
+        let past = format!("-999999999999999999_{zeros}");
+        let from_the_past = send!(c, app, jobs().query("cursor", &past)).expect(200);
+        assert_eq!(from_the_past.json["jobs"], json!([]));
         send!(
             c,
             app,
@@ -1358,6 +1404,11 @@ mod tests {
         let url = link.json["url"].as_str().unwrap().to_owned();
         let short = job("post", link_path, &report_id, t).json(json!({"minutes": 5}));
         send!(c, app, short).expect(201);
+        // A whole number sent as a float is a number; JSON null asks for the defaults.
+        let float = job("post", link_path, &report_id, t).json(json!({"minutes": 5.0}));
+        send!(c, app, float).expect(201);
+        let null = job("post", link_path, &report_id, t).raw(b"null");
+        send!(c, app, null).expect(201);
         send!(c, app, link_call(&url)).expect(200);
         let summary_id = summary_job.json["id"].as_str().unwrap();
         let elsewhere = Call {

@@ -184,16 +184,7 @@ async fn submit_body<I: serde::de::DeserializeOwned>(
     request_body(content = export_domain::SessionNotesInput, description = "What to export."),
     responses(
         crate::openapi::Submitted,
-        (
-            status = 403,
-            description = "The caller may not export this: only therapists export clinical records, and only for patients they have an active care relationship with; session ids that do not exist or belong to several patients are refused the same way. The refusal is audited (`requested`, outcome `denied`)",
-            body = crate::error::ErrorBody<'static>
-        ),
-        (
-            status = 422,
-            description = "The body is well-formed but not valid: every problem is listed in `errors` (`field` and `message` of the first are repeated at the top). Also a missing required field, a format the export type does not allow, a `template_id` that names no template the caller may use or one of another export type",
-            body = crate::error::ErrorBody<'static>
-        ),
+        crate::openapi::ClinicalRefusals,
     )
 )]
 pub async fn session_notes(
@@ -221,16 +212,7 @@ pub async fn session_notes(
     request_body(content = export_domain::ProgressReportInput, description = "What to export."),
     responses(
         crate::openapi::Submitted,
-        (
-            status = 403,
-            description = "The caller may not export this: only therapists export clinical records, and only for patients they have an active care relationship with; session ids that do not exist or belong to several patients are refused the same way. The refusal is audited (`requested`, outcome `denied`)",
-            body = crate::error::ErrorBody<'static>
-        ),
-        (
-            status = 422,
-            description = "The body is well-formed but not valid: every problem is listed in `errors` (`field` and `message` of the first are repeated at the top). Also a missing required field, a format the export type does not allow, a `template_id` that names no template the caller may use or one of another export type",
-            body = crate::error::ErrorBody<'static>
-        ),
+        crate::openapi::ClinicalRefusals,
     )
 )]
 pub async fn progress_report(
@@ -258,16 +240,7 @@ pub async fn progress_report(
     request_body(content = export_domain::TreatmentSummaryInput, description = "What to export."),
     responses(
         crate::openapi::Submitted,
-        (
-            status = 403,
-            description = "The caller may not export this: only therapists export clinical records, and only for patients they have an active care relationship with; session ids that do not exist or belong to several patients are refused the same way. The refusal is audited (`requested`, outcome `denied`)",
-            body = crate::error::ErrorBody<'static>
-        ),
-        (
-            status = 422,
-            description = "The body is well-formed but not valid: every problem is listed in `errors` (`field` and `message` of the first are repeated at the top). Also a missing required field, a format the export type does not allow, a `template_id` that names no template the caller may use or one of another export type",
-            body = crate::error::ErrorBody<'static>
-        ),
+        crate::openapi::ClinicalRefusals,
     )
 )]
 pub async fn treatment_summary(
@@ -299,16 +272,7 @@ pub async fn treatment_summary(
     request_body(content = export_domain::FullRecordInput, description = "What to export."),
     responses(
         crate::openapi::Submitted,
-        (
-            status = 403,
-            description = "The caller may not export this: only therapists export clinical records, and only for patients they have an active care relationship with; session ids that do not exist or belong to several patients are refused the same way. The refusal is audited (`requested`, outcome `denied`)",
-            body = crate::error::ErrorBody<'static>
-        ),
-        (
-            status = 422,
-            description = "The body is well-formed but not valid: every problem is listed in `errors` (`field` and `message` of the first are repeated at the top). Also a missing required field, a format the export type does not allow, a `template_id` that names no template the caller may use or one of another export type",
-            body = crate::error::ErrorBody<'static>
-        ),
+        crate::openapi::ClinicalRefusals,
     )
 )]
 pub async fn full_record(

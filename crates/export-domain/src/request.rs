@@ -676,7 +676,7 @@ impl TemplateInput {
         }
         let export_type: Option<ExportType> = problems.word("export_type", &self.export_type);
         let export_type = export_type.filter(|&t| {
-            let documentable = t != ExportType::Dataset;
+            let documentable = t.takes_template();
             if !documentable {
                 problems.add("export_type", "datasets are tables and take no template");
             }

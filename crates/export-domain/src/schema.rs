@@ -90,12 +90,12 @@ pub fn full_record_sections() -> RefOr<Schema> {
     sections(ExportType::FullRecord)
 }
 
-/// The export types a template can be for: every one but datasets, which are tables.
+/// The export types a template can be for ([`ExportType::takes_template`]).
 pub fn template_export_types() -> RefOr<Schema> {
     words(
         ExportType::ALL
             .iter()
-            .filter(|t| **t != ExportType::Dataset)
+            .filter(|t| t.takes_template())
             .map(|t| t.as_str()),
     )
     .into()

@@ -284,6 +284,12 @@ impl ExportType {
         }
     }
 
+    /// Whether a document template can lay this type out: every type but datasets, which are
+    /// tables.
+    pub const fn takes_template(self) -> bool {
+        !matches!(self, ExportType::Dataset)
+    }
+
     /// Whether this type can be written in `format`.
     pub fn allows(self, format: ExportFormat) -> bool {
         self.formats().contains(&format)

@@ -331,3 +331,60 @@ fn unknown_fields_are_refused_by_name() {
     let err = serde_json::from_str::<ProgressReportInput>(r#"{"patient":"x"}"#).unwrap_err();
     assert!(err.to_string().contains("unknown field `patient`"), "{err}");
 }
+
+/// The rules the API fuzzing held to the document: whole numbers sent as floats are numbers,
+/// and text is checked as sent, never trimmed into something else first.
+#[test]
+fn values_are_checked_as_sent() {
+    let base =
+        format!(r#""template_id":"{TEMPLATE}","patient_id":"{PATIENT}","schedule_type":"monthly""#);
+    check(
+        "scheduled",
+        &format!(
+            r#"{{{base},"schedule_config":{{"day_of_month":27.0,"time":"08:00"}},"delivery_method":"storage"}}"#
+        ),
+        &["ok"],
+    );
+    let fraction = format!(
+        r#"{{{base},"schedule_config":{{"day_of_month":27.5,"time":"08:00"}},"delivery_method":"storage"}}"#
+    );
+    let refused = serde_json::from_str::<ScheduledReportInput>(&fraction).unwrap_err();
+    assert!(
+        refused.to_string().contains("expected a whole number"),
+        "{refused}"
+    );
+    check(
+        "scheduled",
+        &format!(
+            r#"{{{base},"schedule_config":{{"day_of_month":1,"time":"08:00"}},"delivery_method":"storage","timezone":" UTC"}}"#
+        ),
+        &["timezone: \" UTC\" is not an IANA time zone name"],
+    );
+    check(
+        "scheduled",
+        &format!(
+            r#"{{{base},"schedule_config":{{"day_of_month":1,"time":"08:00"}},"delivery_method":"email","email_recipients":[" lead@clinic.example"]}}"#
+        ),
+        &["email_recipients[0]: is not an email address"],
+    );
+    let content = r#""template_content":"<h1>x</h1>""#;
+    let padded = format!("{}  ", "n".repeat(100));
+    check(
+        "template",
+        &format!(
+            r#"{{"name":"{padded}","export_type":"progress_report","format":"pdf",{content}}}"#
+        ),
+        &["name: must be at most 100 characters (got 102)"],
+    );
+    for (address, valid) in [
+        ("lead@clinic.example", true),
+        ("first.last+tag@mail.example.co.uk", true),
+        ("a@b", false),
+        (".a@example.org", false),
+        ("a..b@example.org", false),
+        ("a@-example.org", false),
+        ("a@example.org ", false),
+    ] {
+        assert_eq!(export_domain::is_email_address(address), valid, "{address}");
+    }
+}
