@@ -8,17 +8,15 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use chrono::Utc;
 use common::*;
 use export_core::audit::{ChainReport, verify_store};
-use export_core::engine::{Actor, EngineConfig, ExportEngine, ExportRequest, RequestOrigin};
-use export_core::source::StoreSource;
-use export_core::storage::{LocalFileStore, MasterKey};
-use export_domain::{AuditAction, DatasetInput, JobStatus, Role};
+use export_core::engine::{ExportRequest, RequestOrigin};
+use export_core::storage::MasterKey;
+use export_domain::{AuditAction, DatasetInput, JobStatus};
+use export_store::test_on_both_backends;
 use export_store::testing::TestDatabase;
-use export_store::{audit, test_on_both_backends};
 use uuid::Uuid;
 
 /// Sessions added to Zoë's record so that her sessions PDF takes seconds to render.
@@ -52,20 +50,9 @@ fn a_killed_worker_s_job_completes_exactly_once_after_a_restart(db: &TestDatabas
 
     let storage = tempfile::tempdir().unwrap();
     let master = MasterKey::generate();
-    let engine = ExportEngine::new(
-        db.store.clone(),
-        Arc::new(LocalFileStore::new(storage.path(), master.clone()).unwrap()),
-        Arc::new(StoreSource(db.store.clone())),
-        EngineConfig {
-            // The sweep below takes anything no completed job points to, however fresh.
-            leftover_grace: chrono::Duration::zero(),
-            ..EngineConfig::default()
-        },
-    );
-    let margaret = Actor {
-        user_id: Uuid::parse_str(MARGARET).unwrap(),
-        role: Role::Therapist,
-    };
+    // The sweep below takes anything no completed job points to, however fresh.
+    let engine = sweeping_engine(db, storage.path(), &master);
+    let margaret = therapist(MARGARET);
     let request = DatasetInput {
         format: "pdf".into(),
         filters: [("patient_id".to_owned(), serde_json::Value::from(ZOE))].into(),
@@ -161,16 +148,7 @@ fn a_killed_worker_s_job_completes_exactly_once_after_a_restart(db: &TestDatabas
     );
     let files = listed("after the sweep");
     assert_eq!(files.len(), 1, "one file, no leftovers: {files:?}");
-    let mut conn = db.store.connection().unwrap();
-    let created = audit::list(
-        &mut conn,
-        &audit::AuditFilter {
-            export_job_id: Some(job.id),
-            action: Some(AuditAction::Created),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let created = db.audit_of_job(job.id, AuditAction::Created);
     assert_eq!(created.len(), 1, "one created entry");
     assert!(matches!(
         verify_store(&db.store).unwrap(),

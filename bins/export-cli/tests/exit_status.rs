@@ -7,10 +7,10 @@
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Output};
 
+use export_core::testing::*;
 use export_store::test_on_both_backends;
 use export_store::testing::TestDatabase;
 
-const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
 const RUNS: usize = 20;
 
 fn export_cli(db: &TestDatabase, args: &[&str]) -> Output {

@@ -6,9 +6,7 @@ use std::io::Cursor;
 use std::process::{Command, Output};
 
 use calamine::{Reader, Xlsx};
-
-const NOA: &str = "54b440a5-f8fe-5f5d-bf49-e04fc5321bf1";
-const LUKASZ: &str = "94c319c2-8698-5dbc-bff1-889f6cb77255";
+use export_core::testing::*;
 
 fn export_cli(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_export-cli"))

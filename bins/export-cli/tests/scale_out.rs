@@ -11,14 +11,12 @@ use std::collections::HashSet;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command};
-use std::sync::Arc;
 
 use chrono::Utc;
 use common::*;
-use export_core::engine::{Actor, EngineConfig, ExportEngine, ExportRequest, RequestOrigin};
-use export_core::source::StoreSource;
-use export_core::storage::{LocalFileStore, MasterKey};
-use export_domain::{DatasetInput, ExportJob, JobStatus, ProgressReportInput, Role};
+use export_core::engine::{ExportRequest, RequestOrigin};
+use export_core::storage::MasterKey;
+use export_domain::{DatasetInput, ExportJob, JobStatus, ProgressReportInput};
 use export_store::test_on_both_backends;
 use export_store::testing::TestDatabase;
 use sha2::{Digest, Sha256};
@@ -92,21 +90,9 @@ fn two_unnamed_workers_one_stopped_mid_job_leave_every_job_completed_once(db: &T
 
     let storage = tempfile::tempdir().unwrap();
     let master = MasterKey::generate();
-    let files = Arc::new(LocalFileStore::new(storage.path(), master.clone()).unwrap());
-    let engine = ExportEngine::new(
-        db.store.clone(),
-        files,
-        Arc::new(StoreSource(db.store.clone())),
-        EngineConfig {
-            // The sweep at the end takes anything no completed job points to, however fresh.
-            leftover_grace: chrono::Duration::zero(),
-            ..EngineConfig::default()
-        },
-    );
-    let margaret = Actor {
-        user_id: Uuid::parse_str(MARGARET).unwrap(),
-        role: Role::Therapist,
-    };
+    // The sweep at the end takes anything no completed job points to, however fresh.
+    let engine = sweeping_engine(db, storage.path(), &master);
+    let margaret = therapist(MARGARET);
     let submitted = |request: ExportRequest, offset: i64| {
         engine
             .submit(

@@ -8,18 +8,15 @@ use std::process::Command;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use export_core::engine::{Actor, EngineConfig, ExportEngine};
-use export_core::source::StoreSource;
-use export_core::storage::{LocalFileStore, MasterKey};
-use export_domain::{Role, RunStatus, ScheduleConfigInput, ScheduledReportInput};
+use export_core::engine::EngineConfig;
+use export_core::storage::MasterKey;
+use export_core::testing::*;
+use export_domain::{RunStatus, ScheduleConfigInput, ScheduledReportInput};
 use export_schedule::Schedule;
 use export_schedule::scheduler::{Scheduler, checked};
 use export_store::testing::TestDatabase;
 use export_store::{jobs, runs, test_on_both_backends};
 use uuid::Uuid;
-
-const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
-const ZOE: &str = "4333a588-c713-5117-85aa-6c9dc288e1df";
 
 struct Setup {
     scheduler: Scheduler,
@@ -35,16 +32,9 @@ fn setup(db: &TestDatabase, created: DateTime<Utc>) -> Setup {
     db.seed_fixtures();
     let storage = tempfile::tempdir().unwrap();
     let master = MasterKey::generate();
-    let engine = Arc::new(ExportEngine::new(
-        db.store.clone(),
-        Arc::new(LocalFileStore::new(storage.path(), master.clone()).unwrap()),
-        Arc::new(StoreSource(db.store.clone())),
-        EngineConfig::default(),
-    ));
-    let margaret = Actor {
-        user_id: Uuid::parse_str(MARGARET).unwrap(),
-        role: Role::Therapist,
-    };
+    let files = local_files(storage.path(), &master);
+    let engine = Arc::new(engine_with(db, files, EngineConfig::default()));
+    let margaret = therapist(MARGARET);
     let template = engine
         .create_template(
             &margaret,

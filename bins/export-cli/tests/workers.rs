@@ -4,14 +4,13 @@
 
 use std::collections::HashSet;
 use std::process::Command;
-use std::sync::Arc;
 
 use chrono::Utc;
 use export_core::audit::{ChainReport, verify_store};
-use export_core::engine::{Actor, EngineConfig, ExportEngine, ExportRequest, RequestOrigin};
-use export_core::source::StoreSource;
-use export_core::storage::{LocalFileStore, MasterKey};
-use export_domain::{AuditAction, JobStatus, ProgressReportInput, Role};
+use export_core::engine::{EngineConfig, ExportRequest, RequestOrigin};
+use export_core::storage::MasterKey;
+use export_core::testing::*;
+use export_domain::{AuditAction, JobStatus, ProgressReportInput};
 use export_store::testing::TestDatabase;
 use export_store::{jobs, test_on_both_backends};
 
@@ -26,16 +25,12 @@ fn worker_processes_complete_every_job_exactly_once(db: &TestDatabase) {
     db.seed_fixtures();
     let storage = tempfile::tempdir().unwrap();
     let master = MasterKey::generate();
-    let engine = ExportEngine::new(
-        db.store.clone(),
-        Arc::new(LocalFileStore::new(storage.path(), master.clone()).unwrap()),
-        Arc::new(StoreSource(db.store.clone())),
+    let engine = engine_with(
+        db,
+        local_files(storage.path(), &master),
         EngineConfig::default(),
     );
-    let actor = Actor {
-        user_id: "7d25348d-75bb-5e22-8073-05bfd9b3230c".parse().unwrap(),
-        role: Role::Therapist,
-    };
+    let actor = therapist(MARGARET);
     let request = ProgressReportInput {
         patient_id: "54b440a5-f8fe-5f5d-bf49-e04fc5321bf1".into(),
         start_date: "2025-01-01".into(),

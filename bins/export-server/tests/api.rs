@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::io::Cursor;
-
 use common::*;
 use export_store::test_on_both_backends;
 use export_store::testing::TestDatabase;
@@ -111,22 +109,9 @@ fn every_type_and_format_goes_from_request_to_a_downloaded_file(db: &TestDatabas
                 String::from_utf8(file.body.clone()).unwrap()
             }
             _ => {
-                use calamine::Reader;
-                let mut book: calamine::Xlsx<_> =
-                    calamine::open_workbook_from_rs(Cursor::new(file.body.clone())).unwrap();
-                let sheet = book.sheet_names()[0].clone();
-                let range = book.worksheet_range(&sheet).unwrap();
-                assert_eq!(job["row_count"], range.height() - 1, "{what}");
-                range
-                    .rows()
-                    .map(|r| {
-                        r.iter()
-                            .map(|c| c.to_string())
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                let rows = xlsx_rows(&file.body);
+                assert_eq!(job["row_count"], rows.len() - 1, "{what}");
+                rows.join("\n")
             }
         };
         let tabular_notes = export_type == "session_notes" && matches!(format, "csv" | "xlsx");

@@ -59,12 +59,7 @@ fn a_former_therapists_bearer_download_is_refused_and_audited(db: &TestDatabase)
     let download = format!("/api/v1/export/download/{id}");
     assert_eq!(get(&server, &download, Some(&margaret)).status, 200);
     // A link shared while she still cared for Zoë.
-    let link = post(
-        &server,
-        &format!("/api/v1/export/jobs/{id}/link"),
-        Some(&margaret),
-        "{}",
-    );
+    let link = request_link(&server, &id, &margaret);
     assert_eq!(link.status, 201, "{}", link.text());
     let link_url = link.json()["url"].as_str().unwrap().to_owned();
 
@@ -86,12 +81,7 @@ fn a_former_therapists_bearer_download_is_refused_and_audited(db: &TestDatabase)
     );
     let by_link = get(&server, &link_url, None);
     assert_eq!(by_link.status, 403, "link: {}", by_link.text());
-    let new_link = post(
-        &server,
-        &format!("/api/v1/export/jobs/{id}/link"),
-        Some(&margaret),
-        "{}",
-    );
+    let new_link = request_link(&server, &id, &margaret);
     assert_eq!(new_link.status, 403, "new link: {}", new_link.text());
 
     let trail = trail_of(&server, &id);
@@ -135,12 +125,7 @@ fn an_expired_file_is_refused_with_410_before_the_sweep_runs(db: &TestDatabase) 
     );
     assert_eq!(download.status, 410, "{}", download.text());
     assert_eq!(download.json()["error"], "gone");
-    let link = post(
-        &server,
-        &format!("/api/v1/export/jobs/{id}/link"),
-        Some(&margaret),
-        "{}",
-    );
+    let link = request_link(&server, &id, &margaret);
     assert_eq!(
         link.status,
         410,

@@ -50,6 +50,32 @@ pub struct RequestOrigin {
     pub request_id: Option<String>,
 }
 
+impl RequestOrigin {
+    /// An audit entry of this request about nobody yet: the caller names the job, user and
+    /// patient.
+    fn entry(
+        &self,
+        action: AuditAction,
+        outcome: AuditOutcome,
+        now: DateTime<Utc>,
+        metadata: serde_json::Value,
+    ) -> NewAuditEntry {
+        NewAuditEntry {
+            id: Uuid::new_v4(),
+            export_job_id: None,
+            user_id: None,
+            patient_id: None,
+            action,
+            outcome,
+            ip_address: self.ip_address.clone(),
+            user_agent: self.user_agent.clone(),
+            request_id: self.request_id.clone(),
+            metadata,
+            created_at: now,
+        }
+    }
+}
+
 /// Why the engine refused or failed. Ids only.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -304,17 +330,54 @@ impl ExportEngine {
         metadata: serde_json::Value,
     ) -> NewAuditEntry {
         NewAuditEntry {
-            id: Uuid::new_v4(),
             export_job_id: Some(job.id),
             user_id: actor,
             patient_id: job.patient_id,
+            ..origin.entry(action, outcome, now, metadata)
+        }
+    }
+
+    /// What the worker records of `job` on its owner's behalf (created, failed): no request.
+    fn worker_entry(
+        job: &ExportJob,
+        action: AuditAction,
+        outcome: AuditOutcome,
+        now: DateTime<Utc>,
+        metadata: serde_json::Value,
+    ) -> NewAuditEntry {
+        let origin = RequestOrigin::default();
+        Self::entry(
+            Some(job.user_id),
+            job,
             action,
             outcome,
-            ip_address: origin.ip_address.clone(),
-            user_agent: origin.user_agent.clone(),
-            request_id: origin.request_id.clone(),
+            &origin,
+            now,
             metadata,
-            created_at: now,
+        )
+    }
+
+    /// A request refused before it became a job: in the patient's trail, under no job.
+    fn refused_request(
+        actor: &Actor,
+        job: &ExportJob,
+        outcome: AuditOutcome,
+        reason: &str,
+        origin: &RequestOrigin,
+        now: DateTime<Utc>,
+    ) -> NewAuditEntry {
+        let metadata = serde_json::json!({ "reason": reason });
+        NewAuditEntry {
+            export_job_id: None,
+            ..Self::entry(
+                Some(actor.user_id),
+                job,
+                AuditAction::Requested,
+                outcome,
+                origin,
+                now,
+                metadata,
+            )
         }
     }
 

@@ -20,4 +20,6 @@ pub mod produce;
 pub mod queries;
 pub mod source;
 pub mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod worker;

@@ -14,9 +14,6 @@ use uuid::Uuid;
 mod common;
 use common::*;
 
-const HELEN: &str = "5c84fc77-b00f-59f3-b3f1-c41f6fb7eee9"; // the administrator
-const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c"; // a therapist
-
 test_on_both_backends! {
     the_audit_trail_exports_page_by_page_as_it_stood_when_the_export_began,
     a_therapist_claiming_to_be_an_administrator_cannot_export_the_audit_trail,

@@ -2,15 +2,10 @@
 //! files in a real storage directory, every step audited, the audit chain intact at the end.
 
 use std::io::Read;
-use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use export_core::audit::{ChainReport, verify_store};
-use export_core::engine::{
-    Actor, EngineConfig, EngineError, ExportEngine, ExportRequest, RequestOrigin,
-};
-use export_core::source::StoreSource;
-use export_core::storage::{LocalFileStore, MasterKey};
+use export_core::engine::{Actor, EngineConfig, EngineError, ExportRequest, RequestOrigin};
 use export_domain::{
     AuditAction, AuditOutcome, FullRecordInput, JobStatus, ProgressReportInput, Role,
     SessionNotesInput,
@@ -21,18 +16,6 @@ use uuid::Uuid;
 
 mod common;
 use common::*;
-
-const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c"; // therapist of Noa
-const DANIEL: &str = "97b930e0-79af-5b44-83f0-6df6f68564d7"; // former therapist of José
-const NOA: &str = "54b440a5-f8fe-5f5d-bf49-e04fc5321bf1";
-const JOSE: &str = "8c9f7ed2-c5e0-5006-b595-2dde87a7cbda";
-
-fn therapist(id: &str) -> Actor {
-    Actor {
-        user_id: Uuid::parse_str(id).unwrap(),
-        role: Role::Therapist,
-    }
-}
 
 fn progress_report(patient: &str, format: &str) -> ExportRequest {
     ExportRequest::ProgressReport(
@@ -553,15 +536,11 @@ test_on_both_backends! {
 fn failures_end_in_failed_and_statistics_count_them(db: &TestDatabase) {
     let files = tempfile::tempdir().unwrap();
     db.seed_fixtures();
-    let engine = ExportEngine::new(
-        db.store.clone(),
-        Arc::new(LocalFileStore::new(files.path(), MasterKey::generate()).unwrap()),
-        Arc::new(StoreSource(db.store.clone())),
-        EngineConfig {
-            max_attempts: 1,
-            ..EngineConfig::default()
-        },
-    );
+    let config = EngineConfig {
+        max_attempts: 1,
+        ..EngineConfig::default()
+    };
+    let engine = engine_in(db, files.path(), config);
     let margaret = therapist(MARGARET);
     let now = Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap();
     let ok = engine

@@ -8,17 +8,14 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{Duration, TimeZone, Utc};
 use export_core::engine::{Actor, EngineConfig, ExportEngine, ExportRequest, RequestOrigin};
-use export_core::source::StoreSource;
 use export_core::storage::{
     FileKey, FileStore, FileWriter, LocalFileStore, MasterKey, StorageError,
 };
+use export_core::testing::*;
 use export_domain::{AuditAction, ExportFormat, ExportJob, FullRecordInput, JobStatus, Role};
 use export_store::test_on_both_backends;
 use export_store::testing::TestDatabase;
 use uuid::Uuid;
-
-const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
-const ZOE: &str = "4333a588-c713-5117-85aa-6c9dc288e1df";
 
 test_on_both_backends! {
     a_file_that_cannot_be_archived_does_not_stop_the_expiry_pass,
@@ -93,10 +90,9 @@ fn a_file_that_cannot_be_archived_does_not_stop_the_expiry_pass(db: &TestDatabas
         inner: LocalFileStore::new(archive_dir.path(), master.clone()).unwrap(),
         refused: Mutex::new(None),
     });
-    let engine = ExportEngine::new(
-        db.store.clone(),
-        Arc::new(LocalFileStore::new(files.path(), master).unwrap()),
-        Arc::new(StoreSource(db.store.clone())),
+    let engine = engine_with(
+        db,
+        local_files(files.path(), &master),
         EngineConfig::default(),
     )
     .with_archive(archive.clone());
@@ -139,13 +135,8 @@ fn a_file_that_cannot_be_archived_does_not_stop_the_expiry_pass(db: &TestDatabas
 fn the_sweep_removes_leftovers_past_the_grace_and_keeps_live_files(db: &TestDatabase) {
     db.seed_fixtures();
     let files_dir = tempfile::tempdir().unwrap();
-    let files = Arc::new(LocalFileStore::new(files_dir.path(), MasterKey::generate()).unwrap());
-    let engine = ExportEngine::new(
-        db.store.clone(),
-        files.clone(),
-        Arc::new(StoreSource(db.store.clone())),
-        EngineConfig::default(),
-    );
+    let files = local_files(files_dir.path(), &MasterKey::generate());
+    let engine = engine_with(db, files.clone(), EngineConfig::default());
     let now = Utc::now();
     let jobs = completed(&engine, 2, now);
     // Leftovers of every kind: a second attempt's file beside a live job's, the file of a job

@@ -8,12 +8,10 @@ use std::sync::Arc;
 use export_core::engine::{Actor, EngineConfig, EngineError, ExportEngine, IdentityError};
 use export_core::source::{ClinicalSource, PracticeSource, SourceError};
 use export_core::storage::{LocalFileStore, MasterKey};
+use export_core::testing::*;
 use export_domain::{Practice, Role, TherapistPatient, User};
 use export_store::testing::TestDatabase;
 use uuid::Uuid;
-
-const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c"; // a therapist
-const HELEN: &str = "5c84fc77-b00f-59f3-b3f1-c41f6fb7eee9"; // the administrator
 
 /// A source whose database does not answer.
 struct Unreachable;

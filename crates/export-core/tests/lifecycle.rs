@@ -3,14 +3,13 @@
 //! PDF, python-docx for DOCX, calamine for XLSX, the csv crate for CSV, serde_json for JSON.
 
 use std::collections::BTreeMap;
-use std::io::{Cursor, Read};
+use std::io::Read;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use export_core::engine::{
     Actor, EngineConfig, EngineError, ExportEngine, ExportRequest, RequestOrigin,
 };
-use export_core::source::StoreSource;
 use export_core::storage::{LocalFileStore, MasterKey};
 use export_domain::{
     AuditAction, AuditOutcome, DatasetInput, ExportFormat, ExportType, FullRecordInput, JobStatus,
@@ -23,11 +22,6 @@ use uuid::Uuid;
 mod common;
 use common::*;
 
-const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
-const DANIEL: &str = "97b930e0-79af-5b44-83f0-6df6f68564d7";
-const HELEN: &str = "5c84fc77-b00f-59f3-b3f1-c41f6fb7eee9"; // the administrator
-const ZOE: &str = "4333a588-c713-5117-85aa-6c9dc288e1df"; // Margaret's patient
-const LUKASZ: &str = "94c319c2-8698-5dbc-bff1-889f6cb77255"; // not Margaret's patient
 /// Text every export about Zoë carries.
 const MARKER: &str = "Brontë-Lefèvre";
 
@@ -129,22 +123,8 @@ fn read_back(format: ExportFormat, bytes: &[u8]) -> (String, Option<usize>) {
             (text, Some(records.len()))
         }
         ExportFormat::Xlsx => {
-            use calamine::Reader;
-            let mut book: calamine::Xlsx<_> =
-                calamine::open_workbook_from_rs(Cursor::new(bytes.to_vec())).unwrap();
-            let sheet = book.sheet_names()[0].clone();
-            let range = book.worksheet_range(&sheet).unwrap();
-            let text = range
-                .rows()
-                .map(|r| {
-                    r.iter()
-                        .map(|c| c.to_string())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            (text, Some(range.height() - 1))
+            let rows = xlsx_rows(bytes);
+            (rows.join("\n"), Some(rows.len() - 1))
         }
     }
 }
@@ -451,10 +431,9 @@ fn expired_files_move_to_the_archive_when_there_is_one(db: &TestDatabase) {
     let master = MasterKey::generate();
     let archive = Arc::new(LocalFileStore::new(archive_dir.path(), master.clone()).unwrap());
     engine(db, files.path()); // seeds the practice
-    let engine = ExportEngine::new(
-        db.store.clone(),
-        Arc::new(LocalFileStore::new(files.path(), master).unwrap()),
-        Arc::new(StoreSource(db.store.clone())),
+    let engine = engine_with(
+        db,
+        local_files(files.path(), &master),
         EngineConfig::default(),
     )
     .with_archive(archive.clone());
@@ -497,15 +476,7 @@ fn expired_files_move_to_the_archive_when_there_is_one(db: &TestDatabase) {
         .map(|b| format!("{b:02x}"))
         .collect();
     assert_eq!(Some(digest), done.sha256, "the archived copy is the file");
-    let expired = audit::list(
-        &mut conn,
-        &audit::AuditFilter {
-            export_job_id: Some(job.id),
-            action: Some(AuditAction::Expired),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let expired = db.audit_of_job(job.id, AuditAction::Expired);
     assert_eq!(expired.len(), 1);
     assert_eq!(expired[0].entry.metadata["archived"], true);
     // Users cannot reach it any more.

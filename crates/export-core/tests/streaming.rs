@@ -13,8 +13,8 @@ use export_core::dataset::{
     Audience, DATASET_PAGE, Dataset, DatasetError, DatasetQuery, FilterSpec,
 };
 use export_core::engine::{Actor, EngineConfig, ExportEngine, ExportRequest, RequestOrigin};
-use export_core::source::StoreSource;
 use export_core::storage::{FileKey, FileStore, LocalFileStore, MasterKey, StoreOutput};
+use export_core::testing::*;
 use export_domain::{DatasetInput, ExportFormat, ExportJob, JobStatus, Role, SessionStatus};
 use export_render::bench::BenchRows;
 use export_render::{Column, RenderError, RowBuffer, RowSource};
@@ -26,7 +26,6 @@ use uuid::Uuid;
 /// Canonical CSV of 100,000 bench rows (`../shared/bench-dataset.md`).
 const BENCH_100K_BYTES: u64 = 15_870_860;
 const BENCH_100K_SHA256: &str = "a3e52cd0d2a9aa262c4272efd6b05e2b3ff9e72aeb74a728cd3edbb8c44818f9";
-const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
 
 /// The bench rows as a dataset, failing after `fail_after` rows when given.
 struct BenchDataset {
@@ -107,18 +106,17 @@ fn run(engine: &ExportEngine, request: ExportRequest) -> ExportJob {
     engine.run_next("streaming-test", now).unwrap().unwrap()
 }
 
+/// An engine with the bench dataset of 100,000 rows, failing after `fail_after` rows when given.
 fn engine_over(
     db: &TestDatabase,
     files: Arc<dyn FileStore>,
-    dataset: BenchDataset,
+    fail_after: Option<u64>,
 ) -> ExportEngine {
-    ExportEngine::new(
-        db.store.clone(),
-        files,
-        Arc::new(StoreSource(db.store.clone())),
-        EngineConfig::default(),
-    )
-    .with_dataset(Arc::new(dataset))
+    let dataset = BenchDataset {
+        rows: 100_000,
+        fail_after,
+    };
+    engine_with(db, files, EngineConfig::default()).with_dataset(Arc::new(dataset))
 }
 
 /// The stored file of a completed job, decrypted, checked against the size and digest on the job.
@@ -147,14 +145,7 @@ fn hex_sha256(data: &[u8]) -> String {
 /// with every row.
 fn check_stored_equals_rendered(files: Arc<dyn FileStore>) {
     let db = TestDatabase::sqlite();
-    let engine = engine_over(
-        &db,
-        files.clone(),
-        BenchDataset {
-            rows: 100_000,
-            fail_after: None,
-        },
-    );
+    let engine = engine_over(&db, files.clone(), None);
     let job = run(&engine, request("bench", ExportFormat::Csv));
     let csv = stored(files.as_ref(), &job);
     assert_eq!(csv.len() as u64, BENCH_100K_BYTES);
@@ -195,14 +186,7 @@ fn a_stored_file_is_exactly_what_was_rendered_in_the_local_store() {
 /// multipart upload has begun) fails the attempt and leaves nothing under the final key.
 fn check_failed_render_leaves_nothing(files: Arc<dyn FileStore>) -> ExportJob {
     let db = TestDatabase::sqlite();
-    let engine = engine_over(
-        &db,
-        files.clone(),
-        BenchDataset {
-            rows: 100_000,
-            fail_after: Some(60_000),
-        },
-    );
+    let engine = engine_over(&db, files.clone(), Some(60_000));
     let job = run(&engine, request("bench", ExportFormat::Csv));
     assert_eq!(job.status, JobStatus::Pending, "back in the queue");
     assert!(
@@ -364,12 +348,7 @@ fn sessions_keep_their_order_across_pages(db: &TestDatabase) {
     let root = tempfile::tempdir().unwrap();
     let files: Arc<dyn FileStore> =
         Arc::new(LocalFileStore::new(root.path(), MasterKey::generate()).unwrap());
-    let from_store = ExportEngine::new(
-        db.store.clone(),
-        files.clone(),
-        Arc::new(StoreSource(db.store.clone())),
-        EngineConfig::default(),
-    );
+    let from_store = engine_with(db, files.clone(), EngineConfig::default());
     let job = run(&from_store, request("sessions", ExportFormat::Csv));
     let csv = stored(files.as_ref(), &job);
 
@@ -457,14 +436,7 @@ fn a_full_disk_fails_the_job_after_max_attempts_and_leaves_nothing(db: &TestData
     }
     let disk = Tmpfs::mount();
     let files = Arc::new(LocalFileStore::new(disk.0.path(), MasterKey::generate()).unwrap());
-    let engine = engine_over(
-        db,
-        files,
-        BenchDataset {
-            rows: 100_000,
-            fail_after: None,
-        },
-    );
+    let engine = engine_over(db, files, None);
     let actor = Actor {
         user_id: Uuid::parse_str(MARGARET).unwrap(),
         role: Role::Therapist,

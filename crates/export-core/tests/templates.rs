@@ -9,9 +9,8 @@ use std::io::Read;
 use chrono::{DateTime, TimeZone, Utc};
 use export_core::engine::{Actor, EngineError, ExportEngine, ExportRequest, RequestOrigin};
 use export_domain::{
-    DeliveryMethod, ExportFormat, ExportTemplate, ExportType, JobStatus, ProgressReportInput, Role,
-    ScheduleConfig, ScheduleType, ScheduledReport, SessionNotesInput, TemplateInput,
-    TemplateRequest,
+    ExportFormat, ExportTemplate, ExportType, JobStatus, ProgressReportInput, Role,
+    SessionNotesInput, TemplateInput, TemplateRequest,
 };
 use export_store::testing::TestDatabase;
 use export_store::{schedules, templates, test_on_both_backends};
@@ -20,10 +19,6 @@ use uuid::Uuid;
 mod common;
 use common::*;
 
-const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
-const DANIEL: &str = "97b930e0-79af-5b44-83f0-6df6f68564d7";
-const HELEN: &str = "5c84fc77-b00f-59f3-b3f1-c41f6fb7eee9"; // the administrator
-const ZOE: &str = "4333a588-c713-5117-85aa-6c9dc288e1df"; // Margaret's patient
 /// Text every export about Zoë carries: her surname.
 const MARKER: &str = "Brontë-Lefèvre";
 /// The heading only the custom template writes.
@@ -256,28 +251,7 @@ fn owners_manage_their_templates_and_see_only_theirs_and_the_system_ones(db: &Te
     );
 
     // A template a scheduled report uses stays until the schedule goes.
-    let schedule = ScheduledReport {
-        id: Uuid::new_v4(),
-        user_id: daniel.user_id,
-        template_id: daniels.id,
-        patient_id: None,
-        schedule_type: ScheduleType::Weekly,
-        schedule_config: ScheduleConfig {
-            time: Some("08:00".into()),
-            day_of_week: Some(0),
-            ..ScheduleConfig::default()
-        },
-        timezone: "Europe/Berlin".into(),
-        parameters: serde_json::json!({}),
-        delivery_method: DeliveryMethod::Storage,
-        email_recipients: vec![],
-        attach_file: false,
-        is_active: true,
-        last_run_at: None,
-        next_run_at: None,
-        created_at: now(),
-        updated_at: now(),
-    };
+    let schedule = weekly_schedule(daniel.user_id, daniels.id, now());
     let mut conn = db.store.connection().unwrap();
     schedules::insert_schedule(&mut conn, &schedule).unwrap();
     match engine.delete_template(&daniel, daniels.id) {

@@ -9,21 +9,18 @@
 //! database shows), never on the machine's speed.
 
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use export_core::dataset::{Audience, Dataset, DatasetError, DatasetQuery, FilterSpec};
 use export_core::engine::{Actor, EngineConfig, ExportEngine, ExportRequest, RequestOrigin};
-use export_core::source::StoreSource;
-use export_core::storage::{LocalFileStore, MasterKey};
+use export_core::testing::*;
 use export_core::worker::{WorkerConfig, WorkerPool};
 use export_domain::{AuditAction, DatasetInput, ExportJob, JobStatus, Role};
 use export_render::{Column, ColumnKind, RowSource, TextRows};
 use export_store::testing::TestDatabase;
-use export_store::{audit, jobs, test_on_both_backends};
+use export_store::{jobs, test_on_both_backends};
 use uuid::Uuid;
-
-const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
 
 /// A gate the test opens; `rows` waits at it.
 #[derive(Debug, Default)]
@@ -90,16 +87,11 @@ fn setup(db: &TestDatabase, lease: chrono::Duration) -> Setup {
     db.seed_fixtures();
     let files = tempfile::tempdir().unwrap();
     let gate = Arc::new(Gate::default());
-    let engine = ExportEngine::new(
-        db.store.clone(),
-        Arc::new(LocalFileStore::new(files.path(), MasterKey::generate()).unwrap()),
-        Arc::new(StoreSource(db.store.clone())),
-        EngineConfig {
-            lease,
-            ..EngineConfig::default()
-        },
-    )
-    .with_dataset(Arc::new(Gated(gate.clone())));
+    let config = EngineConfig {
+        lease,
+        ..EngineConfig::default()
+    };
+    let engine = engine_in(db, files.path(), config).with_dataset(Arc::new(Gated(gate.clone())));
     Setup {
         engine: Arc::new(engine),
         gate,
@@ -142,31 +134,6 @@ fn pool(setup: &Setup, name: &str, workers: usize, grace: Duration) -> WorkerPoo
     )
 }
 
-fn job_now(db: &TestDatabase, id: Uuid) -> ExportJob {
-    let mut conn = db.store.connection().unwrap();
-    jobs::get_job(&mut conn, id).unwrap().unwrap()
-}
-
-fn wait_for(
-    db: &TestDatabase,
-    id: Uuid,
-    what: &str,
-    test: impl Fn(&ExportJob) -> bool,
-) -> ExportJob {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let job = job_now(db, id);
-        if test(&job) {
-            return job;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "waited too long for {what}: {job:?}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn files_in(setup: &Setup) -> usize {
     std::fs::read_dir(setup.files.path().join("exports"))
         .map(|d| d.count())
@@ -174,17 +141,7 @@ fn files_in(setup: &Setup) -> usize {
 }
 
 fn created_entries(db: &TestDatabase, id: Uuid) -> usize {
-    let mut conn = db.store.connection().unwrap();
-    audit::list(
-        &mut conn,
-        &audit::AuditFilter {
-            export_job_id: Some(id),
-            action: Some(AuditAction::Created),
-            ..Default::default()
-        },
-    )
-    .unwrap()
-    .len()
+    db.audit_of_job(id, AuditAction::Created).len()
 }
 
 test_on_both_backends! {
@@ -200,16 +157,16 @@ fn a_pool_finishes_what_is_submitted_and_a_long_job_keeps_its_lease(db: &TestDat
     let pool = pool(&setup, "pool", 2, Duration::from_secs(10));
     pool.wake();
     for job in &quick {
-        wait_for(db, job.id, "a quick job", |j| {
+        wait_for_job(db, job.id, "a quick job", |j| {
             j.status == JobStatus::Completed
         });
     }
     // The slow job runs for more than three leases; its heartbeat keeps it and shows progress.
-    let running = wait_for(db, slow.id, "the slow job to start", |j| {
+    let running = wait_for_job(db, slow.id, "the slow job to start", |j| {
         j.status == JobStatus::Processing
     });
     let first_lease = running.lease_expires_at.unwrap();
-    let later = wait_for(db, slow.id, "the lease to be renewed past a lapse", |j| {
+    let later = wait_for_job(db, slow.id, "the lease to be renewed past a lapse", |j| {
         j.lease_expires_at
             .is_some_and(|at| at > first_lease + chrono::Duration::seconds(1))
     });
@@ -218,7 +175,7 @@ fn a_pool_finishes_what_is_submitted_and_a_long_job_keeps_its_lease(db: &TestDat
     assert!(later.lease_expires_at.unwrap() > first_lease + chrono::Duration::seconds(1));
     assert!(later.progress_percent > 0, "progress is recorded");
     setup.gate.open();
-    let done = wait_for(db, slow.id, "the slow job", |j| {
+    let done = wait_for_job(db, slow.id, "the slow job", |j| {
         j.status == JobStatus::Completed
     });
     assert_eq!((done.attempts, done.progress_percent), (1, 100));
@@ -233,7 +190,7 @@ fn shutdown_waits_for_the_grace_period_then_releases(db: &TestDatabase) {
     let setup = setup(db, chrono::Duration::seconds(30));
     let job = submit(&setup, "gated");
     let first = pool(&setup, "graceful", 1, Duration::from_secs(20));
-    wait_for(db, job.id, "the job to start", |j| {
+    wait_for_job(db, job.id, "the job to start", |j| {
         j.status == JobStatus::Processing
     });
     // Asked to stop while the job runs: nothing new is claimed, the running job may finish.
@@ -263,7 +220,7 @@ fn shutdown_waits_for_the_grace_period_then_releases(db: &TestDatabase) {
         },
         move |job| finished.send(job.clone()).unwrap(),
     );
-    wait_for(db, job.id, "the job to start", |j| {
+    wait_for_job(db, job.id, "the job to start", |j| {
         j.status == JobStatus::Processing
     });
     let report = second.shutdown();
@@ -281,7 +238,7 @@ fn shutdown_waits_for_the_grace_period_then_releases(db: &TestDatabase) {
     assert_eq!(files_in(&setup), 0, "the late result was discarded");
     // The next start finishes it, once.
     let third = pool(&setup, "next", 1, Duration::from_secs(10));
-    let done = wait_for(db, job.id, "the released job", |j| {
+    let done = wait_for_job(db, job.id, "the released job", |j| {
         j.status == JobStatus::Completed
     });
     assert_eq!(done.attempts, 1);
@@ -294,7 +251,7 @@ fn a_job_cancelled_while_it_runs_leaves_no_file(db: &TestDatabase) {
     let setup = setup(db, chrono::Duration::seconds(30));
     let job = submit(&setup, "gated");
     let pool = pool(&setup, "cancel", 1, Duration::from_secs(10));
-    wait_for(db, job.id, "the job to start", |j| {
+    wait_for_job(db, job.id, "the job to start", |j| {
         j.status == JobStatus::Processing
     });
     let cancelled = setup
@@ -374,16 +331,6 @@ impl Dataset for Panicking {
     }
 }
 
-fn entries(db: &TestDatabase, id: Uuid, action: AuditAction) -> Vec<export_domain::AuditEntry> {
-    let mut conn = db.store.connection().unwrap();
-    let filter = audit::AuditFilter {
-        export_job_id: Some(id),
-        action: Some(action),
-        ..Default::default()
-    };
-    audit::list(&mut conn, &filter).unwrap()
-}
-
 test_on_both_backends! {
     a_full_disk_fails_the_job_after_max_attempts_with_its_reason,
     a_panicking_dataset_fails_its_job_and_the_worker_goes_on,
@@ -392,12 +339,7 @@ test_on_both_backends! {
 
 fn a_full_disk_fails_the_job_after_max_attempts_with_its_reason(db: &TestDatabase) {
     let seeded = setup(db, chrono::Duration::minutes(5));
-    let engine = ExportEngine::new(
-        db.store.clone(),
-        Arc::new(FullDisk),
-        Arc::new(StoreSource(db.store.clone())),
-        EngineConfig::default(), // max_attempts 3
-    );
+    let engine = engine_with(db, Arc::new(FullDisk), EngineConfig::default()); // max_attempts 3
     let start = Utc::now();
     let request = DatasetInput {
         format: "csv".into(),
@@ -436,7 +378,7 @@ fn a_full_disk_fails_the_job_after_max_attempts_with_its_reason(db: &TestDatabas
             .unwrap(),
         None
     );
-    let failed = entries(db, job.id, AuditAction::Failed);
+    let failed = db.audit_of_job(job.id, AuditAction::Failed);
     assert_eq!(
         failed.len(),
         1,
@@ -454,16 +396,11 @@ fn a_full_disk_fails_the_job_after_max_attempts_with_its_reason(db: &TestDatabas
 fn a_panicking_dataset_fails_its_job_and_the_worker_goes_on(db: &TestDatabase) {
     let seeded = setup(db, chrono::Duration::minutes(5));
     let files = tempfile::tempdir().unwrap();
-    let engine = ExportEngine::new(
-        db.store.clone(),
-        Arc::new(LocalFileStore::new(files.path(), MasterKey::generate()).unwrap()),
-        Arc::new(StoreSource(db.store.clone())),
-        EngineConfig {
-            max_attempts: 1,
-            ..EngineConfig::default()
-        },
-    )
-    .with_dataset(Arc::new(Panicking));
+    let config = EngineConfig {
+        max_attempts: 1,
+        ..EngineConfig::default()
+    };
+    let engine = engine_in(db, files.path(), config).with_dataset(Arc::new(Panicking));
     let submit = |dataset: &str| {
         let request = DatasetInput {
             format: "csv".into(),
@@ -508,7 +445,7 @@ fn a_panicking_dataset_fails_its_job_and_the_worker_goes_on(db: &TestDatabase) {
     assert_eq!((second.id, second.status), (next.id, JobStatus::Completed));
     let report = pool.shutdown();
     assert_eq!((report.jobs_run, report.released.len()), (2, 0));
-    let failed = entries(db, buggy.id, AuditAction::Failed);
+    let failed = db.audit_of_job(buggy.id, AuditAction::Failed);
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].entry.metadata["reason"], "panic");
 }
@@ -540,7 +477,7 @@ fn a_job_whose_workers_were_all_lost_fails_as_worker_lost(db: &TestDatabase) {
         lost[0].error_message.as_deref(),
         Some("worker lost 3 times")
     );
-    let failed = entries(db, job.id, AuditAction::Failed);
+    let failed = db.audit_of_job(job.id, AuditAction::Failed);
     assert_eq!(failed.len(), 1);
     assert_eq!(
         failed[0].entry.metadata,

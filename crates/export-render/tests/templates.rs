@@ -123,17 +123,10 @@ fn built_in_templates_show_exactly_the_sections_asked_for() {
                 "Clinical Observations",
             ],
         ),
+        // Every key the type accepts turned off leaves no section.
         (
             ExportType::ProgressReport,
-            &[
-                "patient_info",
-                "treatment_goals",
-                "goal_progress",
-                "assessments",
-                "session_summary",
-                "clinical_observations",
-                "recommendations",
-            ],
+            ExportType::ProgressReport.section_keys(),
             vec![],
         ),
         (ExportType::TreatmentSummary, &[], all_summary.to_vec()),

@@ -12,23 +12,20 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use common::{Sink, free_port, settings_for};
+use common::{Sink, free_port, monthly_email, settings_for};
 use export_core::engine::{Actor, EngineConfig, ExportEngine, RequestOrigin};
 use export_core::links::LinkSigner;
-use export_core::source::StoreSource;
-use export_core::storage::{LocalFileStore, MasterKey};
+use export_core::storage::MasterKey;
+use export_core::testing::*;
 use export_domain::{
-    AuditAction, ExportType, Role, RunStatus, ScheduleConfigInput, ScheduledReportInput,
-    TemplateInput,
+    AuditAction, ExportType, Role, RunStatus, ScheduledReportInput, TemplateInput,
 };
 use export_schedule::email::{MAX_DELIVERY_ATTEMPTS, Mailer};
 use export_schedule::scheduler::{Delivery, Scheduler, checked};
+use export_store::test_on_both_backends;
 use export_store::testing::TestDatabase;
-use export_store::{audit, test_on_both_backends};
 use uuid::Uuid;
 
-const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
-const ZOE: &str = "4333a588-c713-5117-85aa-6c9dc288e1df";
 /// What the report holds and no email may: the patient's name, words of her notes.
 const PHI: [&str; 2] = ["Brontë", "Lefèvre"];
 
@@ -41,14 +38,10 @@ fn margaret() -> Actor {
 
 fn engine(db: &TestDatabase, files: &Path) -> Arc<ExportEngine> {
     db.seed_fixtures();
+    let files = local_files(files, &MasterKey::generate());
     Arc::new(
-        ExportEngine::new(
-            db.store.clone(),
-            Arc::new(LocalFileStore::new(files, MasterKey::generate()).unwrap()),
-            Arc::new(StoreSource(db.store.clone())),
-            EngineConfig::default(),
-        )
-        .with_link_signer(LinkSigner::new(b"test link secret".to_vec())),
+        engine_with(db, files, EngineConfig::default())
+            .with_link_signer(LinkSigner::new(b"test link secret".to_vec())),
     )
 }
 
@@ -86,24 +79,15 @@ fn schedule(
         )
         .unwrap();
     let input = ScheduledReportInput {
-        template_id: template.id.to_string(),
-        patient_id: Some(ZOE.into()),
-        schedule_type: "monthly".into(),
-        schedule_config: ScheduleConfigInput {
-            day_of_month: Some(1),
-            time: Some("07:00".into()),
-            ..Default::default()
-        },
-        timezone: Some("America/New_York".into()),
-        delivery_method: "email".into(),
-        email_recipients: vec![
-            "lead@clinic.example".into(),
-            "records@clinic.example".into(),
-        ],
-        attach_file: attach,
         parameters: [("period_days".to_owned(), serde_json::json!(400))]
             .into_iter()
             .collect(),
+        ..monthly_email(
+            template.id,
+            ZOE,
+            &["lead@clinic.example", "records@clinic.example"],
+            attach,
+        )
     };
     let mut request = checked(&input).unwrap();
     request.parameters = serde_json::json!({"period_days": 366});
@@ -226,16 +210,7 @@ fn a_scheduled_report_is_emailed_with_a_link_and_no_phi(db: &TestDatabase) {
     assert!(attach_mail.contains("Content-Disposition: attachment"));
     let runs = scheduler.runs(&margaret(), attached, 5).unwrap();
     assert_eq!(runs[0].status, RunStatus::Delivered);
-    let mut conn = db.store.connection().unwrap();
-    let shared = audit::list(
-        &mut conn,
-        &audit::AuditFilter {
-            export_job_id: runs[0].export_job_id,
-            action: Some(AuditAction::Shared),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let shared = db.audit_of_job(runs[0].export_job_id.unwrap(), AuditAction::Shared);
     // Attaching the file to the report's email, and the link in the owner's notification.
     let attached_shares: Vec<_> = shared
         .iter()
@@ -333,16 +308,7 @@ fn no_attachment_is_emailed_once_the_care_relationship_has_ended(db: &TestDataba
             .is_some_and(|m| m.contains("no active care relationship")),
         "{run:?}"
     );
-    let mut conn = db.store.connection().unwrap();
-    let reads = audit::list(
-        &mut conn,
-        &audit::AuditFilter {
-            export_job_id: run.export_job_id,
-            action: Some(AuditAction::Downloaded),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let reads = db.audit_of_job(run.export_job_id.unwrap(), AuditAction::Downloaded);
     let refused: Vec<_> = reads
         .iter()
         .map(|e| {

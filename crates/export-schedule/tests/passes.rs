@@ -11,24 +11,21 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use common::{Sink, free_port, settings_for};
+use common::{Sink, free_port, monthly_email, settings_for};
 use export_core::engine::{Actor, EngineConfig, ExportEngine, RequestOrigin};
 use export_core::links::LinkSigner;
 use export_core::source::{ClinicalSource, SourceError, StoreSource};
 use export_core::storage::{LocalFileStore, MasterKey};
+use export_core::testing::*;
 use export_domain::{
-    AuditAction, AuditEntry, Practice, Role, RunStatus, ScheduleConfigInput, ScheduleRun,
-    ScheduledReportInput, TherapistPatient, User,
+    AuditAction, AuditEntry, Practice, Role, RunStatus, ScheduleRun, TherapistPatient, User,
 };
 use export_schedule::email::Mailer;
 use export_schedule::scheduler::{Delivery, Scheduler, checked};
+use export_store::test_on_both_backends;
 use export_store::testing::TestDatabase;
-use export_store::{audit, test_on_both_backends};
 use uuid::Uuid;
 
-const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
-/// Three of Margaret's patients.
-const ZOE: &str = "4333a588-c713-5117-85aa-6c9dc288e1df";
 const SECOND: &str = "8c9f7ed2-c5e0-5006-b595-2dde87a7cbda";
 const THIRD: &str = "54b440a5-f8fe-5f5d-bf49-e04fc5321bf1";
 
@@ -151,21 +148,7 @@ fn email_schedule(
             start(),
         )
         .unwrap();
-    let input = ScheduledReportInput {
-        template_id: template.id.to_string(),
-        patient_id: Some(patient.into()),
-        schedule_type: "monthly".into(),
-        schedule_config: ScheduleConfigInput {
-            day_of_month: Some(1),
-            time: Some("07:00".into()),
-            ..Default::default()
-        },
-        timezone: Some("America/New_York".into()),
-        delivery_method: "email".into(),
-        email_recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
-        attach_file: attach,
-        parameters: Default::default(),
-    };
+    let input = monthly_email(template.id, patient, recipients, attach);
     scheduler
         .create(&margaret(), checked(&input).unwrap(), start())
         .unwrap()
@@ -186,16 +169,7 @@ fn only_run(scheduler: &Scheduler, schedule: Uuid) -> ScheduleRun {
 
 /// The audit trail's `shared` entries for a job.
 fn shares(db: &TestDatabase, job_id: Uuid) -> Vec<AuditEntry> {
-    let mut conn = db.store.connection().unwrap();
-    audit::list(
-        &mut conn,
-        &audit::AuditFilter {
-            export_job_id: Some(job_id),
-            action: Some(AuditAction::Shared),
-            ..Default::default()
-        },
-    )
-    .unwrap()
+    db.audit_of_job(job_id, AuditAction::Shared)
 }
 
 /// Who the sink's messages went to, sorted.

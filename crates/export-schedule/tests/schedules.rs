@@ -1066,22 +1066,12 @@ fn due_between_edges() {
 #[test]
 fn of_report_reads_the_stored_schedule() {
     let report = export_domain::ScheduledReport {
-        id: uuid_nil(),
-        user_id: uuid_nil(),
-        template_id: uuid_nil(),
-        patient_id: None,
-        schedule_type: ScheduleType::Weekly,
         schedule_config: timed("07:45", Some(2), None),
-        timezone: BERLIN.to_owned(),
-        parameters: Default::default(),
-        delivery_method: export_domain::DeliveryMethod::Storage,
-        email_recipients: Vec::new(),
-        attach_file: false,
-        is_active: true,
-        last_run_at: None,
-        next_run_at: None,
-        created_at: instant("2026-01-01T00:00:00Z", UTC),
-        updated_at: instant("2026-01-01T00:00:00Z", UTC),
+        ..export_core::testing::weekly_schedule(
+            uuid_nil(),
+            uuid_nil(),
+            instant("2026-01-01T00:00:00Z", UTC),
+        )
     };
     let schedule = Schedule::of_report(&report).unwrap();
     assert_eq!(

@@ -71,11 +71,27 @@ impl TestDatabase {
 
     /// The audit entries of `action`, in chain order.
     pub fn audit_of(&self, action: export_domain::AuditAction) -> Vec<export_domain::AuditEntry> {
-        let mut conn = self.store.connection().expect("a connection");
-        let filter = crate::audit::AuditFilter {
+        self.audit_where(crate::audit::AuditFilter {
             action: Some(action),
             ..Default::default()
-        };
+        })
+    }
+
+    /// The audit entries of `action` about the job `job_id`, in chain order.
+    pub fn audit_of_job(
+        &self,
+        job_id: uuid::Uuid,
+        action: export_domain::AuditAction,
+    ) -> Vec<export_domain::AuditEntry> {
+        self.audit_where(crate::audit::AuditFilter {
+            export_job_id: Some(job_id),
+            action: Some(action),
+            ..Default::default()
+        })
+    }
+
+    fn audit_where(&self, filter: crate::audit::AuditFilter) -> Vec<export_domain::AuditEntry> {
+        let mut conn = self.store.connection().expect("a connection");
         crate::audit::list(&mut conn, &filter).expect("read the audit trail")
     }
 
@@ -243,6 +259,55 @@ pub fn docx_text(bytes: &[u8]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// The rows of a workbook's first sheet as calamine reads them, each row's cells joined by
+/// commas; the header row first.
+pub fn xlsx_rows(bytes: &[u8]) -> Vec<String> {
+    use calamine::Reader;
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes.to_vec()))
+            .expect("calamine opens the workbook");
+    let sheet = book.sheet_names()[0].clone();
+    let range = book.worksheet_range(&sheet).expect("the first sheet reads");
+    range
+        .rows()
+        .map(|row| {
+            let cells: Vec<String> = row.iter().map(ToString::to_string).collect();
+            cells.join(",")
+        })
+        .collect()
+}
+
+/// An active weekly schedule of `user_id`'s running `template_id` for all its patients: day 0 at
+/// 08:00 in Berlin, kept in storage, made at `created`. Tests change what they look at.
+pub fn weekly_schedule(
+    user_id: uuid::Uuid,
+    template_id: uuid::Uuid,
+    created: chrono::DateTime<chrono::Utc>,
+) -> export_domain::ScheduledReport {
+    export_domain::ScheduledReport {
+        id: uuid::Uuid::new_v4(),
+        user_id,
+        template_id,
+        patient_id: None,
+        schedule_type: export_domain::ScheduleType::Weekly,
+        schedule_config: export_domain::ScheduleConfig {
+            time: Some("08:00".into()),
+            day_of_week: Some(0),
+            ..export_domain::ScheduleConfig::default()
+        },
+        timezone: "Europe/Berlin".into(),
+        parameters: serde_json::json!({}),
+        delivery_method: export_domain::DeliveryMethod::Storage,
+        email_recipients: vec![],
+        attach_file: false,
+        is_active: true,
+        last_run_at: None,
+        next_run_at: None,
+        created_at: created,
+        updated_at: created,
+    }
 }
 
 /// A progress-report template that prints the session count: what the scheduler's tests save

@@ -36,6 +36,18 @@ fn add_jobs(db: &TestDatabase, count: u128, created: impl Fn(u128) -> DateTime<U
         .collect()
 }
 
+/// A finished file of `rows` rows and `size` bytes under `file_key` (digest and wrapped key
+/// made up: the store keeps them as given).
+fn finished(file_key: String, size_bytes: i64, row_count: i64) -> jobs::FinishedFile {
+    jobs::FinishedFile {
+        file_key,
+        size_bytes,
+        sha256: "ab".repeat(32),
+        row_count,
+        wrapped_key: "cd".repeat(60),
+    }
+}
+
 fn held(job_id: Uuid, worker: &str, attempt: i32) -> jobs::Lease {
     jobs::Lease {
         job_id,
@@ -162,13 +174,7 @@ fn only_the_lease_holder_completes_or_fails_a_job(db: &TestDatabase) {
     let ids = add_jobs(db, 2, |_| at(0));
     let mut conn = db.store.connection().unwrap();
     let lease = Duration::minutes(5);
-    let file = jobs::FinishedFile {
-        file_key: format!("exports/{}.csv", ids[0]),
-        size_bytes: 1234,
-        sha256: "ab".repeat(32),
-        row_count: 10,
-        wrapped_key: "cd".repeat(60),
-    };
+    let file = finished(format!("exports/{}.csv", ids[0]), 1234, 10);
 
     // w1 claims, stalls past its lease; w2 takes over. w1's late completion changes nothing.
     jobs::claim_next(&mut conn, "w1", at(1), lease)
@@ -322,13 +328,7 @@ fn an_earlier_lease_of_the_same_worker_changes_nothing(db: &TestDatabase) {
         jobs::fail_attempt(&mut conn, &stale, "x", at(8), at(9)).unwrap(),
         None
     );
-    let file = jobs::FinishedFile {
-        file_key: format!("exports/{}.1-0000000a.csv", ids[0]),
-        size_bytes: 1,
-        sha256: "ab".repeat(32),
-        row_count: 1,
-        wrapped_key: "cd".repeat(60),
-    };
+    let file = finished(format!("exports/{}.1-0000000a.csv", ids[0]), 1, 1);
     assert_eq!(
         jobs::complete_job(&mut conn, &stale, &file, at(8), at(9)).unwrap(),
         None,

@@ -7,12 +7,12 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use export_domain::{
     ActionItem, Assessment, AuditAction, AuditOutcome, DeliveryMethod, Diagnosis, ExportFormat,
     ExportJob, ExportTemplate, ExportType, ExtractedNotes, GENESIS_HASH, Goal, GoalStatus,
-    JobStatus, NewAuditEntry, RelationshipType, RiskFlag, RiskSeverity, Role, ScheduleConfig,
-    ScheduleType, ScheduledReport, SessionStatus, Speaker, Strategy, StrategyStatus,
-    TherapistPatient, TherapySession, TranscriptSegment, TreatmentPlan, User, chain_hash,
+    JobStatus, NewAuditEntry, RelationshipType, RiskFlag, RiskSeverity, Role, ScheduledReport,
+    SessionStatus, Speaker, Strategy, StrategyStatus, TherapistPatient, TherapySession,
+    TranscriptSegment, TreatmentPlan, User, chain_hash,
 };
 use export_store::jobs::JobFilter;
-use export_store::testing::TestDatabase;
+use export_store::testing::{TestDatabase, weekly_schedule};
 use export_store::{
     StoreError, audit, clinical, jobs, schedules, templates, test_on_both_backends,
 };
@@ -137,25 +137,16 @@ fn job(n: u128, user: u128, created_day: u32) -> ExportJob {
 fn schedule(n: u128, template: u128, patient: Option<u128>) -> ScheduledReport {
     ScheduledReport {
         id: Uuid::from_u128(400 + n),
-        user_id: Uuid::from_u128(THERAPIST),
-        template_id: Uuid::from_u128(200 + template),
         patient_id: patient.map(Uuid::from_u128),
-        schedule_type: ScheduleType::Weekly,
-        schedule_config: ScheduleConfig {
-            time: Some("08:00".into()),
-            day_of_week: Some(0),
-            ..ScheduleConfig::default()
-        },
-        timezone: "Europe/Berlin".into(),
         parameters: serde_json::json!({"last_days": 30}),
         delivery_method: DeliveryMethod::Email,
         email_recipients: vec!["clinic@example.org".into()],
-        attach_file: false,
-        is_active: true,
-        last_run_at: None,
         next_run_at: Some(at(10, 7)),
-        created_at: at(3, 9),
-        updated_at: at(3, 9),
+        ..weekly_schedule(
+            Uuid::from_u128(THERAPIST),
+            Uuid::from_u128(200 + template),
+            at(3, 9),
+        )
     }
 }
 

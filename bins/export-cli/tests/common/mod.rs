@@ -7,19 +7,16 @@ use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use export_core::engine::{EngineConfig, ExportEngine};
 use export_core::storage::MasterKey;
-use export_domain::{ExportJob, Practice, SessionStatus};
+use export_domain::{Practice, SessionStatus};
+use export_store::clinical;
 use export_store::testing::TestDatabase;
-use export_store::{clinical, jobs};
 use uuid::Uuid;
 
-pub const MARGARET: &str = "7d25348d-75bb-5e22-8073-05bfd9b3230c";
-/// Margaret's patient whose record the tests make large.
-pub const ZOE: &str = "4333a588-c713-5117-85aa-6c9dc288e1df";
-/// How long any one awaited event may take before a test fails: far more than it needs.
-pub const PATIENCE: Duration = Duration::from_secs(120);
+pub use export_core::testing::*;
 
 /// Adds `count` copies of one of Zoë's processed sessions, an hour apart, so that her sessions
 /// PDF takes seconds to render; their ids start at `first_id`.
@@ -42,6 +39,16 @@ pub fn enlarge_zoe(db: &TestDatabase, practice: &Practice, count: usize, first_i
             Ok(())
         })
         .unwrap();
+}
+
+/// An engine over `db` storing its files in `storage` under `master`, whose sweep takes any file
+/// no completed job points to, however fresh: what the tests that count files left use.
+pub fn sweeping_engine(db: &TestDatabase, storage: &Path, master: &MasterKey) -> ExportEngine {
+    let config = EngineConfig {
+        leftover_grace: chrono::Duration::zero(),
+        ..EngineConfig::default()
+    };
+    engine_with(db, local_files(storage, master), config)
 }
 
 /// An `export-cli work` process with `args` after `work`, and the lines of its log (stderr),
@@ -84,38 +91,6 @@ pub fn wait_for_line(lines: &Receiver<String>, text: &str) -> String {
             Ok(_) => {}
             Err(err) => panic!("no log line with {text:?} ({err})"),
         }
-    }
-}
-
-pub fn job_now(db: &TestDatabase, id: Uuid) -> ExportJob {
-    let mut conn = db.store.connection().unwrap();
-    jobs::get_job(&mut conn, id).unwrap().unwrap()
-}
-
-/// Reads the job until `done` holds for it and returns it then; fails after `PATIENCE`.
-pub fn wait_for_job(
-    db: &TestDatabase,
-    id: Uuid,
-    what: &str,
-    mut done: impl FnMut(&ExportJob) -> bool,
-) -> ExportJob {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let job = job_now(db, id);
-        if done(&job) {
-            return job;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {PATIENCE:?}; the job is {:?}, attempt {}, lease {:?} until {:?}",
-            job.status,
-            job.attempts,
-            job.lease_owner,
-            job.lease_expires_at
-        );
-        // The interval between two reads of an observable state, not a guess at how long
-        // anything takes.
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

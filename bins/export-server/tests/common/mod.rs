@@ -312,6 +312,12 @@ pub fn post(server: &Server, path: &str, token: Option<&str>, body: &str) -> Rep
     call("POST", &server.url(path), token, Some(body), &[])
 }
 
+/// Asks for a signed link to the job `id` with the default lifetime.
+pub fn request_link(server: &Server, id: &str, token: &str) -> Reply {
+    let path = format!("/api/v1/export/jobs/{id}/link");
+    post(server, &path, Some(token), "{}")
+}
+
 /// Polls a job until it is no longer pending or processing.
 pub fn wait_for_job(server: &Server, token: &str, id: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -338,7 +344,7 @@ pub fn wait_for_job(server: &Server, token: &str, id: &str) -> serde_json::Value
 }
 
 #[allow(unused_imports)] // not every test binary reads files back
-pub use export_store::testing::{docx_text, pdf_text};
+pub use export_core::testing::{docx_text, pdf_text, xlsx_rows};
 
 pub fn fixtures() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures"))

@@ -275,20 +275,13 @@ impl ExportEngine {
             }
             Ok(grant) => grant,
             Err(refusal) => {
-                let entry = NewAuditEntry {
-                    id: Uuid::new_v4(),
-                    export_job_id: None,
-                    user_id: None,
-                    patient_id: None,
-                    action: AuditAction::Downloaded,
-                    outcome: AuditOutcome::Denied,
-                    ip_address: origin.ip_address.clone(),
-                    user_agent: origin.user_agent.clone(),
-                    request_id: origin.request_id.clone(),
-                    metadata: serde_json::json!({"via": "link", "reason": refusal.to_string()}),
-                    created_at: now,
-                };
-                self.append(entry)?;
+                let metadata = serde_json::json!({"via": "link", "reason": refusal.to_string()});
+                self.append(origin.entry(
+                    AuditAction::Downloaded,
+                    AuditOutcome::Denied,
+                    now,
+                    metadata,
+                ))?;
                 return Err(refusal.into());
             }
         };
@@ -406,17 +399,9 @@ impl ExportEngine {
             .user(actor.user_id)?
             .is_some_and(|u| u.role == Role::Admin);
         let entry = |outcome, metadata| NewAuditEntry {
-            id: Uuid::new_v4(),
-            export_job_id: None,
             user_id: Some(actor.user_id),
             patient_id: filters.uuid(crate::dataset::PATIENT_FILTER),
-            action: AuditAction::Downloaded,
-            outcome,
-            ip_address: origin.ip_address.clone(),
-            user_agent: origin.user_agent.clone(),
-            request_id: origin.request_id.clone(),
-            metadata,
-            created_at: now,
+            ..origin.entry(AuditAction::Downloaded, outcome, now, metadata)
         };
         if !is_admin {
             let reason = "only administrators read the audit trail";

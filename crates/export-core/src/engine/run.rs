@@ -179,12 +179,10 @@ impl ExportEngine {
                 "format": done.format, "bytes": file.size_bytes, "rows": rows,
                 "attempts": done.attempts,
             });
-            let entry = Self::entry(
-                Some(done.user_id),
+            let entry = Self::worker_entry(
                 &done,
                 AuditAction::Created,
                 AuditOutcome::Success,
-                &RequestOrigin::default(),
                 now,
                 metadata,
             );
@@ -241,12 +239,10 @@ impl ExportEngine {
                 let metadata = serde_json::json!({
                     "reason": failure.kind, "attempts": after.attempts,
                 });
-                let entry = Self::entry(
-                    Some(after.user_id),
+                let entry = Self::worker_entry(
                     after,
                     AuditAction::Failed,
                     AuditOutcome::Error,
-                    &RequestOrigin::default(),
                     now,
                     metadata,
                 );
@@ -273,12 +269,10 @@ impl ExportEngine {
                 let metadata = serde_json::json!({
                     "reason": "worker_lost", "attempts": job.attempts,
                 });
-                let entry = Self::entry(
-                    Some(job.user_id),
+                let entry = Self::worker_entry(
                     job,
                     AuditAction::Failed,
                     AuditOutcome::Error,
-                    &RequestOrigin::default(),
                     now,
                     metadata,
                 );

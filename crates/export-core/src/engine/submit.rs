@@ -138,18 +138,14 @@ impl ExportEngine {
             // the trail is out of reach too, the caller still learns the source's unavailability.
             Err(err) if err.is_unavailable() => {
                 job.patient_id = request.patient_id();
-                let entry = NewAuditEntry {
-                    export_job_id: None,
-                    ..Self::entry(
-                        Some(actor.user_id),
-                        &job,
-                        AuditAction::Requested,
-                        AuditOutcome::Error,
-                        origin,
-                        now,
-                        serde_json::json!({"reason": "internal"}),
-                    )
-                };
+                let entry = Self::refused_request(
+                    actor,
+                    &job,
+                    AuditOutcome::Error,
+                    "internal",
+                    origin,
+                    now,
+                );
                 if let Err(audit) = self.append(entry) {
                     log::warn!("submit: the records and the audit trail are unavailable: {audit}");
                 }
@@ -210,18 +206,15 @@ impl ExportEngine {
                     limit,
                     retry_after_seconds: wait,
                 };
-                self.append(NewAuditEntry {
-                    export_job_id: None,
-                    ..Self::entry(
-                        Some(actor.user_id),
-                        &job,
-                        AuditAction::Requested,
-                        AuditOutcome::Denied,
-                        origin,
-                        now,
-                        serde_json::json!({"reason": refusal.to_string()}),
-                    )
-                })?;
+                let reason = refusal.to_string();
+                self.append(Self::refused_request(
+                    actor,
+                    &job,
+                    AuditOutcome::Denied,
+                    &reason,
+                    origin,
+                    now,
+                ))?;
                 Err(refusal)
             }
             Err(refusal) => {
@@ -251,19 +244,9 @@ impl ExportEngine {
                     | EngineError::Link(_)
                     | EngineError::Dataset(_) => (AuditOutcome::Error, "internal".to_owned()),
                 };
-                let entry = NewAuditEntry {
-                    export_job_id: None,
-                    ..Self::entry(
-                        Some(actor.user_id),
-                        &job,
-                        AuditAction::Requested,
-                        outcome,
-                        origin,
-                        now,
-                        serde_json::json!({"reason": reason}),
-                    )
-                };
-                self.append(entry)?;
+                self.append(Self::refused_request(
+                    actor, &job, outcome, &reason, origin, now,
+                ))?;
                 Err(refusal)
             }
         }

@@ -60,15 +60,48 @@ pub(super) trait SealedSink: Send {
 /// chunk of plaintext is held. After a failed write every later write and `finish` fail too.
 pub(super) struct SealingWriter<S> {
     sink: S,
-    cipher: Aes256Gcm,
-    prefix: [u8; 8],
-    index: u32,
+    chunks: ChunkSealer,
     hasher: Sha256,
     size: u64,
     buffer: Vec<u8>,
     wrapped_key: String,
-    name: String,
     failed: bool,
+}
+
+/// Seals a file's chunks in order: the file key, the nonce prefix and the next chunk's number.
+struct ChunkSealer {
+    cipher: Aes256Gcm,
+    prefix: [u8; 8],
+    index: u32,
+    name: String,
+}
+
+impl ChunkSealer {
+    /// Seals `plain` as the next chunk and hands it to `sink`.
+    fn seal(
+        &mut self,
+        sink: &mut impl SealedSink,
+        plain: &[u8],
+        last: bool,
+    ) -> Result<(), StorageError> {
+        let nonce = chunk_nonce(&self.prefix, self.index);
+        let sealed = self
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: &[u8::from(last)],
+                },
+            )
+            .map_err(|_| StorageError::Corrupt(self.name.clone()))?;
+        sink.write_sealed(&sealed)?;
+        self.index = self
+            .index
+            .checked_add(1)
+            .ok_or(StorageError::InvalidKey("file too large"))?;
+        Ok(())
+    }
 }
 
 impl<S: SealedSink> SealingWriter<S> {
@@ -102,43 +135,18 @@ impl<S: SealedSink> SealingWriter<S> {
         sink.write_sealed(&header)?;
         Ok(SealingWriter {
             sink,
-            cipher: Aes256Gcm::new(&file_key),
-            prefix,
-            index: 0,
+            chunks: ChunkSealer {
+                cipher: Aes256Gcm::new(&file_key),
+                prefix,
+                index: 0,
+                name: key.as_str().to_owned(),
+            },
             hasher: Sha256::new(),
             size: 0,
             buffer: Vec::with_capacity(CHUNK),
             wrapped_key: to_hex(&wrapped_key),
-            name: key.as_str().to_owned(),
             failed: false,
         })
-    }
-
-    /// Seals `plain` as chunk number `index`, hands it to `sink` and counts it.
-    fn seal_chunk(
-        sink: &mut S,
-        cipher: &Aes256Gcm,
-        prefix: &[u8; 8],
-        index: &mut u32,
-        plain: &[u8],
-        last: bool,
-        name: &str,
-    ) -> Result<(), StorageError> {
-        let nonce = chunk_nonce(prefix, *index);
-        let sealed = cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plain,
-                    aad: &[u8::from(last)],
-                },
-            )
-            .map_err(|_| StorageError::Corrupt(name.to_owned()))?;
-        sink.write_sealed(&sealed)?;
-        *index = index
-            .checked_add(1)
-            .ok_or(StorageError::InvalidKey("file too large"))?;
-        Ok(())
     }
 
     fn take(&mut self, mut plain: &[u8]) -> Result<(), StorageError> {
@@ -153,15 +161,7 @@ impl<S: SealedSink> SealingWriter<S> {
             // A full chunk is never the last one: the file always ends with a short chunk.
             if self.buffer.is_empty() && plain.len() >= CHUNK {
                 let (chunk, rest) = plain.split_at(CHUNK);
-                Self::seal_chunk(
-                    &mut self.sink,
-                    &self.cipher,
-                    &self.prefix,
-                    &mut self.index,
-                    chunk,
-                    false,
-                    &self.name,
-                )?;
+                self.chunks.seal(&mut self.sink, chunk, false)?;
                 plain = rest;
                 continue;
             }
@@ -169,15 +169,7 @@ impl<S: SealedSink> SealingWriter<S> {
             self.buffer.extend_from_slice(&plain[..n]);
             plain = &plain[n..];
             if self.buffer.len() == CHUNK {
-                Self::seal_chunk(
-                    &mut self.sink,
-                    &self.cipher,
-                    &self.prefix,
-                    &mut self.index,
-                    &self.buffer,
-                    false,
-                    &self.name,
-                )?;
+                self.chunks.seal(&mut self.sink, &self.buffer, false)?;
                 self.buffer.clear();
             }
         }
@@ -191,15 +183,7 @@ impl<S: SealedSink> SealingWriter<S> {
                 "an earlier write to this file failed",
             )));
         }
-        Self::seal_chunk(
-            &mut self.sink,
-            &self.cipher,
-            &self.prefix,
-            &mut self.index,
-            &self.buffer,
-            true,
-            &self.name,
-        )?;
+        self.chunks.seal(&mut self.sink, &self.buffer, true)?;
         self.sink.commit()?;
         Ok(StoredFile {
             size_bytes: self.size,

@@ -99,3 +99,28 @@ pub fn settings_for(port: u16) -> SmtpSettings {
         hello_name: Some("exports.clinic.example".into()),
     }
 }
+
+/// A monthly report of the template `template_id` about `patient` (the 1st at 07:00 in New
+/// York), emailed to `recipients` with the file attached or a link to it.
+pub fn monthly_email(
+    template_id: uuid::Uuid,
+    patient: &str,
+    recipients: &[&str],
+    attach: bool,
+) -> export_domain::ScheduledReportInput {
+    export_domain::ScheduledReportInput {
+        template_id: template_id.to_string(),
+        patient_id: Some(patient.into()),
+        schedule_type: "monthly".into(),
+        schedule_config: export_domain::ScheduleConfigInput {
+            day_of_month: Some(1),
+            time: Some("07:00".into()),
+            ..Default::default()
+        },
+        timezone: Some("America/New_York".into()),
+        delivery_method: "email".into(),
+        email_recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
+        attach_file: attach,
+        parameters: Default::default(),
+    }
+}
