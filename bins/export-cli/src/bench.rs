@@ -74,6 +74,8 @@ pub fn bench_report(format: ExportFormat, sessions: u64, out: &Path) -> anyhow::
         subject: None,
         generated_at: chrono::DateTime::from_timestamp(1_767_258_000, 0).unwrap_or_default(),
         page_size: PageSize::Letter,
+        patient: None,
+        practice: None,
     };
     let mut file = File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let started = Instant::now();

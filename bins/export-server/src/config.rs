@@ -120,6 +120,9 @@ pub struct Config {
     pub expiry_interval_seconds: u64,
     /// The address users reach the API at, for links in emails.
     pub public_url: String,
+    /// The practice's name and address, as the footer of every page of a document prints them
+    /// ("Riverside Counselling, 12 Mill Lane, Bristol").
+    pub practice: Option<String>,
     /// Hours a link sent by email stays valid.
     pub email_link_hours: i64,
     /// What one render of a custom template may cost (at save, preview and export): time in
@@ -169,6 +172,7 @@ impl Default for Config {
             scheduler_tick_seconds: 30,
             expiry_interval_seconds: 3600,
             public_url: "http://127.0.0.1:8080".into(),
+            practice: None,
             email_link_hours: 72,
         }
     }
@@ -228,6 +232,7 @@ pub const ENV_SETTINGS: &[&str] = &[
     "scheduler_tick_seconds",
     "expiry_interval_seconds",
     "public_url",
+    "practice",
     "email_link_hours",
     "s3_bucket",
     "s3_endpoint",

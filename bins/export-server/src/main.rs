@@ -165,6 +165,7 @@ fn run() -> anyhow::Result<()> {
             retention: chrono::Duration::days(config.retention_days),
             lease: chrono::Duration::seconds(config.lease_seconds),
             template_limits: config.template_limits(),
+            practice: config.practice.clone(),
             template_sandbox: Some(
                 export_render::Sandbox::current_exe(config.template_memory_mb << 20)
                     .context("cannot find this executable to render templates in")?,

@@ -191,6 +191,8 @@ pub struct EngineConfig {
     /// is left alone before the expiry pass sweeps it away: long enough that no write or commit
     /// in progress is ever taken for a leftover.
     pub leftover_grace: Duration,
+    /// The practice's name and address, printed in every page's footer of a laid-out document.
+    pub practice: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -202,6 +204,7 @@ impl Default for EngineConfig {
             template_limits: TemplateLimits::default(),
             template_sandbox: None,
             leftover_grace: Duration::days(1),
+            practice: None,
         }
     }
 }

@@ -86,6 +86,11 @@ pub fn meta_for(header: &DocumentHeader, generated_at: DateTime<Utc>) -> Documen
         subject: Some(header.title.clone()),
         generated_at,
         page_size: PageSize::Letter,
+        patient: Some(match &header.patient_date_of_birth {
+            Some(born) => format!("{}, born {born}", header.patient_name),
+            None => header.patient_name.clone(),
+        }),
+        practice: None,
     }
 }
 

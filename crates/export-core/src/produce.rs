@@ -8,8 +8,8 @@ use export_domain::{
     SessionNotesRequest, TreatmentSummaryRequest,
 };
 use export_render::{
-    CsvRenderer, DocumentHeader, DocxRenderer, JsonRenderer, Output, PdfRenderer, Renderer,
-    RowSource, TemplateEngine, TemplateError, XlsxRenderer, built_in_template,
+    CsvRenderer, DocumentHeader, DocumentMeta, DocxRenderer, JsonRenderer, Output, PdfRenderer,
+    Renderer, RowSource, TemplateEngine, TemplateError, XlsxRenderer, built_in_template,
 };
 use serde::{Deserialize, Serialize};
 
@@ -96,6 +96,8 @@ pub struct Producer {
     templates: TemplateEngine,
     /// `None` when no fonts are installed: PDF requests then fail with a clear reason.
     pdf: Option<PdfRenderer>,
+    /// The practice, for the footer of laid-out documents.
+    practice: Option<String>,
 }
 
 impl Default for Producer {
@@ -110,6 +112,7 @@ impl Producer {
         Producer {
             templates: TemplateEngine::new(),
             pdf: PdfRenderer::with_system_fonts().ok(),
+            practice: None,
         }
     }
 
@@ -123,6 +126,7 @@ impl Producer {
         Producer {
             templates,
             pdf: PdfRenderer::with_system_fonts().ok(),
+            practice: config.practice.clone(),
         }
     }
 
@@ -262,7 +266,10 @@ impl Producer {
             serde_json::to_writer(&mut *out, context).map_err(render_error)?;
             return out.flush().map_err(render_error);
         }
-        let meta = gather::meta_for(header, generated_at);
+        let meta = DocumentMeta {
+            practice: self.practice.clone(),
+            ..gather::meta_for(header, generated_at)
+        };
         let document = match template {
             Some(source) => self
                 .templates

@@ -238,6 +238,8 @@ pub fn progress_report(sessions: u64) -> Document {
             subject: Some("Progress report".into()),
             generated_at: Utc.with_ymd_and_hms(2025, 1, 15, 14, 30, 0).unwrap(),
             page_size: PageSize::Letter,
+            patient: None,
+            practice: None,
         },
         blocks,
     }

@@ -35,6 +35,29 @@ pub struct DocumentMeta {
     /// When it was generated; printed in the footer as "Generated on … at …".
     pub generated_at: DateTime<Utc>,
     pub page_size: PageSize,
+    /// Whose record this is, as every page's running header names them: "Zoë Brontë-Lefèvre,
+    /// born September 2, 1994". `None` for documents about no one patient.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<String>,
+    /// The practice, as every page's footer names it (from configuration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub practice: Option<String>,
+}
+
+/// The banner on every page of a laid-out document, and atop the HTML preview.
+pub const CONFIDENTIAL: &str = "CONFIDENTIAL - PROTECTED HEALTH INFORMATION";
+
+/// The footer's text: the practice when there is one, and when the document was generated, with
+/// the time zone ("Riverside Counselling · Generated on January 15, 2025 at 02:30 PM UTC").
+pub fn footer_line(meta: &DocumentMeta) -> String {
+    let generated = format!(
+        "Generated on {} UTC",
+        meta.generated_at.format("%B %-d, %Y at %I:%M %p")
+    );
+    match &meta.practice {
+        Some(practice) => format!("{practice} \u{b7} {generated}"),
+        None => generated,
+    }
 }
 
 /// A laid-out document: metadata and a sequence of blocks.

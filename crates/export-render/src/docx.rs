@@ -16,7 +16,7 @@
 //! arrives, and adds no crate that cargo-deny flags. Our figures come from
 //! `examples/docx_bench.rs`; the library ones from the same rows in a throwaway crate.
 //!
-//! What the output holds: Heading 1–3 paragraph styles, a Normal style of 11 pt, Table Grid and
+//! What the output holds: Heading 1–4 paragraph styles, a Normal style of 11 pt, Table Grid and
 //! Table Text styles, bulleted and numbered lists through `word/numbering.xml`, tables whose
 //! header row repeats on every page (`w:tblHeader`) and is shaded and bold, a footer with
 //! "Generated on …" on the left and "Page X of Y" (PAGE and NUMPAGES fields) on the right, 1-inch
@@ -41,8 +41,12 @@ const FORMAT: &str = "docx";
 /// Bytes of `word/document.xml` gathered before they go to the compressor.
 const FLUSH_AT: usize = 64 * 1024;
 
-/// A section with at most this many estimated lines is kept on one page.
-const KEEP_TOGETHER_LINES: usize = 40;
+/// A section with at most this many estimated lines (a third of a page) is kept on one page;
+/// keeping a longer one together would leave too much of a page blank.
+const KEEP_TOGETHER_LINES: usize = 15;
+/// A table row of more estimated lines than this (a fifth of a page) may split between pages;
+/// a shorter one moves whole to the next.
+const SPLIT_ROW_LINES: f32 = 9.0;
 
 const W_NS: &str = "http://schemas.openxmlformats.org/wordprocessingml/2006/main";
 const R_NS: &str = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
@@ -200,7 +204,7 @@ fn rows_table_head(head: &mut String, columns: &[Column], measure: &ColumnMeasur
     if columns.is_empty() {
         return;
     }
-    table_open(head, &measure.widths(page.text_width()));
+    table_open(head, &measure.widths(page.text_width(), &[]));
     head.push_str(HEADER_ROW_OPEN);
     for column in columns {
         header_cell(head, &[Run::plain(column.name.as_str())]);
@@ -279,8 +283,9 @@ impl<'m, W: Write + Seek> Package<'m, W> {
 
     /// Writes the parts that depend on the body (numbering, footer) and closes the archive.
     fn finish(mut self, page: Page, ordered_lists: u32) -> Result<(), RenderError> {
-        let generated = self.meta.map(|meta| generated_on(meta.generated_at));
+        let generated = self.meta.map(crate::document::footer_line);
         self.part("word/numbering.xml", &numbering(ordered_lists))?;
+        self.part("word/header1.xml", &header(page, self.meta))?;
         self.part("word/footer1.xml", &footer(page, generated.as_deref()))?;
         let mut out = self.zip.finish().map_err(writer_error)?;
         out.flush()?;
@@ -301,11 +306,6 @@ fn zip_time(at: DateTime<Utc>) -> Option<zip::DateTime> {
     .ok()
 }
 
-/// "January 15, 2025 at 02:30 PM", as the footer prints it.
-fn generated_on(at: DateTime<Utc>) -> String {
-    format!("Generated on {}", crate::print_date_time(at))
-}
-
 const CONTENT_TYPES: &str = concat!(
     r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>"#,
     r#"<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">"#,
@@ -315,6 +315,7 @@ const CONTENT_TYPES: &str = concat!(
     r#"<Override PartName="/word/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.styles+xml"/>"#,
     r#"<Override PartName="/word/settings.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.settings+xml"/>"#,
     r#"<Override PartName="/word/numbering.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.numbering+xml"/>"#,
+    r#"<Override PartName="/word/header1.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.header+xml"/>"#,
     r#"<Override PartName="/word/footer1.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.footer+xml"/>"#,
     r#"<Override PartName="/docProps/core.xml" ContentType="application/vnd.openxmlformats-package.core-properties+xml"/>"#,
     r#"<Override PartName="/docProps/app.xml" ContentType="application/vnd.openxmlformats-officedocument.extended-properties+xml"/>"#,
@@ -337,6 +338,7 @@ const DOCUMENT_RELS: &str = concat!(
     r#"<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/settings" Target="settings.xml"/>"#,
     r#"<Relationship Id="rId3" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/numbering" Target="numbering.xml"/>"#,
     r#"<Relationship Id="rId4" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/footer" Target="footer1.xml"/>"#,
+    r#"<Relationship Id="rId5" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/header" Target="header1.xml"/>"#,
     r#"</Relationships>"#,
 );
 
@@ -426,7 +428,7 @@ fn section_properties(page: Page) -> String {
     };
     format!(
         concat!(
-            r#"<w:sectPr><w:footerReference w:type="default" r:id="rId4"/>"#,
+            r#"<w:sectPr><w:headerReference w:type="default" r:id="rId5"/><w:footerReference w:type="default" r:id="rId4"/>"#,
             r#"<w:pgSz w:w="{width}" w:h="{height}"{orient}/>"#,
             r#"<w:pgMar w:top="{m}" w:right="{m}" w:bottom="{m}" w:left="{m}" w:header="720" w:footer="720" w:gutter="0"/>"#,
             r#"<w:cols w:space="720"/></w:sectPr>"#,
@@ -477,7 +479,7 @@ fn styles() -> String {
         r#"<w:rFonts w:ascii="Calibri" w:hAnsi="Calibri" w:eastAsia="Calibri" w:cs="Arial"/>"#,
         r#"<w:sz w:val="22"/><w:szCs w:val="22"/><w:lang w:val="en-US" w:eastAsia="en-US" w:bidi="he-IL"/>"#,
         r#"</w:rPr></w:rPrDefault><w:pPrDefault><w:pPr><w:spacing w:after="120" w:line="264" w:lineRule="auto"/></w:pPr></w:pPrDefault></w:docDefaults>"#,
-        r#"<w:style w:type="paragraph" w:default="1" w:styleId="Normal"><w:name w:val="Normal"/><w:qFormat/><w:rPr><w:sz w:val="22"/><w:szCs w:val="22"/></w:rPr></w:style>"#,
+        r#"<w:style w:type="paragraph" w:default="1" w:styleId="Normal"><w:name w:val="Normal"/><w:qFormat/><w:pPr><w:widowControl/></w:pPr><w:rPr><w:sz w:val="22"/><w:szCs w:val="22"/></w:rPr></w:style>"#,
         r#"<w:style w:type="character" w:default="1" w:styleId="DefaultParagraphFont"><w:name w:val="Default Paragraph Font"/><w:uiPriority w:val="1"/><w:semiHidden/><w:unhideWhenUsed/></w:style>"#,
         r#"<w:style w:type="table" w:default="1" w:styleId="TableNormal"><w:name w:val="Normal Table"/><w:uiPriority w:val="99"/><w:semiHidden/><w:unhideWhenUsed/>"#,
         r#"<w:tblPr><w:tblInd w:w="0" w:type="dxa"/><w:tblCellMar><w:top w:w="0" w:type="dxa"/><w:left w:w="72" w:type="dxa"/><w:bottom w:w="0" w:type="dxa"/><w:right w:w="72" w:type="dxa"/></w:tblCellMar></w:tblPr></w:style>"#,
@@ -486,6 +488,7 @@ fn styles() -> String {
     xml.push_str(&heading(1, 32, 360));
     xml.push_str(&heading(2, 28, 240));
     xml.push_str(&heading(3, 24, 200));
+    xml.push_str(&heading(4, 22, 160));
     xml.push_str(&list("ListBullet", "List Bullet", 1));
     xml.push_str(&list("ListNumber", "List Number", 2));
     xml.push_str(concat!(
@@ -493,6 +496,8 @@ fn styles() -> String {
         r#"<w:pPr><w:spacing w:before="20" w:after="20" w:line="240" w:lineRule="auto"/></w:pPr><w:rPr><w:sz w:val="18"/><w:szCs w:val="18"/></w:rPr></w:style>"#,
         r#"<w:style w:type="paragraph" w:styleId="Footer"><w:name w:val="footer"/><w:basedOn w:val="Normal"/><w:uiPriority w:val="99"/><w:unhideWhenUsed/>"#,
         r#"<w:pPr><w:spacing w:after="0"/></w:pPr><w:rPr><w:color w:val="595959"/><w:sz w:val="18"/><w:szCs w:val="18"/></w:rPr></w:style>"#,
+        r#"<w:style w:type="paragraph" w:styleId="Header"><w:name w:val="header"/><w:basedOn w:val="Normal"/><w:uiPriority w:val="99"/><w:unhideWhenUsed/>"#,
+        r#"<w:pPr><w:spacing w:after="40"/></w:pPr><w:rPr><w:color w:val="595959"/><w:sz w:val="18"/><w:szCs w:val="18"/></w:rPr></w:style>"#,
         r#"<w:style w:type="table" w:styleId="TableGrid"><w:name w:val="Table Grid"/><w:basedOn w:val="TableNormal"/><w:uiPriority w:val="39"/>"#,
         r#"<w:tblPr><w:tblBorders>"#,
         r#"<w:top w:val="single" w:sz="4" w:space="0" w:color="A6A6A6"/><w:left w:val="single" w:sz="4" w:space="0" w:color="A6A6A6"/>"#,
@@ -531,6 +536,57 @@ fn numbering(ordered_lists: u32) -> String {
 
 const BULLET_NUM_ID: u32 = 1;
 const FIRST_ORDERED_NUM_ID: u32 = 3;
+
+/// The running header: the confidentiality banner, then whose record it is at the left and the
+/// title at the right (a right tab), with a rule under them.
+fn header(page: Page, meta: Option<&DocumentMeta>) -> String {
+    let mut xml = format!(
+        concat!(
+            r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>"#,
+            r#"<w:hdr xmlns:w="{}" xmlns:r="{}">"#,
+            r#"<w:p><w:pPr><w:pStyle w:val="Header"/><w:jc w:val="center"/></w:pPr>"#,
+        ),
+        W_NS, R_NS,
+    );
+    let banner = RunFormat {
+        bold: true,
+        color: Some(Color::RED),
+        ..RunFormat::default()
+    };
+    push_runs(
+        &mut xml,
+        &[Run::plain(crate::document::CONFIDENTIAL)],
+        banner,
+    );
+    xml.push_str("</w:p>");
+    if let Some(meta) = meta {
+        xml.push_str(&format!(
+            concat!(
+                r#"<w:p><w:pPr><w:pStyle w:val="Header"/><w:pBdr><w:bottom w:val="single" w:sz="4" w:space="1" w:color="999999"/></w:pBdr>"#,
+                r#"<w:tabs><w:tab w:val="right" w:pos="{}"/></w:tabs></w:pPr>"#,
+            ),
+            page.text_width(),
+        ));
+        let whose = RunFormat {
+            bold: true,
+            ..RunFormat::default()
+        };
+        push_runs(
+            &mut xml,
+            &[Run::plain(meta.patient.as_deref().unwrap_or(""))],
+            whose,
+        );
+        xml.push_str("<w:r><w:tab/></w:r>");
+        push_runs(
+            &mut xml,
+            &[Run::plain(meta.title.as_str())],
+            RunFormat::default(),
+        );
+        xml.push_str("</w:p>");
+    }
+    xml.push_str("</w:hdr>");
+    xml
+}
 
 fn footer(page: Page, generated: Option<&str>) -> String {
     let field = |xml: &mut String, instruction: &str| {
@@ -677,6 +733,8 @@ impl Body {
                 let kept = estimated_lines(blocks) <= KEEP_TOGETHER_LINES;
                 self.blocks(blocks, kept || together, keep);
             }
+            // The header part carries the confidentiality banner on every page already.
+            Block::Notice { notice } if notice.kind == NoticeKind::Confidential => {}
             Block::Notice { notice } => notice_block(xml, notice, keep),
             Block::Rule => {
                 Para {
@@ -693,8 +751,8 @@ impl Body {
 }
 
 fn heading(xml: &mut String, level: u8, runs: &[Run], keep: bool) {
-    const STYLES: [&str; 3] = ["Heading1", "Heading2", "Heading3"];
-    let level = usize::from(level.clamp(1, 3));
+    const STYLES: [&str; 4] = ["Heading1", "Heading2", "Heading3", "Heading4"];
+    let level = usize::from(level.clamp(1, 4));
     Para {
         style: Some(STYLES[level - 1]),
         // The style keeps every heading with the paragraph after it already.
@@ -779,6 +837,7 @@ fn estimated_lines(blocks: &[Block]) -> usize {
 const HEADER_ROW_OPEN: &str = "<w:tr><w:trPr><w:cantSplit/><w:tblHeader/></w:trPr>";
 const HEADER_FILL: &str = "D9E2F3";
 const ROW_OPEN: &str = "<w:tr><w:trPr><w:cantSplit/></w:trPr>";
+const SPLITTABLE_ROW_OPEN: &str = "<w:tr>";
 const CELL_OPEN: &str = r#"<w:tc><w:p><w:pPr><w:pStyle w:val="TableText"/></w:pPr>"#;
 const CELL_OPEN_RIGHT: &str =
     r#"<w:tc><w:p><w:pPr><w:pStyle w:val="TableText"/><w:jc w:val="right"/></w:pPr>"#;
@@ -790,8 +849,6 @@ const CHAR_TWIPS: u64 = 105;
 const CELL_MARGINS_TWIPS: u64 = 144;
 /// Longest text a column asks room for, in characters; longer text wraps.
 const WIDEST_COLUMN_CHARS: usize = 60;
-/// Columns whose text is at most this long get room for all of it before longer ones grow.
-const SHORT_COLUMN_CHARS: u64 = 16;
 /// Longest header word a column keeps whole; longer ones may break.
 const HEADER_WORD_CHARS: usize = 8;
 
@@ -829,67 +886,32 @@ impl ColumnMeasure {
         }
     }
 
-    /// Column widths in twips filling `total`. Short columns get all their text on one line;
-    /// long ones at least their longest word, and the room left goes to them in proportion to
-    /// what they lack. When even that does not fit, widths follow the longest words.
-    fn widths(&self, total: u32) -> Vec<u32> {
-        let count = self.longest_text.len() as u64;
-        if count == 0 {
+    /// Column widths in twips filling `total`, by the same rules as the PDF's
+    /// ([`crate::widths::column_widths`]), in characters: each column's longest word and longest
+    /// text, and the length of each body cell (`cells`, row by row; empty for streamed rows).
+    fn widths(&self, total: u32, cells: &[Vec<f32>]) -> Vec<u32> {
+        if self.longest_text.is_empty() {
             return Vec::new();
         }
         // One character of room each, so a word of n characters is not squeezed.
-        let least: Vec<u64> = self
+        let extents: Vec<(f32, f32)> = self
             .longest_word
             .iter()
-            .map(|&w| w.max(2) as u64 + 1)
+            .zip(&self.longest_text)
+            .map(|(&word, &text)| (word.max(2) as f32 + 1.0, text as f32 + 1.0))
             .collect();
-        let want: Vec<u64> = self
-            .longest_text
-            .iter()
-            .zip(&least)
-            .map(|(&text, &least)| (text as u64 + 1).max(least))
-            .collect();
-        let total = u64::from(total);
-        let room = total.saturating_sub(count * CELL_MARGINS_TWIPS) / CHAR_TWIPS;
-        let base: Vec<u64> = least
-            .iter()
-            .zip(&want)
-            .map(|(&least, &want)| {
-                if want <= SHORT_COLUMN_CHARS {
-                    want
-                } else {
-                    least
-                }
-            })
-            .collect();
-        let want_sum = want.iter().sum::<u64>();
-        let base_sum = base.iter().sum::<u64>();
-        let chars: Vec<u64> = if want_sum <= room {
-            want
-        } else if base_sum < room {
-            let spare = room - base_sum;
-            let lack = want_sum - base_sum;
-            base.iter()
-                .zip(&want)
-                .map(|(&base, &want)| base + (want - base) * spare / lack)
-                .collect()
-        } else {
-            least
-        };
-        // Whatever the sharing, the columns fill the text width: each its margins, and the text
-        // room in proportion.
-        let sum = chars.iter().sum::<u64>().max(1);
-        let text_room = total.saturating_sub(count * CELL_MARGINS_TWIPS);
-        let mut widths: Vec<u32> = chars
-            .iter()
-            .map(|&c| u32::try_from(CELL_MARGINS_TWIPS + text_room * c / sum).unwrap_or(u32::MAX))
-            .collect();
+        let char_twips = CHAR_TWIPS as f32;
+        let chars = crate::widths::column_widths(
+            &extents,
+            cells,
+            CELL_MARGINS_TWIPS as f32 / char_twips,
+            total as f32 / char_twips,
+        );
+        let mut widths: Vec<u32> = chars.iter().map(|c| (c * char_twips) as u32).collect();
         // Rounding leaves a few twips over: give them to the last column.
         let used: u32 = widths.iter().sum();
         if let Some(last) = widths.last_mut() {
-            *last += u32::try_from(total)
-                .unwrap_or(u32::MAX)
-                .saturating_sub(used);
+            *last += total.saturating_sub(used);
         }
         widths
     }
@@ -944,12 +966,21 @@ fn table_block(xml: &mut String, table: &Table, page: Page, together: bool, keep
     for (index, cell) in table.header.iter().enumerate() {
         measure.add(index, &text(cell));
     }
-    for row in &table.rows {
+    let mut cells = vec![vec![0.0f32; columns]; table.rows.len()];
+    for (row, lengths) in table.rows.iter().zip(&mut cells) {
         for (index, cell) in row.iter().enumerate() {
-            measure.add(index, &text(cell));
+            let text = text(cell);
+            measure.add(index, &text);
+            lengths[index] = text.chars().count() as f32;
         }
     }
-    table_open(xml, &measure.widths(page.text_width()));
+    let widths = measure.widths(page.text_width(), &cells);
+    table_open(xml, &widths);
+    // Characters a line of each column holds.
+    let per_line: Vec<f32> = widths
+        .iter()
+        .map(|w| (w.saturating_sub(CELL_MARGINS_TWIPS as u32) as f32 / CHAR_TWIPS as f32).max(1.0))
+        .collect();
     if !table.header.is_empty() {
         xml.push_str(HEADER_ROW_OPEN);
         for index in 0..columns {
@@ -957,10 +988,19 @@ fn table_block(xml: &mut String, table: &Table, page: Page, together: bool, keep
         }
         xml.push_str("</w:tr>");
     }
-    for (index, row) in table.rows.iter().enumerate() {
+    for (index, (row, lengths)) in table.rows.iter().zip(&cells).enumerate() {
         let last = index + 1 == table.rows.len();
         let keep_next = if last { keep } else { together };
-        xml.push_str(ROW_OPEN);
+        let lines = lengths
+            .iter()
+            .zip(&per_line)
+            .map(|(length, per_line)| (length / per_line).ceil())
+            .fold(1.0, f32::max);
+        xml.push_str(if lines > SPLIT_ROW_LINES {
+            SPLITTABLE_ROW_OPEN
+        } else {
+            ROW_OPEN
+        });
         for index in 0..columns {
             xml.push_str(if keep_next {
                 r#"<w:tc><w:p><w:pPr><w:pStyle w:val="TableText"/><w:keepNext/></w:pPr>"#
@@ -1229,9 +1269,18 @@ mod tests {
         let at = DateTime::parse_from_rfc3339("2025-01-15T14:30:00Z")
             .unwrap()
             .with_timezone(&Utc);
+        let meta = DocumentMeta {
+            title: "Progress Report".into(),
+            author: String::new(),
+            subject: None,
+            generated_at: at,
+            page_size: PageSize::Letter,
+            patient: None,
+            practice: Some("Riverside Counselling, 12 Mill Lane".into()),
+        };
         assert_eq!(
-            generated_on(at),
-            "Generated on January 15, 2025 at 02:30 PM"
+            crate::document::footer_line(&meta),
+            "Riverside Counselling, 12 Mill Lane \u{b7} Generated on January 15, 2025 at 02:30 PM UTC"
         );
     }
 

@@ -7,7 +7,7 @@ use crate::context::print_date_time;
 use crate::{Block, Document, NoticeKind, Run};
 
 const STYLE: &str = "body{font-family:'DejaVu Sans',Arial,sans-serif;font-size:11pt;max-width:8.5in;margin:1in auto;color:#111}\
-h1{font-size:18pt}h2{font-size:14pt;margin-top:1.2em}h3{font-size:12pt}\
+h1{font-size:18pt}h2{font-size:14pt;margin-top:1.2em}h3{font-size:12pt}h4{font-size:11pt}\
 table{border-collapse:collapse;width:100%;margin:.5em 0}th,td{border:1px solid #999;padding:3px 6px;text-align:left;vertical-align:top}\
 th{background:#d9d9d9;font-weight:bold}.notice{padding:6px;margin:.5em 0}\
 .confidential{color:#c00000;font-weight:bold;text-align:center}.warning{border:1px solid #c00000;color:#c00000}\
@@ -54,7 +54,7 @@ fn blocks(out: &mut String, list: &[Block]) {
     for block in list {
         match block {
             Block::Heading { level, runs: r } => {
-                let level = (*level).clamp(1, 3);
+                let level = (*level).clamp(1, 4);
                 let _ = write!(out, "<h{level}>");
                 runs(out, r);
                 let _ = writeln!(out, "</h{level}>");

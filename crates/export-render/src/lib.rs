@@ -22,6 +22,7 @@ pub mod sandbox;
 mod table;
 mod templates;
 mod text;
+mod widths;
 mod xlsx;
 
 pub use context::{

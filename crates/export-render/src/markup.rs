@@ -1,6 +1,6 @@
 //! The HTML subset templates render to, parsed (by the `tl` HTML parser) into `Document` blocks.
 //!
-//! Allowed: `h1`–`h3`, `p`, `strong`/`b`, `em`/`i`, `span` with a class, `br`, `table`, `thead`,
+//! Allowed: `h1`–`h4`, `p`, `strong`/`b`, `em`/`i`, `span` with a class, `br`, `table`, `thead`,
 //! `tbody`, `tr`, `th`, `td`, `ul`, `ol`, `li`, `div` (`section`, `notice …`, `page-break`),
 //! `hr`; the only attribute is `class`. Anything else is an error naming the line and the cause,
 //! so a custom template is refused when it is saved, not when a clinician needs the report.
@@ -8,9 +8,9 @@
 use crate::document::{Block, Color, Notice, NoticeKind, Run, Table};
 
 /// Tags of the subset.
-pub const ALLOWED_TAGS: [&str; 21] = [
-    "h1", "h2", "h3", "p", "strong", "b", "em", "i", "span", "br", "table", "thead", "tbody", "tr",
-    "th", "td", "ul", "ol", "li", "div", "hr",
+pub const ALLOWED_TAGS: [&str; 22] = [
+    "h1", "h2", "h3", "h4", "p", "strong", "b", "em", "i", "span", "br", "table", "thead", "tbody",
+    "tr", "th", "td", "ul", "ol", "li", "div", "hr",
 ];
 
 /// A problem in the markup: the line (1-based) and what is wrong.
@@ -139,7 +139,7 @@ impl<'s, 'p> Parse<'s, 'p> {
                 _ => flush(&mut loose, &mut blocks),
             }
             let block = match name.as_str() {
-                "h1" | "h2" | "h3" => Block::Heading {
+                "h1" | "h2" | "h3" | "h4" => Block::Heading {
                     level: name.as_bytes()[1] - b'0',
                     runs: self.runs(tag)?,
                 },

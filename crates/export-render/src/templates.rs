@@ -695,6 +695,8 @@ impl TemplateEngine {
             subject: None,
             generated_at: chrono::DateTime::UNIX_EPOCH,
             page_size: crate::PageSize::Letter,
+            patient: None,
+            practice: None,
         };
         self.render_sample(export_type, source, meta).map(|_| ())
     }

@@ -35,6 +35,8 @@ fn meta(page_size: PageSize) -> DocumentMeta {
         subject: Some("Progress report".to_owned()),
         generated_at: generated_at(),
         page_size,
+        patient: Some("Patient 042, born March 9, 1990".to_owned()),
+        practice: Some("Riverside Counselling".to_owned()),
     }
 }
 
@@ -125,6 +127,16 @@ fn strings(value: &Value) -> Vec<String> {
         .expect("an array")
         .iter()
         .map(|item| item.as_str().expect("a string").to_owned())
+        .collect()
+}
+
+/// The `field` of every item of `value`, an array of objects.
+fn strings_of(value: &Value, field: &str) -> Vec<String> {
+    value
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|item| item[field].as_str().unwrap_or_default().to_owned())
         .collect()
 }
 
@@ -286,10 +298,11 @@ fn document_reads_back_in_order_with_its_text() {
     let Some(read) = read_back(&render_document(&document)) else {
         return;
     };
+    // The confidentiality banner is in the header part, on every page, not in the body.
     let expected: Vec<String> = document
         .plain_text()
         .lines()
-        .filter(|line| !line.is_empty())
+        .filter(|line| !line.is_empty() && *line != CONFIDENTIAL)
         .map(str::to_owned)
         .collect();
     assert_eq!(strings(&read["reading_order"]), expected);
@@ -313,11 +326,24 @@ fn headings_use_word_heading_styles() {
 }
 
 #[test]
-fn confidential_notice_is_red_bold_and_centred() {
+fn every_page_header_has_the_red_centred_banner_whose_record_and_the_title() {
     let Some(read) = read_back(&render_document(&progress_report(1))) else {
         return;
     };
-    let first = &read["paragraphs"][0];
+    assert!(
+        strings_of(&read["paragraphs"], "text")
+            .iter()
+            .all(|text| text != CONFIDENTIAL),
+        "the banner is not repeated in the body"
+    );
+    let whose = &read["headers"][1];
+    assert_eq!(
+        whose["text"],
+        "Patient 042, born March 9, 1990\tClient Progress Report"
+    );
+    assert_eq!(whose["runs"][0]["bold"], true);
+    assert_eq!(whose["bottom_border"], true);
+    let first = &read["headers"][0];
     assert_eq!(first["text"], CONFIDENTIAL);
     assert!(
         first["alignment"]
@@ -479,7 +505,7 @@ fn footer_properties_and_page_come_from_meta() {
     let footer = strings(&letter["footers"]).join("\n");
     assert_eq!(
         footer,
-        "Generated on January 15, 2025 at 02:30 PM\tPage 1 of 1"
+        "Riverside Counselling \u{b7} Generated on January 15, 2025 at 02:30 PM UTC\tPage 1 of 1"
     );
     assert_eq!(letter["footer_xml_has"]["PAGE"], true);
     assert_eq!(letter["footer_xml_has"]["NUMPAGES"], true);
@@ -648,7 +674,7 @@ fn typed_cells_print_canonically_and_meta_adds_title_and_footer() {
     assert_eq!(column, names);
     assert_eq!(
         strings(&read["footers"]),
-        ["Generated on January 15, 2025 at 02:30 PM\tPage 1 of 1"]
+        ["Riverside Counselling \u{b7} Generated on January 15, 2025 at 02:30 PM UTC\tPage 1 of 1"]
     );
     assert_eq!(read["core"]["title"], "Client Progress Report");
 }
@@ -779,4 +805,61 @@ fn a_table_without_columns_is_an_empty_document() {
         return;
     };
     assert_eq!(read["tables"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn table_widths_follow_the_content_and_only_tall_rows_split() {
+    let cell = |text: &str| vec![Run::plain(text)];
+    let summary = "Discussed avoidance, panic and anxiety; practised a breathing exercise. ";
+    let rows: Vec<Vec<Vec<Run>>> = (1..=6)
+        .map(|n| {
+            // The last row's summary is long enough to fill most of a page.
+            let text = summary.repeat(if n == 6 { 40 } else { 3 });
+            vec![
+                cell(&n.to_string()),
+                cell("January 7, 2025"),
+                cell("49"),
+                cell(&text),
+            ]
+        })
+        .collect();
+    let document = Document {
+        meta: meta(PageSize::Letter),
+        blocks: vec![
+            Block::Heading {
+                level: 2,
+                runs: vec![Run::plain("Sessions")],
+            },
+            Block::Table {
+                table: Table {
+                    header: vec![cell("#"), cell("Date"), cell("Minutes"), cell("Summary")],
+                    rows,
+                },
+            },
+        ],
+    };
+    let Some(read) = read_back(&render_document(&document)) else {
+        return;
+    };
+    let table = &read["tables"][0];
+    let widths: Vec<f64> = table["widths_in"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_f64().unwrap())
+        .collect();
+    let total: f64 = widths.iter().sum();
+    assert!((total - 6.5).abs() < 0.05, "the text width: {widths:?}");
+    assert!(
+        widths[3] > 0.6 * total,
+        "the summary takes the width: {widths:?}"
+    );
+    assert!(widths[0] < widths[2] && widths[2] < widths[1], "{widths:?}");
+    let rows = table["rows"].as_array().unwrap();
+    assert_eq!(rows[0]["repeat_header"], true);
+    for (index, row) in rows.iter().enumerate().skip(1) {
+        assert_eq!(row["cant_split"], index != 6, "row {index}");
+    }
+    // Headings keep with what follows through their style.
+    assert_eq!(paragraph(&read, "Sessions")["style_keeps_with_next"], true);
 }

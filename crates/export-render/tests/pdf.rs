@@ -23,6 +23,8 @@ fn meta(title: &str) -> DocumentMeta {
         subject: Some("Synthetic test document".to_owned()),
         generated_at: Utc.with_ymd_and_hms(2025, 1, 15, 14, 30, 0).unwrap(),
         page_size: PageSize::Letter,
+        patient: None,
+        practice: None,
     }
 }
 
@@ -238,7 +240,11 @@ fn every_heading_is_present_and_nothing_else() {
     }
     assert_eq!(pages(&pdf), 2, "the page break starts a page");
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let footer = line.starts_with("Generated on ") || line.starts_with("Page ");
+        // The running header (banner, whose record and title) and footer of every page.
+        let footer = line.starts_with("Generated on ")
+            || line.starts_with("Page ")
+            || line == "CONFIDENTIAL - PROTECTED HEALTH INFORMATION"
+            || line == "Headings";
         // List markers are drawn, not part of the text; pdftotext puts them before the item.
         let item = line
             .strip_prefix("• ")

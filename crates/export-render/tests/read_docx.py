@@ -2,7 +2,8 @@
 
 Usage: python3 read_docx.py FILE.docx
 
-Output: {"paragraphs": [...], "tables": [...], "footers": [...], "core": {...}, "page": {...}}
+Output: {"paragraphs": [...], "tables": [...], "headers": [...], "footers": [...], "core": {...},
+"page": {...}}
 Exit status 3 with a message on stderr when python-docx is not installed.
 """
 
@@ -37,6 +38,8 @@ def paragraph_info(paragraph):
         "alignment": str(paragraph.alignment) if paragraph.alignment is not None else None,
         "numbered": ppr is not None and ppr.find(qn("w:numPr")) is not None,
         "keep_with_next": bool(paragraph.paragraph_format.keep_with_next),
+        "style_keeps_with_next": paragraph.style is not None
+        and bool(paragraph.style.paragraph_format.keep_with_next),
         "bottom_border": ppr is not None and ppr.find(qn("w:pBdr")) is not None,
         "page_break": any(
             br.get(qn("w:type")) == "page" for br in paragraph._p.iter(qn("w:br"))
@@ -60,12 +63,17 @@ def table_info(table):
         rows.append(
             {
                 "cells": [cell.text for cell in row.cells],
+                "cant_split": tr_pr is not None and tr_pr.find(qn("w:cantSplit")) is not None,
                 "repeat_header": tr_pr is not None and tr_pr.find(qn("w:tblHeader")) is not None,
                 "first_cell_fill": fill,
                 "first_cell_bold": bold,
             }
         )
-    return {"style": table.style.name if table.style is not None else None, "rows": rows}
+    return {
+        "style": table.style.name if table.style is not None else None,
+        "widths_in": [column.width.inches for column in table.columns],
+        "rows": rows,
+    }
 
 
 def reading_order(document):
@@ -88,6 +96,7 @@ def main():
         "reading_order": reading_order(document),
         "tables": [table_info(t) for t in document.tables],
         "footers": [p.text for s in document.sections for p in s.footer.paragraphs],
+        "headers": [paragraph_info(p) for s in document.sections for p in s.header.paragraphs],
         "footer_xml_has": {
             name: name in section.footer._element.xml for name in ("PAGE", "NUMPAGES")
         },

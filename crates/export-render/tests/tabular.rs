@@ -295,6 +295,8 @@ fn renderers_say_what_they_cannot_make() {
             subject: None,
             generated_at: Utc.with_ymd_and_hms(2025, 1, 15, 14, 30, 0).unwrap(),
             page_size: export_render::PageSize::Letter,
+            patient: None,
+            practice: None,
         },
         blocks: vec![],
     };

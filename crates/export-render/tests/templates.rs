@@ -18,6 +18,8 @@ fn meta(title: &str) -> DocumentMeta {
         subject: None,
         generated_at: Utc.with_ymd_and_hms(2025, 4, 1, 14, 30, 0).unwrap(),
         page_size: PageSize::Letter,
+        patient: None,
+        practice: None,
     }
 }
 
@@ -238,7 +240,7 @@ fn bad_custom_templates_are_refused_with_line_and_cause() {
     check_custom(
         "<h1>{{ header.title }}</h1>\n<p>ok</p>\n<script>alert(1)</script>",
         Err(
-            "line 3: <script> is not allowed in a template; use one of h1, h2, h3, p, strong, b, em, i, span, br, table, thead, tbody, tr, th, td, ul, ol, li, div, hr",
+            "line 3: <script> is not allowed in a template; use one of h1, h2, h3, h4, p, strong, b, em, i, span, br, table, thead, tbody, tr, th, td, ul, ol, li, div, hr",
         ),
     );
     check_custom(

@@ -224,6 +224,8 @@ impl ExportEngine {
             subject: None,
             generated_at: sample_time(),
             page_size: PageSize::Letter,
+            patient: None,
+            practice: None,
         };
         let document = self
             .producer

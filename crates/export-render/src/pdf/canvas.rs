@@ -27,6 +27,24 @@ pub(crate) struct Info<'a> {
     pub(crate) created: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// What every page carries besides its body, drawn once the page count is known: a running
+/// header (a centred banner; whose record it is at the left, the title at the right, a rule
+/// under them) and a footer (a line at the left, "Page X of Y" at the right).
+#[derive(Debug, Default)]
+pub(crate) struct Decor<'a> {
+    /// Left and right margin, in points.
+    pub(crate) margin: f32,
+    /// Size of every running text, in points.
+    pub(crate) size: f32,
+    pub(crate) banner: Option<&'a str>,
+    pub(crate) banner_y: f32,
+    /// Whose record, and the document's title.
+    pub(crate) header: Option<(&'a str, &'a str)>,
+    pub(crate) header_y: f32,
+    pub(crate) footer: Option<&'a str>,
+    pub(crate) footer_y: f32,
+}
+
 /// A PDF being written page by page.
 pub(crate) struct Canvas<'f> {
     pub(crate) book: FontBook<'f>,
@@ -195,53 +213,64 @@ impl<'f> Canvas<'f> {
         self.pages.push((page, footer));
     }
 
-    /// Writes the footers (`left` at the left, "Page X of Y" at the right, baseline `y`), fonts,
-    /// page tree, catalog and info, and returns the file.
+    /// Writes every page's running header and footer (`decor`), the fonts, page tree, catalog and
+    /// info, and returns the file.
     pub(crate) fn finish(
         mut self,
-        left: Option<&str>,
-        margin: f32,
-        y: f32,
-        size: f32,
+        decor: &Decor<'_>,
         info: &Info<'_>,
     ) -> Result<Vec<u8>, RenderError> {
         if self.dirty || self.pages.is_empty() {
             self.finish_page();
         }
         let total = self.pages.len();
+        const GREY: [u8; 3] = [0x59, 0x59, 0x59];
+        const RED: [u8; 3] = [0xC0, 0x00, 0x00];
+        let mut shaped = |text: Option<&str>, style: Style, rgb: [u8; 3]| {
+            let mut glyphs = Vec::new();
+            if let Some(text) = text {
+                text::shape(&mut self.book, text, style, rgb, &mut glyphs);
+            }
+            glyphs
+        };
+        let banner = shaped(decor.banner, Style::Bold, RED);
+        let whose = shaped(decor.header.map(|h| h.0), Style::Bold, GREY);
+        let title = shaped(decor.header.map(|h| h.1), Style::Regular, GREY);
+        let footer_left = shaped(decor.footer, Style::Regular, GREY);
+        let (margin, size) = (decor.margin, decor.size);
+        let right_edge = self.width - margin;
         let mut glyphs = Vec::new();
-        let mut left_glyphs = Vec::new();
-        if let Some(left) = left {
-            text::shape(
-                &mut self.book,
-                left,
-                Style::Regular,
-                [0x59, 0x59, 0x59],
-                &mut left_glyphs,
-            );
-        }
         let mut label = String::new();
         for number in 1..=total {
-            let footer = self.pages[number - 1].1;
+            let overlay = self.pages[number - 1].1;
+            if !banner.is_empty() {
+                let x = (self.width - text::width(&banner, size)) / 2.0;
+                self.text(x, decor.banner_y, size, &banner);
+            }
+            if decor.header.is_some() {
+                self.text(margin, decor.header_y, size, &whose);
+                let x = right_edge - text::width(&title, size);
+                self.text(
+                    x.max(margin + text::width(&whose, size) + 12.0),
+                    decor.header_y,
+                    size,
+                    &title,
+                );
+                self.hline(margin, right_edge, decor.header_y - 5.0, 0.5, 0.6);
+            }
             label.clear();
             use std::fmt::Write as _;
             let _ = write!(label, "Page {number} of {total}");
             glyphs.clear();
-            text::shape(
-                &mut self.book,
-                &label,
-                Style::Regular,
-                [0x59, 0x59, 0x59],
-                &mut glyphs,
-            );
-            let right = self.width - margin - text::width(&glyphs, size);
-            self.text(margin, y, size, &left_glyphs.clone());
-            self.text(right, y, size, &glyphs.clone());
+            text::shape(&mut self.book, &label, Style::Regular, GREY, &mut glyphs);
+            let right = right_edge - text::width(&glyphs, size);
+            self.text(margin, decor.footer_y, size, &footer_left);
+            self.text(right, decor.footer_y, size, &glyphs.clone());
             self.end_text();
             let content = std::mem::replace(&mut self.content, Content::new()).finish();
             self.state = TextState::default();
             self.pdf
-                .stream(footer, &compress(&content))
+                .stream(overlay, &compress(&content))
                 .filter(Filter::FlateDecode);
         }
 

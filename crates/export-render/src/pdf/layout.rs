@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::canvas::{Canvas, Info};
+use super::canvas::{Canvas, Decor, Info};
 use super::flow::Flow;
 use super::fonts::{FontBook, FontSet, Style};
 use super::table::{self, Geometry, RowLayout, Span, TableFlow};
@@ -13,10 +13,15 @@ use crate::{Block, Document, NoticeKind, Run, Table};
 
 const MARGIN: f32 = 72.0;
 const BODY_SIZE: f32 = 11.0;
-const TABLE_SIZE: f32 = 10.0;
-const CELL_PAD: f32 = 4.0;
+const TABLE_SIZE: f32 = 9.5;
+const CELL_PAD: f32 = 3.0;
 const LIST_INDENT: f32 = 18.0;
 const LINE_FACTOR: f32 = 1.3;
+/// A section is kept on one page only when it takes at most this share of a page: keeping a
+/// longer one together would leave too much of a page blank.
+const KEEP_SHARE: f32 = 1.0 / 3.0;
+/// Lines a paragraph, or a split table row, leaves at least on each side of a page break.
+const MIN_LINES: usize = 2;
 const RED: [u8; 3] = [0xC0, 0x00, 0x00];
 const AMBER: [u8; 3] = [0x9C, 0x57, 0x00];
 const GREY: [u8; 3] = [0x59, 0x59, 0x59];
@@ -47,7 +52,8 @@ impl Setting {
         let (size, before, after) = match level {
             0 | 1 => (20.0, 6.0, 10.0),
             2 => (14.0, 12.0, 6.0),
-            _ => (12.0, 8.0, 4.0),
+            3 => (12.0, 8.0, 4.0),
+            _ => (11.0, 6.0, 3.0),
         };
         Setting {
             size,
@@ -73,22 +79,28 @@ pub(crate) fn render(fonts: &FontSet, document: &Document) -> Result<Vec<u8>, cr
         glyphs: Vec::new(),
         lines: Vec::new(),
     };
-    layout.blocks(&document.blocks);
+    layout.blocks(&document.blocks, None);
     let meta = &document.meta;
-    let generated = format!(
-        "Generated on {}",
-        meta.generated_at.format("%B %-d, %Y at %I:%M %p")
-    );
+    let footer = crate::document::footer_line(meta);
     let info = Info {
         title: Some(&meta.title),
         author: Some(&meta.author),
         subject: meta.subject.as_deref(),
         created: Some(meta.generated_at),
     };
-    layout
-        .flow
-        .canvas
-        .finish(Some(&generated), MARGIN, MARGIN / 2.0, FOOTER_SIZE, &info)
+    let height = layout.flow.canvas.height;
+    // The running header sits in the top margin: the banner, then whose record and the title.
+    let decor = Decor {
+        margin: MARGIN,
+        size: FOOTER_SIZE,
+        banner: Some(crate::document::CONFIDENTIAL),
+        banner_y: height - MARGIN / 2.0 + 2.0,
+        header: Some((meta.patient.as_deref().unwrap_or(""), meta.title.as_str())),
+        header_y: height - MARGIN / 2.0 - 12.0,
+        footer: Some(&footer),
+        footer_y: MARGIN / 2.0,
+    };
+    layout.flow.canvas.finish(&decor, &info)
 }
 
 struct Layout<'f> {
@@ -114,18 +126,25 @@ impl<'f> Layout<'f> {
         &mut self.flow.canvas.book
     }
 
-    fn blocks(&mut self, blocks: &[Block]) {
-        for block in blocks {
-            self.block(block);
+    /// Lays `blocks` out; `after` is what follows them (for a heading that ends a section).
+    fn blocks(&mut self, blocks: &[Block], after: Option<&Block>) {
+        for (index, block) in blocks.iter().enumerate() {
+            self.block(block, &blocks[index + 1..], after);
         }
     }
 
-    fn block(&mut self, block: &Block) {
+    /// Lays `block` out; `rest` follows it in its list, then `after`.
+    fn block(&mut self, block: &Block, rest: &[Block], after: Option<&Block>) {
+        let next = rest.first().or(after);
         match block {
             Block::Heading { level, runs } => {
-                self.paragraph(spans_of(runs, true), None, Setting::heading(*level));
+                // A heading goes to the next page rather than end one without what it heads.
+                let keep = self.lead(rest, after);
+                self.paragraph(spans_of(runs, true), None, Setting::heading(*level), keep);
             }
-            Block::Paragraph { runs } => self.paragraph(spans_of(runs, false), None, Setting::BODY),
+            Block::Paragraph { runs } => {
+                self.paragraph(spans_of(runs, false), None, Setting::BODY, 0.0);
+            }
             Block::List { ordered, items } => {
                 for (number, item) in items.iter().enumerate() {
                     let marker = list_marker(*ordered, number);
@@ -134,18 +153,20 @@ impl<'f> Layout<'f> {
                         after: 2.0,
                         ..Setting::BODY
                     };
-                    self.paragraph(spans_of(item, false), Some(&marker), setting);
+                    self.paragraph(spans_of(item, false), Some(&marker), setting, 0.0);
                 }
                 self.flow.skip(4.0);
             }
             Block::Table { table } => self.table(table),
             Block::Section { blocks, .. } => {
                 let height = self.measure_blocks(blocks);
-                if height <= self.flow.body_height() {
+                if height <= KEEP_SHARE * self.flow.body_height() {
                     self.flow.make_room(height);
                 }
-                self.blocks(blocks);
+                self.blocks(blocks, next);
             }
+            // Every page's running header carries the confidentiality banner already.
+            Block::Notice { notice } if notice.kind == NoticeKind::Confidential => {}
             Block::Notice { notice } => {
                 let (style, colour, centred) = match notice.kind {
                     NoticeKind::Confidential => (Style::Bold, RED, true),
@@ -163,7 +184,7 @@ impl<'f> Layout<'f> {
                     centred,
                     ..Setting::BODY
                 };
-                self.paragraph(std::iter::once(span), None, setting);
+                self.paragraph(std::iter::once(span), None, setting, 0.0);
             }
             Block::Rule => {
                 self.flow.skip(6.0);
@@ -193,11 +214,14 @@ impl<'f> Layout<'f> {
         self.glyphs = glyphs;
     }
 
+    /// Sets a paragraph-like block, `keep` points of what follows kept on its page (a heading's
+    /// next lines), with at least `MIN_LINES` lines on each side of a page break.
     fn paragraph<'s>(
         &mut self,
         spans: impl IntoIterator<Item = Span<'s>>,
         marker: Option<&str>,
         setting: Setting,
+        keep: f32,
     ) {
         let width = self.flow.width() - setting.indent;
         self.set_lines(spans, setting.size, width);
@@ -205,8 +229,21 @@ impl<'f> Layout<'f> {
         self.flow.skip(setting.before);
         if setting.keep_next {
             let own = self.lines.len().min(3) as f32 * line_height;
-            self.flow
-                .make_room(own + setting.after + 2.0 * BODY_SIZE * LINE_FACTOR);
+            self.flow.make_room(own + setting.after + keep);
+        }
+        let count = self.lines.len();
+        // Where the page breaks inside the paragraph: never after its first line alone (an
+        // orphan) nor before its last alone (a widow).
+        let fit = ((self.flow.y - self.flow.bottom + 0.01) / line_height)
+            .floor()
+            .max(0.0) as usize;
+        let mut break_before = None;
+        if fit < count && !self.flow.fresh {
+            if fit < MIN_LINES.min(count) {
+                self.flow.new_page();
+            } else if count - fit < MIN_LINES && fit > MIN_LINES {
+                break_before = Some(count - MIN_LINES);
+            }
         }
         let mut marker_glyphs = Vec::new();
         if let Some(marker) = marker {
@@ -222,6 +259,9 @@ impl<'f> Layout<'f> {
         let lines = std::mem::take(&mut self.lines);
         let baseline_drop = setting.size * 0.93 + (line_height - setting.size * 1.16) / 2.0;
         for (index, range) in lines.iter().enumerate() {
+            if break_before == Some(index) {
+                self.flow.new_page();
+            }
             self.flow.make_room(line_height);
             let line = &glyphs[range.clone()];
             let baseline = self.flow.y - baseline_drop;
@@ -259,25 +299,27 @@ impl<'f> Layout<'f> {
             return None;
         }
         let mut extents = vec![(0.0f32, 0.0f32); columns];
+        // The natural width of every body cell, row by row.
+        let mut naturals = vec![vec![0.0f32; columns]; table.rows.len()];
         let mut glyphs = Vec::new();
         // Extents column by column: header cells bold, body cells as styled.
         for (column, extent) in extents.iter_mut().enumerate() {
             let cells = table
                 .header
                 .get(column)
-                .map(|cell| (cell, true))
+                .map(|cell| (None, cell, true))
                 .into_iter()
-                .chain(
-                    table
-                        .rows
-                        .iter()
-                        .filter_map(|row| row.get(column).map(|cell| (cell, false))),
-                );
-            for (cell, bold) in cells {
-                let (min, natural) =
+                .chain(table.rows.iter().enumerate().filter_map(|(index, row)| {
+                    row.get(column).map(|cell| (Some(index), cell, false))
+                }));
+            for (row, cell, bold) in cells {
+                let (word, natural) =
                     table::extent(self.book(), spans_of(cell, bold), TABLE_SIZE, &mut glyphs);
-                extent.0 = extent.0.max(min);
+                extent.0 = extent.0.max(word);
                 extent.1 = extent.1.max(natural);
+                if let Some(row) = row {
+                    naturals[row][column] = natural;
+                }
             }
         }
         let geometry = Geometry::fit(
@@ -286,6 +328,7 @@ impl<'f> Layout<'f> {
             TABLE_SIZE,
             CELL_PAD,
             &extents,
+            &naturals,
             vec![false; columns],
         );
         let mut header = RowLayout::default();
@@ -316,12 +359,65 @@ impl<'f> Layout<'f> {
         };
         let mut row = RowLayout::default();
         self.flow.skip(2.0);
-        table_flow.start(&mut self.flow);
-        for cells in &table.rows {
-            self.layout_row(&table_flow, cells, &mut row);
+        match table.rows.first() {
+            Some(first) => self.layout_row(&table_flow, first, &mut row),
+            None => row.clear(),
+        }
+        table_flow.start(&mut self.flow, table.rows.first().map(|_| &row));
+        for (index, cells) in table.rows.iter().enumerate() {
+            if index > 0 {
+                self.layout_row(&table_flow, cells, &mut row);
+            }
             table_flow.row(&mut self.flow, &row);
         }
         self.flow.skip(10.0);
+    }
+
+    /// The height of the start of what follows a heading (`rest`, then `after`) that must share
+    /// its page: two lines of a paragraph or list, a table's header with its first row (or two
+    /// lines of a row tall enough to split), the start of a section's first block; a heading
+    /// under it brings its own start along.
+    fn lead(&mut self, rest: &[Block], after: Option<&Block>) -> f32 {
+        let Some((block, tail)) = rest.split_first() else {
+            return after.map_or(0.0, |block| self.lead(std::slice::from_ref(block), None));
+        };
+        let lines = |count: usize, setting: Setting| {
+            setting.before + count.min(MIN_LINES) as f32 * setting.line_height()
+        };
+        match block {
+            Block::Heading { level, runs } => {
+                let setting = Setting::heading(*level);
+                // A heading under a heading: both go with what the second heads.
+                self.set_lines(spans_of(runs, true), setting.size, self.flow.width());
+                let own = lines(self.lines.len(), setting) + setting.after;
+                own + self.lead(tail, after)
+            }
+            Block::Paragraph { runs } => {
+                self.set_lines(spans_of(runs, false), BODY_SIZE, self.flow.width());
+                lines(self.lines.len(), Setting::BODY)
+            }
+            Block::List { items, .. } => {
+                let width = self.flow.width() - LIST_INDENT;
+                let first = items.first().map_or(&[][..], Vec::as_slice);
+                self.set_lines(spans_of(first, false), BODY_SIZE, width);
+                lines(self.lines.len(), Setting::BODY)
+            }
+            Block::Table { table } => {
+                let Some(table_flow) = self.table_flow(table) else {
+                    return 0.0;
+                };
+                let mut row = RowLayout::default();
+                if let Some(first) = table.rows.first() {
+                    self.layout_row(&table_flow, first, &mut row);
+                    2.0 + table_flow.start_height(Some(&row), &self.flow)
+                } else {
+                    2.0 + table_flow.header_height()
+                }
+            }
+            Block::Section { blocks, .. } => self.lead(blocks, tail.first().or(after)),
+            Block::Notice { .. } | Block::Rule => self.measure(block),
+            Block::PageBreak => 0.0,
+        }
     }
 
     /// The height `blocks` take when laid out without page breaks.

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use export_domain::ExportFormat;
 
-use super::canvas::{Canvas, Info};
+use super::canvas::{Canvas, Decor, Info};
 use super::flow::Flow;
 use super::fonts::{FontBook, FontSet, Style};
 use super::table::{self, Geometry, RowLayout, Span, TableFlow};
@@ -91,10 +91,15 @@ pub(crate) fn render(
     })?;
     writer.flush_sample();
     let info = Info::default();
-    let file = writer
-        .flow
-        .canvas
-        .finish(None, MARGIN, MARGIN_BOTTOM / 2.0, FOOTER_SIZE, &info)?;
+    let file = writer.flow.canvas.finish(
+        &Decor {
+            margin: MARGIN,
+            size: FOOTER_SIZE,
+            footer_y: MARGIN_BOTTOM / 2.0,
+            ..Decor::default()
+        },
+        &info,
+    )?;
     Ok((file, count))
 }
 
@@ -191,7 +196,7 @@ impl RowsWriter<'_> {
             .iter()
             .map(|c| matches!(c.kind, ColumnKind::Integer | ColumnKind::Float))
             .collect();
-        let geometry = Geometry::fit(left, width, SIZE, PAD, &extents, right_aligned);
+        let geometry = Geometry::fit(left, width, SIZE, PAD, &extents, &[], right_aligned);
         let mut header = RowLayout::default();
         for column in &self.columns {
             let span = Span {
@@ -206,7 +211,7 @@ impl RowsWriter<'_> {
             header,
             has_header: !self.columns.is_empty(),
         };
-        table.start(&mut self.flow);
+        let mut started = false;
         for cells in std::mem::take(&mut self.sample) {
             self.row.clear();
             for text in &cells {
@@ -218,7 +223,15 @@ impl RowsWriter<'_> {
                 self.row
                     .push_cell(&mut self.flow.canvas.book, &table.geometry, [span]);
             }
+            if !started {
+                // The header starts a page only with the first row beside it.
+                table.start(&mut self.flow, Some(&self.row));
+                started = true;
+            }
             table.row(&mut self.flow, &self.row);
+        }
+        if !started {
+            table.start(&mut self.flow, None);
         }
         self.table = Some(table);
     }

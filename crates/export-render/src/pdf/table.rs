@@ -8,6 +8,12 @@ use super::flow::Flow;
 use super::fonts::{FontBook, Style};
 use super::text::{self, Glyph};
 
+/// Lines a split row leaves at least on each side of a page break.
+const MIN_LINES: usize = 2;
+/// A row taller than this share of a page is split between pages when it does not fit; a shorter
+/// one moves whole to the next page.
+const SPLIT_SHARE: f32 = 0.2;
+
 /// A piece of styled text in a cell.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Span<'s> {
@@ -28,61 +34,22 @@ pub(crate) struct Geometry {
 
 impl Geometry {
     pub(crate) fn line_height(&self) -> f32 {
-        self.size * 1.25
+        self.size * 1.2
     }
 
-    /// Columns laid out from `left` over `available` points, from the narrowest each column may
-    /// be (its longest word) and its natural width (its longest cell on one line), padding
-    /// excluded. Wide columns shrink first; words are broken only when even the narrowest widths
-    /// do not fit.
+    /// Columns laid out from `left` over `available` points from each column's (longest word,
+    /// longest cell) extents, padding excluded, and the cells' natural widths row by row: see
+    /// [`crate::widths::column_widths`].
     pub(crate) fn fit(
         left: f32,
         available: f32,
         size: f32,
         pad: f32,
         extents: &[(f32, f32)],
+        cells: &[Vec<f32>],
         right_aligned: Vec<bool>,
     ) -> Geometry {
-        let count = extents.len().max(1);
-        // A column whose longest word is wider than its fair share is broken inside words
-        // rather than squeezing the other columns.
-        let fair = available / count as f32;
-        let padded: Vec<(f32, f32)> = extents
-            .iter()
-            .map(|(min, natural)| {
-                let min = min + 2.0 * pad + 0.5;
-                let natural = natural + 2.0 * pad + 0.5;
-                (min.min(fair), natural.max(min.min(fair)))
-            })
-            .collect();
-        let sum_min: f32 = padded.iter().map(|e| e.0).sum();
-        let sum_nat: f32 = padded.iter().map(|e| e.1).sum();
-        let widths: Vec<f32> = if padded.is_empty() {
-            Vec::new()
-        } else if sum_nat <= available {
-            let extra = (available - sum_nat) / count as f32;
-            padded.iter().map(|e| e.1 + extra).collect()
-        } else if sum_min <= available {
-            // Narrow columns keep their natural width; the widest give way down to a common cap.
-            let width_at = |cap: f32| -> f32 { padded.iter().map(|e| cap.clamp(e.0, e.1)).sum() };
-            let (mut low, mut high) = (0.0f32, padded.iter().map(|e| e.1).fold(0.0, f32::max));
-            for _ in 0..40 {
-                let middle = (low + high) / 2.0;
-                if width_at(middle) > available {
-                    high = middle;
-                } else {
-                    low = middle;
-                }
-            }
-            let mut widths: Vec<f32> = padded.iter().map(|e| low.clamp(e.0, e.1)).collect();
-            let spare = (available - widths.iter().sum::<f32>()).max(0.0);
-            if let Some(widest) = widths.iter_mut().max_by(|a, b| a.total_cmp(b)) {
-                *widest += spare;
-            }
-            widths
-        } else {
-            padded.iter().map(|e| available * e.0 / sum_min).collect()
-        };
+        let widths = crate::widths::column_widths(extents, cells, 2.0 * pad + 0.5, available);
         let mut xs = Vec::with_capacity(widths.len());
         let mut x = left;
         for width in &widths {
@@ -261,42 +228,71 @@ impl TableFlow {
         flow.fresh = false;
     }
 
-    /// Starts the table: the header, on a new page if the header and one line of a row do not fit.
-    pub(crate) fn start(&self, flow: &mut Flow<'_>) {
-        let need = self.header_height() + self.geometry.line_height() + 2.0 * self.geometry.pad;
-        if flow.y - need < flow.bottom && !flow.fresh {
+    /// The height that must share a page with the header: the first row whole, or, for a row tall
+    /// enough to be split, its first lines.
+    pub(crate) fn start_height(&self, first: Option<&RowLayout>, flow: &Flow<'_>) -> f32 {
+        let pad = 2.0 * self.geometry.pad;
+        let row = first.map_or(0.0, |row| {
+            if self.splits(row, flow) {
+                MIN_LINES as f32 * self.geometry.line_height() + pad
+            } else {
+                row.height(&self.geometry)
+            }
+        });
+        self.header_height() + row
+    }
+
+    /// A row is split between pages (rather than moved whole to the next) when it is taller than
+    /// this share of a page.
+    fn splits(&self, row: &RowLayout, flow: &Flow<'_>) -> bool {
+        row.line_count() >= 2 * MIN_LINES
+            && row.height(&self.geometry) > SPLIT_SHARE * flow.body_height()
+    }
+
+    /// Starts the table: the header, on a new page unless the header and the start of the first
+    /// row fit (a header row never ends a page).
+    pub(crate) fn start(&self, flow: &mut Flow<'_>, first: Option<&RowLayout>) {
+        let need = self.start_height(first, flow);
+        if flow.y - need < flow.bottom - 0.01 && !flow.fresh {
             flow.new_page();
         }
         self.draw_header(flow);
     }
 
-    /// Draws a row at the cursor, going on to new pages (with the header repeated) when it does
-    /// not fit, and splitting it between pages when it is taller than a page.
+    /// Draws a row at the cursor. A row that does not fit goes to the next page (with the header
+    /// repeated), unless it is tall (see [`splits`](Self::splits)): then it is split, with at
+    /// least `MIN_LINES` lines on each side of the break.
     pub(crate) fn row(&self, flow: &mut Flow<'_>, row: &RowLayout) {
         let line_height = self.geometry.line_height();
         let pad = self.geometry.pad;
         let total = row.line_count();
-        let header_height = self.header_height();
-        let capacity =
-            (((flow.top - flow.bottom - header_height - 2.0 * pad) / line_height).floor() as usize)
-                .max(1);
+        let splits = self.splits(row, flow);
         let mut from = 0;
         let mut after_break = false;
         loop {
-            let available = ((flow.y - flow.bottom - 2.0 * pad) / line_height).floor();
+            let available = ((flow.y - flow.bottom - 2.0 * pad + 0.01) / line_height).floor();
             let available = if available < 0.0 {
                 0
             } else {
                 available as usize
             };
             let rest = total - from;
-            let fits = rest <= available;
-            if fits || after_break || (rest > capacity && available >= 1) {
-                // All that is left, or (too tall for any page) as much as fits, at least a line.
-                let count = if fits { rest } else { available.max(1) };
+            let count = if rest <= available {
+                Some(rest)
+            } else if splits && available >= MIN_LINES && rest - MIN_LINES >= MIN_LINES {
+                // As much as fits, leaving at least MIN_LINES lines for the next page.
+                Some(available.min(rest - MIN_LINES))
+            } else if after_break {
+                // Taller than a whole page and not splittable by the rules: as much as fits.
+                Some(available.max(1).min(rest))
+            } else {
+                None
+            };
+            if let Some(count) = count {
                 let top = flow.y;
                 row.draw(flow, &self.geometry, top, from..from + count, false);
                 flow.y -= count as f32 * line_height + 2.0 * pad;
+                flow.fresh = false;
                 from += count;
                 if from == total {
                     return;

@@ -1,0 +1,333 @@
+//! The pages as a reader sees them. Every fixture patient's 2025 documents (the progress report,
+//! the three treatment summaries, and their first sessions' notes plain and in each clinical
+//! layout) are rendered to PDF, and pdftotext's word boxes are read back page by page: no page
+//! but the last is filled less than 60%, no page ends with a heading or a table's header row, a
+//! 25-session progress report takes at most 6 pages, and every page says whose record it is.
+
+use chrono::{DateTime, TimeZone, Utc};
+use export_core::gather;
+use export_core::testing::{fixture_practice, pdf_text};
+use export_domain::{
+    ExportType, Practice, ProgressReportInput, Role, SessionNotesInput, SessionStatus,
+    TreatmentSummaryInput,
+};
+use export_render::{
+    Block, Document, DocumentHeader, PdfRenderer, Renderer, Run, TemplateEngine, built_in_template,
+};
+use serde::Serialize;
+
+/// The body of a Letter page, in pdftotext's coordinates (points from the top): the running
+/// header sits above it, the footer below.
+const BODY_TOP: f32 = 72.0;
+const BODY_BOTTOM: f32 = 720.0;
+const BANNER: &str = "CONFIDENTIAL - PROTECTED HEALTH INFORMATION";
+
+fn at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 10, 9, 0, 0).unwrap()
+}
+
+/// A word pdftotext placed: its box and text.
+#[derive(Debug, Clone)]
+struct Word {
+    x: f32,
+    top: f32,
+    bottom: f32,
+    text: String,
+}
+
+/// The words of each page, from `pdftotext -bbox`.
+fn pages_of(pdf: &[u8]) -> Vec<Vec<Word>> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("file.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .args(["-bbox", "-enc", "UTF-8"])
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (scripts/install-fonts installs poppler-utils)");
+    assert!(out.status.success());
+    let html = String::from_utf8(out.stdout).unwrap();
+    let attribute = |tag: &str, name: &str| -> f32 {
+        let start = tag.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        let end = start + tag[start..].find('"').unwrap();
+        tag[start..end].parse().unwrap()
+    };
+    let mut pages = Vec::new();
+    for page in html.split("<page ").skip(1) {
+        let mut words = Vec::new();
+        for word in page.split("<word ").skip(1) {
+            let (tag, rest) = word.split_once('>').unwrap();
+            let text = rest.split_once("</word>").unwrap().0;
+            words.push(Word {
+                x: attribute(tag, "xMin"),
+                top: attribute(tag, "yMin"),
+                bottom: attribute(tag, "yMax"),
+                text: text
+                    .replace("&amp;", "&")
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&quot;", "\"")
+                    .replace("&#39;", "'"),
+            });
+        }
+        pages.push(words);
+    }
+    pages
+}
+
+/// The body's visual lines of a page, top to bottom: words whose tops are within 2 points of
+/// each other, left to right, joined by spaces.
+fn body_lines(words: &[Word]) -> Vec<(f32, f32, String)> {
+    let mut body: Vec<&Word> = words
+        .iter()
+        .filter(|w| w.top >= BODY_TOP - 8.0 && w.bottom <= BODY_BOTTOM + 4.0)
+        .collect();
+    body.sort_by(|a, b| a.top.total_cmp(&b.top).then(a.x.total_cmp(&b.x)));
+    let mut lines: Vec<(f32, f32, Vec<&Word>)> = Vec::new();
+    for word in body {
+        match lines.last_mut() {
+            Some((top, bottom, line)) if (word.top - *top).abs() < 2.0 => {
+                *bottom = bottom.max(word.bottom);
+                line.push(word);
+            }
+            _ => lines.push((word.top, word.bottom, vec![word])),
+        }
+    }
+    lines
+        .into_iter()
+        .map(|(top, bottom, mut line)| {
+            line.sort_by(|a, b| a.x.total_cmp(&b.x));
+            let text: Vec<&str> = line.iter().map(|w| w.text.as_str()).collect();
+            (top, bottom, text.join(" "))
+        })
+        .collect()
+}
+
+fn runs_text(runs: &[Run]) -> String {
+    runs.iter().map(|r| r.text.as_str()).collect()
+}
+
+/// The texts a page must not end with: every heading, and every table's header row.
+fn must_not_end_a_page(blocks: &[Block], out: &mut Vec<String>) {
+    for block in blocks {
+        match block {
+            Block::Heading { runs, .. } => out.push(runs_text(runs)),
+            Block::Table { table } if !table.header.is_empty() => {
+                let cells: Vec<String> = table.header.iter().map(|c| runs_text(c)).collect();
+                out.push(cells.join(" "));
+            }
+            Block::Section { blocks, .. } => must_not_end_a_page(blocks, out),
+            _ => {}
+        }
+    }
+}
+
+/// One rendered document and what its pages must show.
+struct Rendered {
+    what: String,
+    patient: String,
+    document: Document,
+    pdf: Vec<u8>,
+}
+
+fn render(
+    templates: &TemplateEngine,
+    pdf: &PdfRenderer,
+    export_type: ExportType,
+    what: String,
+    header: &DocumentHeader,
+    context: &impl Serialize,
+) -> Rendered {
+    let meta = gather::meta_for(header, at());
+    let name = built_in_template(export_type).unwrap();
+    let document = templates.render_document(name, context, meta).unwrap();
+    let mut out = std::io::Cursor::new(Vec::new());
+    pdf.render_document(&document, &mut out).unwrap();
+    Rendered {
+        what,
+        patient: header.patient_name.clone(),
+        document,
+        pdf: out.into_inner(),
+    }
+}
+
+/// Every fixture patient's 2025 documents.
+fn documents(practice: &Practice) -> Vec<Rendered> {
+    let templates = TemplateEngine::new();
+    let pdf = PdfRenderer::with_system_fonts().expect("fonts (scripts/install-fonts)");
+    let mut rendered = Vec::new();
+    for patient in practice.users.iter().filter(|u| u.role == Role::Patient) {
+        let id = patient.id.to_string();
+        let report = ProgressReportInput {
+            patient_id: id.clone(),
+            start_date: "2025-01-01".into(),
+            end_date: "2025-12-31".into(),
+            format: "pdf".into(),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        let context = gather::progress_report(practice, &report, at()).unwrap();
+        rendered.push(render(
+            &templates,
+            &pdf,
+            ExportType::ProgressReport,
+            format!("progress report of {id}"),
+            &context.header,
+            &context,
+        ));
+        for purpose in ["insurance", "transfer", "records"] {
+            let summary = TreatmentSummaryInput {
+                patient_id: id.clone(),
+                format: "pdf".into(),
+                purpose: purpose.into(),
+                ..Default::default()
+            }
+            .validate()
+            .unwrap();
+            let context = gather::treatment_summary(practice, &summary, at()).unwrap();
+            rendered.push(render(
+                &templates,
+                &pdf,
+                ExportType::TreatmentSummary,
+                format!("{purpose} summary of {id}"),
+                &context.header,
+                &context,
+            ));
+        }
+        let mut sessions: Vec<_> = practice
+            .therapy_sessions
+            .iter()
+            .filter(|s| s.patient_id == patient.id && s.status == SessionStatus::Processed)
+            .collect();
+        sessions.sort_by_key(|s| s.session_date);
+        let first: Vec<String> = sessions.iter().take(4).map(|s| s.id.to_string()).collect();
+        for layout in [
+            None,
+            Some("soap"),
+            Some("dap"),
+            Some("birp"),
+            Some("progress_note"),
+        ] {
+            let notes = SessionNotesInput {
+                session_ids: first.clone(),
+                format: "pdf".into(),
+                note_layout: layout.map(str::to_owned),
+                ..Default::default()
+            }
+            .validate()
+            .unwrap();
+            let context = gather::session_notes(practice, &notes, at()).unwrap();
+            rendered.push(render(
+                &templates,
+                &pdf,
+                ExportType::SessionNotes,
+                format!("{} notes of {id}", layout.unwrap_or("plain")),
+                &context.header,
+                &context,
+            ));
+        }
+    }
+    rendered
+}
+
+#[test]
+fn pages_are_full_say_whose_they_are_and_never_end_with_a_heading() {
+    let practice = fixture_practice();
+    let mut problems = Vec::new();
+    let mut reports = Vec::new();
+    for rendered in documents(&practice) {
+        let pages = pages_of(&rendered.pdf);
+        let mut forbidden = Vec::new();
+        must_not_end_a_page(&rendered.document.blocks, &mut forbidden);
+        let what = &rendered.what;
+        if what.starts_with("progress report") {
+            reports.push(pages.len());
+            if pages.len() > 6 {
+                problems.push(format!("{what}: {} pages, more than 6", pages.len()));
+            }
+        }
+        for (index, words) in pages.iter().enumerate() {
+            let number = index + 1;
+            let last = number == pages.len();
+            let lines = body_lines(words);
+            let filled = lines
+                .last()
+                .map_or(0.0, |l| (l.1 - BODY_TOP) / (BODY_BOTTOM - BODY_TOP));
+            if !last && filled < 0.6 {
+                problems.push(format!(
+                    "{what}: page {number} is {:.0}% filled",
+                    filled * 100.0
+                ));
+            }
+            if let Some((_, _, text)) = lines.last()
+                && !last
+                && forbidden
+                    .iter()
+                    .any(|f| f == text || (f.len() > text.len() && f.ends_with(text.as_str())))
+            {
+                problems.push(format!("{what}: page {number} ends with {text:?}"));
+            }
+        }
+        // Whose record, on every page (the text as a reader extracts it).
+        let text = pdf_text(&rendered.pdf);
+        for (index, page) in text
+            .split('\u{c}')
+            .filter(|p| !p.trim().is_empty())
+            .enumerate()
+        {
+            let number = index + 1;
+            if !page.contains(BANNER) {
+                problems.push(format!("{what}: page {number} has no banner"));
+            }
+            if !page.contains(&rendered.patient) {
+                problems.push(format!("{what}: page {number} does not name the patient"));
+            }
+        }
+    }
+    assert!(reports.len() >= 10, "the fixtures' patients: {reports:?}");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Zoë's progress report, SOAP notes and insurance summary as PNGs, for a person to look at:
+/// in `target/tmp/layout/` (the test checks that pdftoppm made every page).
+#[test]
+fn pages_to_look_at_are_written_as_png() {
+    let practice = fixture_practice();
+    let zoe = export_core::testing::ZOE;
+    let folder = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("layout");
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    for rendered in documents(&practice).into_iter().filter(|r| {
+        r.what.ends_with(zoe)
+            && ["progress report", "soap notes", "insurance summary"]
+                .iter()
+                .any(|what| r.what.starts_with(what))
+    }) {
+        let name = rendered
+            .what
+            .split(" of ")
+            .next()
+            .unwrap()
+            .replace(' ', "-");
+        let pdf = folder.join(format!("{name}.pdf"));
+        std::fs::write(&pdf, &rendered.pdf).unwrap();
+        let status = std::process::Command::new("pdftoppm")
+            .args(["-r", "60", "-png"])
+            .arg(&pdf)
+            .arg(folder.join(&name))
+            .status()
+            .expect("pdftoppm (poppler-utils)");
+        assert!(status.success());
+        let pages = pages_of(&rendered.pdf).len();
+        let pngs = std::fs::read_dir(&folder)
+            .unwrap()
+            .filter(|e| {
+                let file = e.as_ref().unwrap().file_name().into_string().unwrap();
+                file.starts_with(&format!("{name}-")) && file.ends_with(".png")
+            })
+            .count();
+        assert_eq!(pngs, pages, "{name}: a PNG for every page");
+    }
+}
