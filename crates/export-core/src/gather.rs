@@ -14,8 +14,8 @@ use export_domain::{
 };
 use export_render::{
     AssessmentLine, DiagnosisLine, DocumentHeader, DocumentMeta, FullRecordContext, GoalLine,
-    PageSize, ProgressReportContext, SessionLine, SessionNoteContext, SessionNotesContext,
-    TreatmentSummaryContext, fill_note, print_date, print_date_time,
+    PageSize, ProgressReportContext, RiskLine, SessionLine, SessionNoteContext,
+    SessionNotesContext, TreatmentSummaryContext, fill_note, print_date, print_date_time,
 };
 use uuid::Uuid;
 
@@ -235,6 +235,41 @@ fn observations(sessions: &[&TherapySession], count: usize) -> Vec<String> {
         .collect()
 }
 
+/// `text` with its first letter in capitals, as a value printed on its own reads: "Good".
+fn capitalized(text: &str) -> String {
+    let text = text.trim();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The risk flags of `sessions` in their order, the most severe first within a session.
+fn risk_lines(sessions: &[&TherapySession]) -> Vec<RiskLine> {
+    sessions
+        .iter()
+        .flat_map(|session| {
+            let date = session.session_date.date_naive();
+            let mut flags: Vec<&export_domain::RiskFlag> = session
+                .extracted_notes
+                .iter()
+                .flat_map(|notes| &notes.risk_flags)
+                .collect();
+            flags.sort_by_key(|flag| std::cmp::Reverse(severity_rank(flag.severity)));
+            flags.into_iter().map(move |flag| RiskLine::new(date, flag))
+        })
+        .collect()
+}
+
+fn severity_rank(severity: export_domain::RiskSeverity) -> u8 {
+    match severity {
+        export_domain::RiskSeverity::Low => 0,
+        export_domain::RiskSeverity::Medium => 1,
+        export_domain::RiskSeverity::High => 2,
+    }
+}
+
 /// The context of a progress report: one patient over the requested period.
 pub fn progress_report(
     practice: &Practice,
@@ -276,6 +311,7 @@ pub fn progress_report(
             .collect(),
         observations: observations(&sessions, 5),
         recommendations,
+        risk_flags: risk_lines(&sessions),
     })
 }
 
@@ -315,6 +351,12 @@ pub fn treatment_summary(
     Ok(TreatmentSummaryContext {
         header: header(practice, patient, title, None, generated_at),
         purpose: request.purpose.to_string(),
+        purpose_label: match request.purpose {
+            SummaryPurpose::Insurance => "Insurance reimbursement",
+            SummaryPurpose::Transfer => "Transfer of care",
+            SummaryPurpose::Records => "Clinical records",
+        }
+        .to_owned(),
         sections,
         diagnoses: diagnosis_lines(practice, patient.id),
         modality: plan.map(|p| p.modality.clone()).unwrap_or_default(),
@@ -322,7 +364,7 @@ pub fn treatment_summary(
         plan_summary: plan.map(|p| p.summary.clone()).unwrap_or_default(),
         interventions: interventions
             .into_iter()
-            .map(|(name, n)| format!("{name} ({n} sessions)"))
+            .map(|(name, n)| format!("{name} ({n} session{})", if n == 1 { "" } else { "s" }))
             .collect(),
         session_count: sessions.len(),
         avg_duration_minutes: average_minutes(&sessions),
@@ -334,7 +376,8 @@ pub fn treatment_summary(
             .map(|s| print_date(s.session_date.date_naive())),
         goals: goal_lines(practice, patient.id),
         observations: observations(&sessions, 3),
-        prognosis: plan.map(|p| p.prognosis.clone()).unwrap_or_default(),
+        prognosis: plan.map(|p| capitalized(&p.prognosis)).unwrap_or_default(),
+        risk_flags: risk_lines(&sessions),
     })
 }
 
@@ -399,11 +442,7 @@ pub fn session_notes(
                         .map(|st| format!("{} ({})", st.name, st.status))
                         .collect(),
                     action_items: notes.action_items.iter().map(|a| a.task.clone()).collect(),
-                    risk_flags: notes
-                        .risk_flags
-                        .iter()
-                        .map(|f| format!("{} {}", f.severity, f.kind.replace('_', " ")))
-                        .collect(),
+                    risk_flags: risk_lines(std::slice::from_ref(s)),
                     transcript: options
                         .include_transcript
                         .then(|| s.transcript_text.clone())
@@ -533,7 +572,13 @@ pub fn session_notes_table(context: &SessionNotesContext) -> export_render::Text
                 row.extend([
                     Some(s.key_topics.join("; ")),
                     Some(s.strategies.join("; ")),
-                    Some(s.risk_flags.join("; ")),
+                    Some(
+                        s.risk_flags
+                            .iter()
+                            .map(|f| f.text.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    ),
                 ]);
             }
             if context.include_action_items {

@@ -331,3 +331,143 @@ fn pages_to_look_at_are_written_as_png() {
         assert_eq!(pngs, pages, "{name}: a PNG for every page");
     }
 }
+
+/// The texts of every notice of `kind` in `blocks`, sections included.
+fn notices(blocks: &[Block], kind: export_render::NoticeKind, out: &mut Vec<String>) {
+    for block in blocks {
+        match block {
+            Block::Notice { notice } if notice.kind == kind => out.push(notice.text.clone()),
+            Block::Section { blocks, .. } => notices(blocks, kind, out),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn a_high_risk_flag_is_a_framed_callout_in_words_in_every_layout_and_report() {
+    use export_render::NoticeKind;
+    let practice = fixture_practice();
+    let templates = TemplateEngine::new();
+    let pdf = PdfRenderer::with_system_fonts().expect("fonts (scripts/install-fonts)");
+    // Łukasz's session of August 12, 2025: a high suicidal-ideation flag and a medium one.
+    let flagged = "8243af68-a500-58ea-bd14-59e97aa393ca";
+    let high = "HIGH RISK: suicidal ideation. Disclosed thoughts of ending his life with a vague \
+                plan after a relapse weekend; safety plan activated and crisis contacts \
+                confirmed. (August 12, 2025)";
+    let squash = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for layout in [
+        None,
+        Some("soap"),
+        Some("dap"),
+        Some("birp"),
+        Some("progress_note"),
+    ] {
+        let what = layout.unwrap_or("plain");
+        let notes = SessionNotesInput {
+            session_ids: vec![flagged.into()],
+            format: "pdf".into(),
+            note_layout: layout.map(str::to_owned),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        let context = gather::session_notes(&practice, &notes, at()).unwrap();
+        let rendered = render(
+            &templates,
+            &pdf,
+            ExportType::SessionNotes,
+            what.into(),
+            &context.header,
+            &context,
+        );
+        let mut danger = Vec::new();
+        notices(&rendered.document.blocks, NoticeKind::Danger, &mut danger);
+        // Once among the session's flags, and once atop the note when there is one.
+        let expected = if layout.is_some() { 2 } else { 1 };
+        assert_eq!(danger, vec![high.to_owned(); expected], "{what}");
+        let mut warnings = Vec::new();
+        notices(
+            &rendered.document.blocks,
+            NoticeKind::Warning,
+            &mut warnings,
+        );
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("Medium risk: substance use.")),
+            "{what}: {warnings:?}"
+        );
+        assert!(
+            squash(&pdf_text(&rendered.pdf)).contains(high),
+            "{what}: the PDF says it"
+        );
+    }
+
+    // A session without flags says so, and its risk field is not left "to complete".
+    let quiet = practice
+        .therapy_sessions
+        .iter()
+        .find(|s| {
+            s.status == SessionStatus::Processed
+                && s.extracted_notes
+                    .as_ref()
+                    .is_some_and(|n| n.risk_flags.is_empty())
+        })
+        .unwrap();
+    let notes = SessionNotesInput {
+        session_ids: vec![quiet.id.to_string()],
+        format: "pdf".into(),
+        note_layout: Some("soap".into()),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    let context = gather::session_notes(&practice, &notes, at()).unwrap();
+    let rendered = render(
+        &templates,
+        &pdf,
+        ExportType::SessionNotes,
+        "quiet".into(),
+        &context.header,
+        &context,
+    );
+    let text = rendered.document.plain_text();
+    assert!(
+        text.contains("Risk flags: No risk flags recorded in this session."),
+        "{text}"
+    );
+    assert!(
+        text.contains("Risk assessment: No risk flags recorded."),
+        "{text}"
+    );
+    assert!(!text.contains("Risk assessment: [to complete]"), "{text}");
+
+    // Łukasz's progress report over 2025 lists the period's flags by date and severity.
+    let report = ProgressReportInput {
+        patient_id: export_core::testing::LUKASZ.into(),
+        start_date: "2025-01-01".into(),
+        end_date: "2025-12-31".into(),
+        format: "pdf".into(),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    let context = gather::progress_report(&practice, &report, at()).unwrap();
+    let dates: Vec<&str> = context.risk_flags.iter().map(|f| f.date.as_str()).collect();
+    assert!(dates.contains(&"August 12, 2025"), "{dates:?}");
+    let rendered = render(
+        &templates,
+        &pdf,
+        ExportType::ProgressReport,
+        "report".into(),
+        &context.header,
+        &context,
+    );
+    let text = squash(&pdf_text(&rendered.pdf));
+    assert!(text.contains("Risk Flags"), "the section");
+    assert!(text.contains(high), "the high flag as a callout");
+    assert!(
+        text.contains("August 12, 2025 High suicidal ideation"),
+        "its row: {text}"
+    );
+}

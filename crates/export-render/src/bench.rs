@@ -313,5 +313,6 @@ pub fn progress_report_context(sessions: u64) -> crate::ProgressReportContext {
             "This report covers {sessions} sessions totalling {minutes} minutes. The client has made steady progress toward treatment goals, with fewer panic episodes, improved sleep (from <6 h to 7+ h) and a gradual return to work."
         )],
         recommendations: vec!["Continue fortnightly sessions.".into()],
+        risk_flags: Vec::new(),
     }
 }

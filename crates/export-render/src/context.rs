@@ -31,6 +31,66 @@ pub struct DocumentHeader {
     pub generated_on: String,
 }
 
+/// A risk flag as documents print it, in words as well as by severity: a high flag is
+/// "HIGH RISK: suicidal ideation", never only a colour.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RiskLine {
+    /// The session's date, "August 12, 2025".
+    pub date: String,
+    /// "High", "Medium" or "Low".
+    pub severity: String,
+    pub high: bool,
+    /// What the risk is: "suicidal ideation".
+    pub risk: String,
+    pub evidence: String,
+    /// The whole flag as a sentence: "HIGH RISK: suicidal ideation. Disclosed thoughts …
+    /// (August 12, 2025)"; "Medium risk: self-harm. … (date)".
+    pub text: String,
+}
+
+impl RiskLine {
+    /// `flag`, raised in the session of `date`.
+    pub fn new(date: NaiveDate, flag: &export_domain::RiskFlag) -> RiskLine {
+        use export_domain::RiskSeverity;
+        let risk = flag.kind.trim().replace('_', " ");
+        let high = flag.severity == RiskSeverity::High;
+        let severity = match flag.severity {
+            RiskSeverity::High => "High",
+            RiskSeverity::Medium => "Medium",
+            RiskSeverity::Low => "Low",
+        };
+        let label = if high {
+            format!("HIGH RISK: {risk}")
+        } else {
+            format!("{severity} risk: {risk}")
+        };
+        let date = print_date(date);
+        let evidence = flag.evidence.trim().to_owned();
+        let text = match evidence.as_str() {
+            "" => format!("{label} ({date})"),
+            evidence => format!("{label}. {} ({date})", sentence(evidence)),
+        };
+        RiskLine {
+            date,
+            severity: severity.to_owned(),
+            high,
+            risk,
+            evidence,
+            text,
+        }
+    }
+}
+
+/// `text` ending with a full stop unless it ends with punctuation already.
+pub fn sentence(text: &str) -> String {
+    let text = text.trim();
+    if text.ends_with(['.', '!', '?', '…']) {
+        text.to_owned()
+    } else {
+        format!("{text}.")
+    }
+}
+
 /// A goal row of a report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GoalLine {
@@ -75,6 +135,8 @@ pub struct ProgressReportContext {
     pub sessions: Vec<SessionLine>,
     pub observations: Vec<String>,
     pub recommendations: Vec<String>,
+    /// The period's risk flags, oldest first; always printed (none is said as such).
+    pub risk_flags: Vec<RiskLine>,
 }
 
 /// A diagnosis line.
@@ -90,7 +152,10 @@ pub struct DiagnosisLine {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TreatmentSummaryContext {
     pub header: DocumentHeader,
+    /// `insurance`, `transfer` or `records`, for a template's decisions.
     pub purpose: String,
+    /// The purpose as printed: "Insurance reimbursement", "Transfer of care", "Clinical records".
+    pub purpose_label: String,
     pub sections: BTreeMap<String, bool>,
     pub diagnoses: Vec<DiagnosisLine>,
     pub modality: String,
@@ -104,6 +169,8 @@ pub struct TreatmentSummaryContext {
     pub goals: Vec<GoalLine>,
     pub observations: Vec<String>,
     pub prognosis: String,
+    /// The risk history: every flag of the treatment, oldest first.
+    pub risk_flags: Vec<RiskLine>,
 }
 
 /// A session with its notes, as session-notes exports print it.
@@ -116,7 +183,7 @@ pub struct SessionNoteContext {
     pub key_topics: Vec<String>,
     pub strategies: Vec<String>,
     pub action_items: Vec<String>,
-    pub risk_flags: Vec<String>,
+    pub risk_flags: Vec<RiskLine>,
     pub transcript: Option<String>,
     /// The session laid out as a clinical note, when a layout was asked for.
     pub note: Option<FilledNote>,

@@ -132,6 +132,9 @@ pub enum NoticeKind {
     Confidential,
     /// A caution the reader must see, such as a risk flag.
     Warning,
+    /// A danger the reader must act on, such as a high-severity risk flag: its text says so in
+    /// words ("HIGH RISK: …"), and it is framed, not only coloured.
+    Danger,
     /// A neutral remark.
     Info,
 }

@@ -633,6 +633,8 @@ struct Para<'a> {
     keep_next: bool,
     num_id: Option<u32>,
     bottom_border: bool,
+    /// A frame on every side, in this colour (`RRGGBB`).
+    frame: Option<&'a str>,
     shading: Option<&'a str>,
     center: bool,
     right: bool,
@@ -645,6 +647,7 @@ impl Para<'_> {
             && !self.keep_next
             && self.num_id.is_none()
             && !self.bottom_border
+            && self.frame.is_none()
             && self.shading.is_none()
             && !self.center
             && !self.right
@@ -669,6 +672,15 @@ impl Para<'_> {
             xml.push_str(
                 r#"<w:pBdr><w:bottom w:val="single" w:sz="6" w:space="1" w:color="A6A6A6"/></w:pBdr>"#,
             );
+        }
+        if let Some(colour) = self.frame {
+            xml.push_str("<w:pBdr>");
+            for side in ["top", "left", "bottom", "right"] {
+                xml.push_str(&format!(
+                    r#"<w:{side} w:val="single" w:sz="12" w:space="4" w:color="{colour}"/>"#
+                ));
+            }
+            xml.push_str("</w:pBdr>");
         }
         if let Some(fill) = self.shading {
             xml.push_str(r#"<w:shd w:val="clear" w:color="auto" w:fill=""#);
@@ -769,6 +781,17 @@ fn notice_block(xml: &mut String, notice: &Notice, keep: bool) {
         NoticeKind::Confidential => (
             Para {
                 center: true,
+                ..Para::default()
+            },
+            RunFormat {
+                bold: true,
+                color: Some(Color::RED),
+                ..RunFormat::default()
+            },
+        ),
+        NoticeKind::Danger => (
+            Para {
+                frame: Some("C00000"),
                 ..Para::default()
             },
             RunFormat {

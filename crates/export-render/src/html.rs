@@ -10,7 +10,7 @@ const STYLE: &str = "body{font-family:'DejaVu Sans',Arial,sans-serif;font-size:1
 h1{font-size:18pt}h2{font-size:14pt;margin-top:1.2em}h3{font-size:12pt}h4{font-size:11pt}\
 table{border-collapse:collapse;width:100%;margin:.5em 0}th,td{border:1px solid #999;padding:3px 6px;text-align:left;vertical-align:top}\
 th{background:#d9d9d9;font-weight:bold}.notice{padding:6px;margin:.5em 0}\
-.confidential{color:#c00000;font-weight:bold;text-align:center}.warning{border:1px solid #c00000;color:#c00000}\
+.confidential{color:#c00000;font-weight:bold;text-align:center}.warning{border:1px solid #9c5700;color:#9c5700}.danger{border:2px solid #c00000;color:#c00000;font-weight:bold}\
 .info{border:1px solid #999}footer{margin-top:2em;color:#595959;font-size:9pt}.page-break{page-break-after:always}";
 
 /// Escapes text for HTML content and attribute values.
@@ -114,6 +114,7 @@ fn blocks(out: &mut String, list: &[Block]) {
                 let class = match notice.kind {
                     NoticeKind::Confidential => "confidential",
                     NoticeKind::Warning => "warning",
+                    NoticeKind::Danger => "danger",
                     NoticeKind::Info => "info",
                 };
                 let _ = write!(out, "<div class=\"notice {class}\">");

@@ -27,8 +27,8 @@ mod xlsx;
 
 pub use context::{
     AssessmentLine, DiagnosisLine, DocumentHeader, FullRecordContext, GoalLine,
-    ProgressReportContext, SessionLine, SessionNoteContext, SessionNotesContext,
-    TreatmentSummaryContext, print_date, print_date_time,
+    ProgressReportContext, RiskLine, SessionLine, SessionNoteContext, SessionNotesContext,
+    TreatmentSummaryContext, print_date, print_date_time, sentence,
 };
 pub use csv::{CsvRenderer, looks_like_formula};
 pub use document::{

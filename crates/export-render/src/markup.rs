@@ -176,6 +176,8 @@ impl<'s, 'p> Parse<'s, 'p> {
         if has("notice") {
             let kind = if has("confidential") {
                 NoticeKind::Confidential
+            } else if has("danger") {
+                NoticeKind::Danger
             } else if has("warning") {
                 NoticeKind::Warning
             } else {

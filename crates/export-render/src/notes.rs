@@ -52,6 +52,9 @@ pub struct NoteField {
     pub label: &'static str,
     pub value: FieldValue,
     pub confidence: f64,
+    /// What an empty value says, when empty is itself a finding ("No risk flags recorded."),
+    /// instead of a field left for the clinician to complete.
+    pub when_empty: Option<&'static str>,
 }
 
 /// One section of a note (Subjective, Data, Behavior…).
@@ -73,6 +76,9 @@ pub struct FilledNote {
     pub confidence: f64,
     /// `section.field` of every empty field, for the clinician to complete.
     pub missing_fields: Vec<String>,
+    /// The session's high-severity risk flags as callouts: "HIGH RISK: suicidal ideation.
+    /// Evidence (date)".
+    pub alerts: Vec<String>,
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> f64 {
@@ -122,21 +128,17 @@ fn strategies(notes: &ExtractedNotes, keep: impl Fn(&Strategy) -> bool) -> Field
     )
 }
 
-fn risks(flags: &[RiskFlag]) -> FieldValue {
+fn risks(flags: &[RiskFlag], date: chrono::NaiveDate) -> FieldValue {
     FieldValue::List(
         flags
             .iter()
-            .map(|f| match f.evidence.trim() {
-                "" => format!("{} risk: {}", f.severity, f.kind.replace('_', " ")),
-                evidence => format!(
-                    "{} risk: {}: {evidence}",
-                    f.severity,
-                    f.kind.replace('_', " ")
-                ),
-            })
+            .map(|flag| crate::RiskLine::new(date, flag).text)
             .collect(),
     )
 }
+
+/// What an empty risk field says: the notes were read and held no flag.
+const NO_RISK_FLAGS: &str = "No risk flags recorded.";
 
 fn homework(notes: &ExtractedNotes) -> FieldValue {
     FieldValue::List(
@@ -148,6 +150,22 @@ fn homework(notes: &ExtractedNotes) -> FieldValue {
                 details => format!("{}: {details}", a.task),
             })
             .collect(),
+    )
+}
+
+/// What the session was about, and how the patient presented: "Session focused on sleep.
+/// Presenting as anxious." (the topic summary and the mood, each a sentence, no stacked labels).
+fn chief_complaint(notes: &ExtractedNotes) -> String {
+    let summary = notes.topic_summary.trim();
+    let mood = notes.session_mood.trim();
+    let mood = (!mood.is_empty()).then(|| format!("Presenting as {mood}."));
+    let summary = (!summary.is_empty()).then(|| crate::sentence(summary));
+    join(
+        &[
+            summary.as_deref().unwrap_or(""),
+            mood.as_deref().unwrap_or(""),
+        ],
+        " ",
     )
 }
 
@@ -179,6 +197,7 @@ fn section(key: &'static str, title: &'static str, fields: Vec<FieldSpec>) -> No
             key,
             label,
             confidence: value.confidence(),
+            when_empty: matches!(key, "risk_assessment" | "risk_flags").then_some(NO_RISK_FLAGS),
             value,
         })
         .collect();
@@ -194,7 +213,7 @@ fn section(key: &'static str, title: &'static str, fields: Vec<FieldSpec>) -> No
 pub fn fill_note(layout: NoteLayout, session: &TherapySession) -> FilledNote {
     let empty = ExtractedNotes::default();
     let n = session.extracted_notes.as_ref().unwrap_or(&empty);
-    let patient_summary = session.patient_summary.clone().unwrap_or_default();
+    let date = session.session_date.date_naive();
     let (title, sections) = match layout {
         NoteLayout::Soap => (
             "SOAP Note",
@@ -206,7 +225,7 @@ pub fn fill_note(layout: NoteLayout, session: &TherapySession) -> FilledNote {
                         (
                             "chief_complaint",
                             "Chief complaint",
-                            text(join(&[&n.session_mood, &n.topic_summary], ": ")),
+                            text(chief_complaint(n)),
                         ),
                         ("mood", "Reported mood", text(n.session_mood.clone())),
                         (
@@ -253,7 +272,11 @@ pub fn fill_note(layout: NoteLayout, session: &TherapySession) -> FilledNote {
                             "Strategies reviewed",
                             strategies(n, |s| s.status == StrategyStatus::Reviewed),
                         ),
-                        ("risk_assessment", "Risk assessment", risks(&n.risk_flags)),
+                        (
+                            "risk_assessment",
+                            "Risk assessment",
+                            risks(&n.risk_flags, date),
+                        ),
                     ],
                 ),
                 section(
@@ -302,7 +325,11 @@ pub fn fill_note(layout: NoteLayout, session: &TherapySession) -> FilledNote {
                             "Interventions used",
                             strategies(n, |_| true),
                         ),
-                        ("risk_assessment", "Risk assessment", risks(&n.risk_flags)),
+                        (
+                            "risk_assessment",
+                            "Risk assessment",
+                            risks(&n.risk_flags, date),
+                        ),
                     ],
                 ),
                 section(
@@ -369,10 +396,12 @@ pub fn fill_note(layout: NoteLayout, session: &TherapySession) -> FilledNote {
                     "response",
                     "Response",
                     vec![
+                        // The clinician's account of how the patient responded, not the summary
+                        // written for the patient.
                         (
                             "patient_response",
                             "Patient response",
-                            text(patient_summary),
+                            text(n.therapist_notes.clone()),
                         ),
                         (
                             "mood_trajectory",
@@ -433,7 +462,7 @@ pub fn fill_note(layout: NoteLayout, session: &TherapySession) -> FilledNote {
                 section(
                     "risk_assessment",
                     "Risk assessment",
-                    vec![("risk_flags", "Risk flags", risks(&n.risk_flags))],
+                    vec![("risk_flags", "Risk flags", risks(&n.risk_flags, date))],
                 ),
                 section(
                     "plan",
@@ -446,14 +475,27 @@ pub fn fill_note(layout: NoteLayout, session: &TherapySession) -> FilledNote {
             ],
         ),
     };
+    let mut sections = sections;
+    if session.extracted_notes.is_none() {
+        // Nothing was read from the session: an empty risk field is not a finding but a gap.
+        for field in sections.iter_mut().flat_map(|s| s.fields.iter_mut()) {
+            field.when_empty = None;
+        }
+    }
     let missing_fields = sections
         .iter()
         .flat_map(|s| {
             s.fields
                 .iter()
-                .filter(|f| f.value.is_empty())
+                .filter(|f| f.value.is_empty() && f.when_empty.is_none())
                 .map(move |f| format!("{}.{}", s.key, f.key))
         })
+        .collect();
+    let alerts = n
+        .risk_flags
+        .iter()
+        .filter(|flag| flag.severity == export_domain::RiskSeverity::High)
+        .map(|flag| crate::RiskLine::new(date, flag).text)
         .collect();
     FilledNote {
         layout,
@@ -461,5 +503,6 @@ pub fn fill_note(layout: NoteLayout, session: &TherapySession) -> FilledNote {
         confidence: mean(sections.iter().map(|s| s.confidence)),
         sections,
         missing_fields,
+        alerts,
     }
 }

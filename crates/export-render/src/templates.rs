@@ -142,6 +142,30 @@ fn number(value: f64) -> String {
     }
 }
 
+/// A confidence (0 to 1) as a percentage: `0.533` is `53%`.
+fn percent(value: f64) -> String {
+    format!("{}%", (value.clamp(0.0, 1.0) * 100.0).round() as i64)
+}
+
+/// Items as one line of prose: sentences (items that end with `.`, `!` or `?`) follow each other,
+/// each ending with a full stop; short items are joined with semicolons. Never ".;".
+fn join_items(items: Vec<String>) -> String {
+    let items: Vec<&str> = items
+        .iter()
+        .map(|i| i.trim())
+        .filter(|i| !i.is_empty())
+        .collect();
+    if items.iter().any(|i| i.ends_with(['.', '!', '?'])) {
+        items
+            .iter()
+            .map(|i| crate::sentence(i))
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        items.join("; ")
+    }
+}
+
 /// Escapes `text` and turns its line breaks into `<br>`.
 fn linebreaksbr(text: &str) -> Value {
     let mut out = String::with_capacity(text.len() + 16);
@@ -191,6 +215,8 @@ fn environment() -> Environment<'static> {
     env.remove_global("debug");
     env.add_filter("pluralize", pluralize);
     env.add_filter("number", number);
+    env.add_filter("percent", percent);
+    env.add_filter("join_items", join_items);
     env.add_filter("linebreaksbr", |text: String| linebreaksbr(&text));
     env
 }
@@ -799,6 +825,17 @@ pub mod samples {
         }
     }
 
+    fn risk() -> crate::RiskLine {
+        crate::RiskLine::new(
+            chrono::NaiveDate::from_ymd_opt(2025, 3, 3).expect("a date"),
+            &export_domain::RiskFlag {
+                kind: "self_harm".into(),
+                severity: export_domain::RiskSeverity::Medium,
+                evidence: "Urges last week, none acted on".into(),
+            },
+        )
+    }
+
     pub fn progress_report() -> ProgressReportContext {
         ProgressReportContext {
             header: header("Progress Report"),
@@ -811,6 +848,7 @@ pub mod samples {
             sessions: vec![session()],
             observations: vec!["Engaged and reflective.".into()],
             recommendations: vec!["Continue weekly sessions.".into()],
+            risk_flags: vec![risk()],
         }
     }
 
@@ -818,6 +856,7 @@ pub mod samples {
         TreatmentSummaryContext {
             header: header("Treatment Summary"),
             purpose: "records".into(),
+            purpose_label: "Clinical records".into(),
             sections: all_sections(ExportType::TreatmentSummary),
             diagnoses: vec![diagnosis()],
             modality: "Cognitive Behavioral Therapy".into(),
@@ -831,6 +870,7 @@ pub mod samples {
             goals: vec![goal()],
             observations: vec!["Engaged and reflective.".into()],
             prognosis: "good".into(),
+            risk_flags: vec![risk()],
         }
     }
 
@@ -848,7 +888,7 @@ pub mod samples {
                 key_topics: vec!["sleep".into()],
                 strategies: vec!["Paced breathing (practiced)".into()],
                 action_items: vec!["Keep a sleep diary".into()],
-                risk_flags: vec![],
+                risk_flags: vec![risk()],
                 transcript: Some("Therapist: How was the week?\nPatient: Better.".into()),
                 note: None,
             }],

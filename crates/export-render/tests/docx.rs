@@ -863,3 +863,26 @@ fn table_widths_follow_the_content_and_only_tall_rows_split() {
     // Headings keep with what follows through their style.
     assert_eq!(paragraph(&read, "Sessions")["style_keeps_with_next"], true);
 }
+
+#[test]
+fn a_danger_notice_is_framed_bold_and_red() {
+    let text = "HIGH RISK: suicidal ideation. Disclosed a plan. (August 12, 2025)";
+    let document = Document {
+        meta: meta(PageSize::Letter),
+        blocks: vec![Block::Notice {
+            notice: export_render::Notice {
+                kind: export_render::NoticeKind::Danger,
+                text: text.to_owned(),
+            },
+        }],
+    };
+    let Some(read) = read_back(&render_document(&document)) else {
+        return;
+    };
+    let callout = paragraph(&read, text);
+    assert_eq!(callout["bottom_border"], true, "framed: {callout}");
+    for run in callout["runs"].as_array().unwrap() {
+        assert_eq!(run["bold"], true);
+        assert_eq!(run["color"], "C00000");
+    }
+}

@@ -75,8 +75,10 @@ fn render(engine: &TemplateEngine, export_type: ExportType, off: &[&str]) -> Doc
 #[test]
 fn built_in_templates_show_exactly_the_sections_asked_for() {
     let engine = TemplateEngine::new();
+    // Risk flags are always shown: no section key hides them.
     let all_progress = [
         "Patient Information",
+        "Risk Flags",
         "Treatment Goals",
         "Goal Progress",
         "Assessments",
@@ -87,6 +89,7 @@ fn built_in_templates_show_exactly_the_sections_asked_for() {
     let all_summary = [
         "Patient Information",
         "Diagnosis",
+        "Risk Flags",
         "Treatment Plan",
         "Interventions Used",
         "Session Statistics",
@@ -119,17 +122,18 @@ fn built_in_templates_show_exactly_the_sections_asked_for() {
             ExportType::ProgressReport,
             &["patient_info", "recommendations", "goal_progress"],
             vec![
+                "Risk Flags",
                 "Treatment Goals",
                 "Assessments",
                 "Session Summary",
                 "Clinical Observations",
             ],
         ),
-        // Every key the type accepts turned off leaves no section.
+        // Every key the type accepts turned off leaves only the risk flags.
         (
             ExportType::ProgressReport,
             ExportType::ProgressReport.section_keys(),
-            vec![],
+            vec!["Risk Flags"],
         ),
         (ExportType::TreatmentSummary, &[], all_summary.to_vec()),
         (
@@ -137,6 +141,7 @@ fn built_in_templates_show_exactly_the_sections_asked_for() {
             &["diagnosis", "prognosis"],
             vec![
                 "Patient Information",
+                "Risk Flags",
                 "Treatment Plan",
                 "Interventions Used",
                 "Session Statistics",
@@ -203,6 +208,21 @@ fn tables_keep_their_header_row_and_cells() {
             .map(|c| c.iter().map(|r| r.text.clone()).collect::<String>())
             .collect::<Vec<_>>()
     };
+    assert_eq!(
+        cells(&tables[0].header),
+        ["Date", "Severity", "Risk", "Evidence"],
+        "the risk flags come first"
+    );
+    assert_eq!(
+        cells(&tables[0].rows[0]),
+        [
+            "March 3, 2025",
+            "Medium",
+            "self harm",
+            "Urges last week, none acted on"
+        ]
+    );
+    let tables = &tables[1..];
     assert_eq!(
         cells(&tables[0].header),
         ["Goal", "Baseline", "Current", "Progress"]
@@ -385,7 +405,7 @@ fn session_notes_lay_out_a_filled_note_and_flag_what_is_missing() {
     let text = document.plain_text();
     for expected in [
         "SOAP Note",
-        "Subjective (confidence 0.46)",
+        "Subjective (confidence 52%)",
         "Reported mood: hopeful",
         "Presenting issues: sleep; work",
         "Patient concerns: [to complete]",

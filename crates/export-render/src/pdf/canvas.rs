@@ -179,6 +179,18 @@ impl<'f> Canvas<'f> {
         self.content.stroke();
     }
 
+    /// Strokes a rectangle (x, y = bottom left) with a line of `width` points in colour `rgb`.
+    pub(crate) fn frame(&mut self, (x, y, w, h): (f32, f32, f32, f32), width: f32, rgb: [u8; 3]) {
+        self.end_text();
+        self.dirty = true;
+        let [r, g, b] = rgb.map(|c| f32::from(c) / 255.0);
+        self.content
+            .set_line_width(width)
+            .set_stroke_rgb(r, g, b)
+            .rect(round(x), round(y), round(w), round(h))
+            .stroke();
+    }
+
     /// A horizontal line.
     pub(crate) fn hline(&mut self, x1: f32, x2: f32, y: f32, width: f32, gray: f32) {
         self.end_text();

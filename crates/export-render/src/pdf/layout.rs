@@ -167,9 +167,10 @@ impl<'f> Layout<'f> {
             }
             // Every page's running header carries the confidentiality banner already.
             Block::Notice { notice } if notice.kind == NoticeKind::Confidential => {}
+            Block::Notice { notice } if notice.kind == NoticeKind::Danger => self.danger(notice),
             Block::Notice { notice } => {
                 let (style, colour, centred) = match notice.kind {
-                    NoticeKind::Confidential => (Style::Bold, RED, true),
+                    NoticeKind::Confidential | NoticeKind::Danger => (Style::Bold, RED, true),
                     NoticeKind::Warning => (Style::Bold, AMBER, false),
                     NoticeKind::Info => (Style::Italic, GREY, false),
                 };
@@ -200,6 +201,38 @@ impl<'f> Layout<'f> {
                 }
             }
         }
+    }
+
+    /// A danger callout: bold red text inside a red frame, kept on one page.
+    fn danger(&mut self, notice: &crate::Notice) {
+        const INSET: f32 = 6.0;
+        let span = Span {
+            text: &notice.text,
+            style: Style::Bold,
+            rgb: RED,
+        };
+        let width = self.flow.width() - 2.0 * INSET;
+        self.set_lines(std::iter::once(span), BODY_SIZE, width);
+        let height = self.lines.len() as f32 * Setting::BODY.line_height() + 2.0 * INSET;
+        self.flow.skip(4.0);
+        self.flow.make_room(height);
+        let top = self.flow.y;
+        let setting = Setting {
+            after: 0.0,
+            ..Setting::BODY
+        };
+        self.flow.y -= INSET;
+        self.flow.left += INSET;
+        self.flow.right -= INSET;
+        self.paragraph(std::iter::once(span), None, setting, 0.0);
+        self.flow.left -= INSET;
+        self.flow.right += INSET;
+        self.flow.y -= INSET;
+        let (left, width) = (self.flow.left, self.flow.width());
+        self.flow
+            .canvas
+            .frame((left, self.flow.y, width, top - self.flow.y), 1.5, RED);
+        self.flow.skip(10.0);
     }
 
     /// Shapes spans into `self.glyphs` and breaks them into `self.lines` at `width`.
@@ -322,7 +355,7 @@ impl<'f> Layout<'f> {
                 }
             }
         }
-        let geometry = Geometry::fit(
+        let mut geometry = Geometry::fit(
             self.flow.left,
             self.flow.width(),
             TABLE_SIZE,
@@ -331,6 +364,8 @@ impl<'f> Layout<'f> {
             &naturals,
             vec![false; columns],
         );
+        // Tables in documents set a little tighter than tables of rows: more of a report per page.
+        geometry.leading = 1.2;
         let mut header = RowLayout::default();
         if !table.header.is_empty() {
             for column in 0..columns {

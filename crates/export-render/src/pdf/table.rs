@@ -30,11 +30,13 @@ pub(crate) struct Geometry {
     pub(crate) right_aligned: Vec<bool>,
     pub(crate) size: f32,
     pub(crate) pad: f32,
+    /// Line height as a multiple of the size.
+    pub(crate) leading: f32,
 }
 
 impl Geometry {
     pub(crate) fn line_height(&self) -> f32 {
-        self.size * 1.2
+        self.size * self.leading
     }
 
     /// Columns laid out from `left` over `available` points from each column's (longest word,
@@ -62,6 +64,7 @@ impl Geometry {
             right_aligned,
             size,
             pad,
+            leading: 1.25,
         }
     }
 }
