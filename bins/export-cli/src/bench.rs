@@ -9,8 +9,8 @@ use anyhow::Context;
 use export_domain::ExportFormat;
 use export_render::bench::BenchRows;
 use export_render::{
-    CsvRenderer, DocumentMeta, DocxRenderer, JsonRenderer, PageSize, PdfRenderer, Renderer,
-    TemplateEngine, XlsxRenderer,
+    CsvRenderer, DocumentMeta, DocxRenderer, JsonRenderer, PdfRenderer, Renderer, TemplateEngine,
+    XlsxRenderer,
 };
 
 fn renderer(format: ExportFormat) -> anyhow::Result<Box<dyn Renderer>> {
@@ -68,15 +68,11 @@ pub fn bench_report(format: ExportFormat, sessions: u64, out: &Path) -> anyhow::
     let renderer = renderer(format)?;
     let engine = TemplateEngine::new();
     let context = export_render::bench::progress_report_context(sessions);
-    let meta = DocumentMeta {
-        title: "Client Progress Report".into(),
-        author: "Dr. A. Rivera, PsyD".into(),
-        subject: None,
-        generated_at: chrono::DateTime::from_timestamp(1_767_258_000, 0).unwrap_or_default(),
-        page_size: PageSize::Letter,
-        patient: None,
-        practice: None,
-    };
+    let meta = DocumentMeta::new(
+        "Client Progress Report",
+        "Dr. A. Rivera, PsyD",
+        chrono::DateTime::from_timestamp(1_767_258_000, 0).unwrap_or_default(),
+    );
     let mut file = File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let started = Instant::now();
     let document = engine.render_document("progress_report.html", &context, meta)?;

@@ -10,7 +10,7 @@ use export_core::audit::{ChainReport, verify_store};
 use export_core::engine::{EngineConfig, ExportRequest, RequestOrigin};
 use export_core::storage::MasterKey;
 use export_core::testing::*;
-use export_domain::{AuditAction, JobStatus, ProgressReportInput};
+use export_domain::{AuditAction, JobStatus};
 use export_store::testing::TestDatabase;
 use export_store::{jobs, test_on_both_backends};
 
@@ -31,15 +31,7 @@ fn worker_processes_complete_every_job_exactly_once(db: &TestDatabase) {
         EngineConfig::default(),
     );
     let actor = therapist(MARGARET);
-    let request = ProgressReportInput {
-        patient_id: "54b440a5-f8fe-5f5d-bf49-e04fc5321bf1".into(),
-        start_date: "2025-01-01".into(),
-        end_date: "2025-03-31".into(),
-        format: "json".into(),
-        ..Default::default()
-    }
-    .validate()
-    .unwrap();
+    let request = progress_report_request(NOA, ("2025-01-01", "2025-03-31"), "json");
     let now = Utc::now() - chrono::Duration::seconds(5);
     for _ in 0..JOBS {
         engine

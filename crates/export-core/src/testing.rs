@@ -101,6 +101,23 @@ pub fn local_files(dir: &Path, master: &MasterKey) -> Arc<LocalFileStore> {
     Arc::new(LocalFileStore::new(dir, master.clone()).expect("a file store in the folder"))
 }
 
+/// A checked progress report of `patient` from `start` to `end` (`YYYY-MM-DD`) in `format`.
+pub fn progress_report_request(
+    patient: &str,
+    (start, end): (&str, &str),
+    format: &str,
+) -> export_domain::ProgressReportRequest {
+    export_domain::ProgressReportInput {
+        patient_id: patient.into(),
+        start_date: start.into(),
+        end_date: end.into(),
+        format: format.into(),
+        ..Default::default()
+    }
+    .validate()
+    .expect("a valid progress report request")
+}
+
 /// The user `id` acting as `role`.
 pub fn actor(id: &str, role: Role) -> Actor {
     Actor {

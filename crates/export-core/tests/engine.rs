@@ -7,8 +7,7 @@ use chrono::{TimeZone, Utc};
 use export_core::audit::{ChainReport, verify_store};
 use export_core::engine::{Actor, EngineConfig, EngineError, ExportRequest, RequestOrigin};
 use export_domain::{
-    AuditAction, AuditOutcome, FullRecordInput, JobStatus, ProgressReportInput, Role,
-    SessionNotesInput,
+    AuditAction, AuditOutcome, FullRecordInput, JobStatus, Role, SessionNotesInput,
 };
 use export_store::testing::TestDatabase;
 use export_store::{audit, test_on_both_backends};
@@ -18,17 +17,11 @@ mod common;
 use common::*;
 
 fn progress_report(patient: &str, format: &str) -> ExportRequest {
-    ExportRequest::ProgressReport(
-        ProgressReportInput {
-            patient_id: patient.into(),
-            start_date: "2025-01-01".into(),
-            end_date: "2025-06-30".into(),
-            format: format.into(),
-            ..Default::default()
-        }
-        .validate()
-        .unwrap(),
-    )
+    ExportRequest::ProgressReport(progress_report_request(
+        patient,
+        ("2025-01-01", "2025-06-30"),
+        format,
+    ))
 }
 
 fn origin() -> RequestOrigin {

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use chrono::{NaiveDate, TimeZone, Utc};
 use export_core::gather::{self, GatherError};
 use export_domain::{
-    FullRecordInput, Practice, ProgressReportInput, SessionNotesInput, SessionStatus,
-    TreatmentSummaryInput,
+    FullRecordInput, Practice, SessionNotesInput, SessionStatus, TreatmentSummaryInput,
 };
 
 fn practice() -> Practice {
@@ -28,15 +27,11 @@ fn patient_named(practice: &Practice, last_name: &str) -> String {
 fn progress_report_figures_follow_the_records() {
     let practice = practice();
     let patient = patient_named(&practice, "Wójcik");
-    let request = ProgressReportInput {
-        patient_id: patient.clone(),
-        start_date: "2025-03-01".into(),
-        end_date: "2025-08-31".into(),
-        format: "pdf".into(),
-        ..Default::default()
-    }
-    .validate()
-    .unwrap();
+    let request = export_core::testing::progress_report_request(
+        &patient,
+        ("2025-03-01", "2025-08-31"),
+        "pdf",
+    );
     let context = gather::progress_report(
         &practice,
         &request,

@@ -132,7 +132,7 @@ impl ClinicalSource for Broken {
 #[test]
 fn a_submit_the_source_cannot_answer_is_audited_as_error_without_its_text() {
     use export_core::engine::{ExportRequest, RequestOrigin};
-    use export_domain::{AuditAction, AuditOutcome, ProgressReportInput};
+    use export_domain::{AuditAction, AuditOutcome};
 
     for (source, what) in [
         (
@@ -144,15 +144,7 @@ fn a_submit_the_source_cannot_answer_is_audited_as_error_without_its_text() {
         let db = TestDatabase::sqlite();
         let files = tempfile::tempdir().unwrap();
         let engine = engine_over(&db, files.path(), source);
-        let request = ProgressReportInput {
-            patient_id: "4333a588-c713-5117-85aa-6c9dc288e1df".into(),
-            start_date: "2025-01-01".into(),
-            end_date: "2025-03-31".into(),
-            format: "pdf".into(),
-            ..Default::default()
-        }
-        .validate()
-        .unwrap();
+        let request = progress_report_request(ZOE, ("2025-01-01", "2025-03-31"), "pdf");
         let margaret = Actor {
             user_id: id(MARGARET),
             role: Role::Therapist,

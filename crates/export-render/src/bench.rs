@@ -3,8 +3,8 @@
 //! `export-cli bench`, the bench examples and the renderer tests all render.
 
 use crate::{
-    Block, Column, ColumnKind, Document, DocumentMeta, Notice, NoticeKind, PageSize, RenderError,
-    RowBuffer, RowSource, Run, Table,
+    Block, Column, ColumnKind, Document, DocumentMeta, Notice, NoticeKind, RenderError, RowBuffer,
+    RowSource, Run, Table,
 };
 use chrono::{Days, NaiveDate, TimeZone, Utc};
 
@@ -233,13 +233,12 @@ pub fn progress_report(sessions: u64) -> Document {
     }
     Document {
         meta: DocumentMeta {
-            title: "Client Progress Report".into(),
-            author: "Dr. A. Rivera, PsyD".into(),
             subject: Some("Progress report".into()),
-            generated_at: Utc.with_ymd_and_hms(2025, 1, 15, 14, 30, 0).unwrap(),
-            page_size: PageSize::Letter,
-            patient: None,
-            practice: None,
+            ..DocumentMeta::new(
+                "Client Progress Report",
+                "Dr. A. Rivera, PsyD",
+                Utc.with_ymd_and_hms(2025, 1, 15, 14, 30, 0).unwrap(),
+            )
         },
         blocks,
     }

@@ -60,6 +60,26 @@ pub fn footer_line(meta: &DocumentMeta) -> String {
     }
 }
 
+impl DocumentMeta {
+    /// A Letter document of `title` by `author`, generated at `generated_at`, about no one
+    /// patient, with no practice named and no subject.
+    pub fn new(
+        title: impl Into<String>,
+        author: impl Into<String>,
+        generated_at: DateTime<Utc>,
+    ) -> DocumentMeta {
+        DocumentMeta {
+            title: title.into(),
+            author: author.into(),
+            subject: None,
+            generated_at,
+            page_size: PageSize::Letter,
+            patient: None,
+            practice: None,
+        }
+    }
+}
+
 /// A laid-out document: metadata and a sequence of blocks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Document {

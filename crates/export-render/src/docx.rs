@@ -777,28 +777,25 @@ fn heading(xml: &mut String, level: u8, runs: &[Run], keep: bool) {
 }
 
 fn notice_block(xml: &mut String, notice: &Notice, keep: bool) {
+    let red_bold = RunFormat {
+        bold: true,
+        color: Some(Color::RED),
+        ..RunFormat::default()
+    };
     let (para, extra) = match notice.kind {
         NoticeKind::Confidential => (
             Para {
                 center: true,
                 ..Para::default()
             },
-            RunFormat {
-                bold: true,
-                color: Some(Color::RED),
-                ..RunFormat::default()
-            },
+            red_bold,
         ),
         NoticeKind::Danger => (
             Para {
                 frame: Some("C00000"),
                 ..Para::default()
             },
-            RunFormat {
-                bold: true,
-                color: Some(Color::RED),
-                ..RunFormat::default()
-            },
+            red_bold,
         ),
         NoticeKind::Warning => (
             Para {

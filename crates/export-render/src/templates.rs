@@ -715,15 +715,11 @@ impl TemplateEngine {
     /// against a sample context of that type without missing variables and within the limits,
     /// and produce only the HTML subset.
     pub fn check_custom(&self, export_type: ExportType, source: &str) -> Result<(), TemplateError> {
-        let meta = DocumentMeta {
-            title: "template check".into(),
-            author: "template check".into(),
-            subject: None,
-            generated_at: chrono::DateTime::UNIX_EPOCH,
-            page_size: crate::PageSize::Letter,
-            patient: None,
-            practice: None,
-        };
+        let meta = DocumentMeta::new(
+            "template check",
+            "template check",
+            chrono::DateTime::UNIX_EPOCH,
+        );
         self.render_sample(export_type, source, meta).map(|_| ())
     }
 

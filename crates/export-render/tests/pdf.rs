@@ -18,13 +18,12 @@ fn renderer() -> PdfRenderer {
 
 fn meta(title: &str) -> DocumentMeta {
     DocumentMeta {
-        title: title.to_owned(),
-        author: "Dr. Test Author".to_owned(),
         subject: Some("Synthetic test document".to_owned()),
-        generated_at: Utc.with_ymd_and_hms(2025, 1, 15, 14, 30, 0).unwrap(),
-        page_size: PageSize::Letter,
-        patient: None,
-        practice: None,
+        ..DocumentMeta::new(
+            title,
+            "Dr. Test Author",
+            Utc.with_ymd_and_hms(2025, 1, 15, 14, 30, 0).unwrap(),
+        )
     }
 }
 

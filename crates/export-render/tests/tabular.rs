@@ -289,15 +289,11 @@ fn xlsx_refuses_more_rows_than_a_sheet_holds_before_writing() {
 #[test]
 fn renderers_say_what_they_cannot_make() {
     let document = export_render::Document {
-        meta: export_render::DocumentMeta {
-            title: "t".into(),
-            author: "a".into(),
-            subject: None,
-            generated_at: Utc.with_ymd_and_hms(2025, 1, 15, 14, 30, 0).unwrap(),
-            page_size: export_render::PageSize::Letter,
-            patient: None,
-            practice: None,
-        },
+        meta: export_render::DocumentMeta::new(
+            "t",
+            "a",
+            Utc.with_ymd_and_hms(2025, 1, 15, 14, 30, 0).unwrap(),
+        ),
         blocks: vec![],
     };
     let mut out = Cursor::new(Vec::new());

@@ -7,20 +7,16 @@ use std::path::PathBuf;
 use chrono::{TimeZone, Utc};
 use export_domain::ExportType;
 use export_render::{
-    Block, Document, DocumentMeta, NoticeKind, PageSize, TemplateEngine, parse_markup,
-    render_html_preview, samples,
+    Block, Document, DocumentMeta, NoticeKind, TemplateEngine, parse_markup, render_html_preview,
+    samples,
 };
 
 fn meta(title: &str) -> DocumentMeta {
-    DocumentMeta {
-        title: title.into(),
-        author: "Sample Therapist".into(),
-        subject: None,
-        generated_at: Utc.with_ymd_and_hms(2025, 4, 1, 14, 30, 0).unwrap(),
-        page_size: PageSize::Letter,
-        patient: None,
-        practice: None,
-    }
+    DocumentMeta::new(
+        title,
+        "Sample Therapist",
+        Utc.with_ymd_and_hms(2025, 4, 1, 14, 30, 0).unwrap(),
+    )
 }
 
 /// The section headings (h2) of a document, in order.
@@ -139,15 +135,11 @@ fn built_in_templates_show_exactly_the_sections_asked_for() {
         (
             ExportType::TreatmentSummary,
             &["diagnosis", "prognosis"],
-            vec![
-                "Patient Information",
-                "Risk Flags",
-                "Treatment Plan",
-                "Interventions Used",
-                "Session Statistics",
-                "Progress",
-                "Clinical Observations",
-            ],
+            all_summary
+                .iter()
+                .copied()
+                .filter(|h| !["Diagnosis", "Prognosis"].contains(h))
+                .collect(),
         ),
         (ExportType::FullRecord, &[], all_record.to_vec()),
         (

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use export_domain::{
     ExportJob, ExportTemplate, ExportType, Role, TemplateRequest, to_storage_precision,
 };
-use export_render::{DocumentMeta, PageSize, TemplateError, render_html_preview};
+use export_render::{DocumentMeta, TemplateError, render_html_preview};
 use export_store::{StoreError, templates};
 use uuid::Uuid;
 
@@ -218,15 +218,7 @@ impl ExportEngine {
     /// render is `TemplateUnusable` with the line and cause.
     pub fn preview_template(&self, actor: &Actor, id: Uuid) -> Result<String, EngineError> {
         let template = self.template(actor, id)?;
-        let meta = DocumentMeta {
-            title: template.name.clone(),
-            author: "Sample Therapist".into(),
-            subject: None,
-            generated_at: sample_time(),
-            page_size: PageSize::Letter,
-            patient: None,
-            practice: None,
-        };
+        let meta = DocumentMeta::new(template.name.clone(), "Sample Therapist", sample_time());
         let document = self
             .producer
             .templates()

@@ -1,20 +1,26 @@
-//! The pages as a reader sees them. Every fixture patient's 2025 documents (the progress report,
-//! the three treatment summaries, and their first sessions' notes plain and in each clinical
-//! layout) are rendered to PDF, and pdftotext's word boxes are read back page by page: no page
-//! but the last is filled less than 60%, no page ends with a heading or a table's header row, a
-//! 25-session progress report takes at most 6 pages, and every page says whose record it is.
+//! The documents as a clinician reads them, made from the fixtures.
+//!
+//! Layout: every fixture patient's 2025 documents (the progress report, the three treatment
+//! summaries, and their first sessions' notes plain and in each clinical layout) are rendered to
+//! PDF, and pdftotext's word boxes are read back page by page: no page but the last is filled
+//! less than 60%, no page ends with a heading or a table's header row, a 25-session progress
+//! report takes at most 6 pages, and every page says whose record it is. Risk: a high flag is a
+//! callout in words everywhere. Phrases: a table of text each document must say and never say.
 
 use chrono::{DateTime, TimeZone, Utc};
 use export_core::gather;
-use export_core::testing::{fixture_practice, pdf_text};
+use export_core::testing::{LUKASZ, ZOE, fixture_practice, pdf_text, progress_report_request};
 use export_domain::{
-    ExportType, Practice, ProgressReportInput, Role, SessionNotesInput, SessionStatus,
-    TreatmentSummaryInput,
+    ExportType, NoteLayout, Practice, ProgressReportRequest, Role, SessionNotesInput,
+    SessionNotesRequest, SessionStatus, TherapySession, TreatmentSummaryInput,
+    TreatmentSummaryRequest,
 };
 use export_render::{
     Block, Document, DocumentHeader, PdfRenderer, Renderer, Run, TemplateEngine, built_in_template,
+    fill_note,
 };
 use serde::Serialize;
+use uuid::Uuid;
 
 /// The body of a Letter page, in pdftotext's coordinates (points from the top): the running
 /// header sits above it, the footer below.
@@ -131,102 +137,138 @@ struct Rendered {
     pdf: Vec<u8>,
 }
 
-fn render(
-    templates: &TemplateEngine,
-    pdf: &PdfRenderer,
-    export_type: ExportType,
-    what: String,
-    header: &DocumentHeader,
-    context: &impl Serialize,
-) -> Rendered {
-    let meta = gather::meta_for(header, at());
-    let name = built_in_template(export_type).unwrap();
-    let document = templates.render_document(name, context, meta).unwrap();
-    let mut out = std::io::Cursor::new(Vec::new());
-    pdf.render_document(&document, &mut out).unwrap();
-    Rendered {
-        what,
-        patient: header.patient_name.clone(),
-        document,
-        pdf: out.into_inner(),
+/// What a document of the fixtures is made from.
+enum Request {
+    Report(ProgressReportRequest),
+    Summary(TreatmentSummaryRequest),
+    Notes(SessionNotesRequest),
+}
+
+/// The progress report of `patient` over 2025.
+fn report_2025(patient: &str) -> Request {
+    let year = ("2025-01-01", "2025-12-31");
+    Request::Report(progress_report_request(patient, year, "pdf"))
+}
+
+/// The treatment summary of `patient` for `purpose`.
+fn summary(patient: &str, purpose: &str) -> Request {
+    let input = TreatmentSummaryInput {
+        patient_id: patient.into(),
+        format: "pdf".into(),
+        purpose: purpose.into(),
+        ..Default::default()
+    };
+    Request::Summary(input.validate().unwrap())
+}
+
+/// The notes of `sessions`, laid out in `layout` when one is given.
+fn notes(sessions: Vec<String>, layout: Option<&str>) -> Request {
+    let input = SessionNotesInput {
+        session_ids: sessions,
+        format: "pdf".into(),
+        note_layout: layout.map(str::to_owned),
+        ..Default::default()
+    };
+    Request::Notes(input.validate().unwrap())
+}
+
+/// The templates and the PDF renderer, made once.
+struct Kit {
+    templates: TemplateEngine,
+    pdf: PdfRenderer,
+}
+
+impl Kit {
+    fn new() -> Kit {
+        Kit {
+            templates: TemplateEngine::new(),
+            pdf: PdfRenderer::with_system_fonts().expect("fonts (scripts/install-fonts)"),
+        }
+    }
+
+    /// The document `request` asks for, laid out by its built-in template, and its PDF.
+    fn make(&self, practice: &Practice, request: &Request, what: String) -> Rendered {
+        match request {
+            Request::Report(r) => {
+                let context = gather::progress_report(practice, r, at()).unwrap();
+                self.render(ExportType::ProgressReport, what, &context.header, &context)
+            }
+            Request::Summary(r) => {
+                let context = gather::treatment_summary(practice, r, at()).unwrap();
+                self.render(
+                    ExportType::TreatmentSummary,
+                    what,
+                    &context.header,
+                    &context,
+                )
+            }
+            Request::Notes(r) => {
+                let context = gather::session_notes(practice, r, at()).unwrap();
+                self.render(ExportType::SessionNotes, what, &context.header, &context)
+            }
+        }
+    }
+
+    fn render(
+        &self,
+        export_type: ExportType,
+        what: String,
+        header: &DocumentHeader,
+        context: &impl Serialize,
+    ) -> Rendered {
+        let meta = gather::meta_for(header, at());
+        let name = built_in_template(export_type).unwrap();
+        let document = self.templates.render_document(name, context, meta).unwrap();
+        let mut out = std::io::Cursor::new(Vec::new());
+        self.pdf.render_document(&document, &mut out).unwrap();
+        Rendered {
+            what,
+            patient: header.patient_name.clone(),
+            document,
+            pdf: out.into_inner(),
+        }
     }
 }
 
+/// `patient`'s processed sessions, oldest first.
+fn sessions_of(practice: &Practice, patient: Uuid) -> Vec<&TherapySession> {
+    let mut sessions: Vec<_> = practice
+        .therapy_sessions
+        .iter()
+        .filter(|s| s.patient_id == patient && s.status == SessionStatus::Processed)
+        .collect();
+    sessions.sort_by_key(|s| s.session_date);
+    sessions
+}
+
+const LAYOUTS: [Option<&str>; 5] = [
+    None,
+    Some("soap"),
+    Some("dap"),
+    Some("birp"),
+    Some("progress_note"),
+];
+
 /// Every fixture patient's 2025 documents.
 fn documents(practice: &Practice) -> Vec<Rendered> {
-    let templates = TemplateEngine::new();
-    let pdf = PdfRenderer::with_system_fonts().expect("fonts (scripts/install-fonts)");
+    let kit = Kit::new();
     let mut rendered = Vec::new();
     for patient in practice.users.iter().filter(|u| u.role == Role::Patient) {
         let id = patient.id.to_string();
-        let report = ProgressReportInput {
-            patient_id: id.clone(),
-            start_date: "2025-01-01".into(),
-            end_date: "2025-12-31".into(),
-            format: "pdf".into(),
-            ..Default::default()
-        }
-        .validate()
-        .unwrap();
-        let context = gather::progress_report(practice, &report, at()).unwrap();
-        rendered.push(render(
-            &templates,
-            &pdf,
-            ExportType::ProgressReport,
-            format!("progress report of {id}"),
-            &context.header,
-            &context,
-        ));
+        let what = format!("progress report of {id}");
+        rendered.push(kit.make(practice, &report_2025(&id), what));
         for purpose in ["insurance", "transfer", "records"] {
-            let summary = TreatmentSummaryInput {
-                patient_id: id.clone(),
-                format: "pdf".into(),
-                purpose: purpose.into(),
-                ..Default::default()
-            }
-            .validate()
-            .unwrap();
-            let context = gather::treatment_summary(practice, &summary, at()).unwrap();
-            rendered.push(render(
-                &templates,
-                &pdf,
-                ExportType::TreatmentSummary,
-                format!("{purpose} summary of {id}"),
-                &context.header,
-                &context,
-            ));
+            let what = format!("{purpose} summary of {id}");
+            rendered.push(kit.make(practice, &summary(&id, purpose), what));
         }
-        let mut sessions: Vec<_> = practice
-            .therapy_sessions
+        let first: Vec<String> = sessions_of(practice, patient.id)
             .iter()
-            .filter(|s| s.patient_id == patient.id && s.status == SessionStatus::Processed)
+            .take(4)
+            .map(|s| s.id.to_string())
             .collect();
-        sessions.sort_by_key(|s| s.session_date);
-        let first: Vec<String> = sessions.iter().take(4).map(|s| s.id.to_string()).collect();
-        for layout in [
-            None,
-            Some("soap"),
-            Some("dap"),
-            Some("birp"),
-            Some("progress_note"),
-        ] {
-            let notes = SessionNotesInput {
-                session_ids: first.clone(),
-                format: "pdf".into(),
-                note_layout: layout.map(str::to_owned),
-                ..Default::default()
-            }
-            .validate()
-            .unwrap();
-            let context = gather::session_notes(practice, &notes, at()).unwrap();
-            rendered.push(render(
-                &templates,
-                &pdf,
-                ExportType::SessionNotes,
-                format!("{} notes of {id}", layout.unwrap_or("plain")),
-                &context.header,
-                &context,
-            ));
+        for layout in LAYOUTS {
+            let what = format!("{} notes of {id}", layout.unwrap_or("plain"));
+            rendered.push(kit.make(practice, &notes(first.clone(), layout), what));
         }
     }
     rendered
@@ -347,39 +389,17 @@ fn notices(blocks: &[Block], kind: export_render::NoticeKind, out: &mut Vec<Stri
 fn a_high_risk_flag_is_a_framed_callout_in_words_in_every_layout_and_report() {
     use export_render::NoticeKind;
     let practice = fixture_practice();
-    let templates = TemplateEngine::new();
-    let pdf = PdfRenderer::with_system_fonts().expect("fonts (scripts/install-fonts)");
+    let kit = Kit::new();
     // Łukasz's session of August 12, 2025: a high suicidal-ideation flag and a medium one.
     let flagged = "8243af68-a500-58ea-bd14-59e97aa393ca";
     let high = "HIGH RISK: suicidal ideation. Disclosed thoughts of ending his life with a vague \
                 plan after a relapse weekend; safety plan activated and crisis contacts \
                 confirmed. (August 12, 2025)";
     let squash = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
-    for layout in [
-        None,
-        Some("soap"),
-        Some("dap"),
-        Some("birp"),
-        Some("progress_note"),
-    ] {
+    for layout in LAYOUTS {
         let what = layout.unwrap_or("plain");
-        let notes = SessionNotesInput {
-            session_ids: vec![flagged.into()],
-            format: "pdf".into(),
-            note_layout: layout.map(str::to_owned),
-            ..Default::default()
-        }
-        .validate()
-        .unwrap();
-        let context = gather::session_notes(&practice, &notes, at()).unwrap();
-        let rendered = render(
-            &templates,
-            &pdf,
-            ExportType::SessionNotes,
-            what.into(),
-            &context.header,
-            &context,
-        );
+        let request = notes(vec![flagged.into()], layout);
+        let rendered = kit.make(&practice, &request, what.into());
         let mut danger = Vec::new();
         notices(&rendered.document.blocks, NoticeKind::Danger, &mut danger);
         // Once among the session's flags, and once atop the note when there is one.
@@ -414,24 +434,11 @@ fn a_high_risk_flag_is_a_framed_callout_in_words_in_every_layout_and_report() {
                     .is_some_and(|n| n.risk_flags.is_empty())
         })
         .unwrap();
-    let notes = SessionNotesInput {
-        session_ids: vec![quiet.id.to_string()],
-        format: "pdf".into(),
-        note_layout: Some("soap".into()),
-        ..Default::default()
-    }
-    .validate()
-    .unwrap();
-    let context = gather::session_notes(&practice, &notes, at()).unwrap();
-    let rendered = render(
-        &templates,
-        &pdf,
-        ExportType::SessionNotes,
-        "quiet".into(),
-        &context.header,
-        &context,
-    );
-    let text = rendered.document.plain_text();
+    let request = notes(vec![quiet.id.to_string()], Some("soap"));
+    let text = kit
+        .make(&practice, &request, "quiet".into())
+        .document
+        .plain_text();
     assert!(
         text.contains("Risk flags: No risk flags recorded in this session."),
         "{text}"
@@ -443,31 +450,161 @@ fn a_high_risk_flag_is_a_framed_callout_in_words_in_every_layout_and_report() {
     assert!(!text.contains("Risk assessment: [to complete]"), "{text}");
 
     // Łukasz's progress report over 2025 lists the period's flags by date and severity.
-    let report = ProgressReportInput {
-        patient_id: export_core::testing::LUKASZ.into(),
-        start_date: "2025-01-01".into(),
-        end_date: "2025-12-31".into(),
-        format: "pdf".into(),
-        ..Default::default()
-    }
-    .validate()
-    .unwrap();
-    let context = gather::progress_report(&practice, &report, at()).unwrap();
-    let dates: Vec<&str> = context.risk_flags.iter().map(|f| f.date.as_str()).collect();
-    assert!(dates.contains(&"August 12, 2025"), "{dates:?}");
-    let rendered = render(
-        &templates,
-        &pdf,
-        ExportType::ProgressReport,
-        "report".into(),
-        &context.header,
-        &context,
-    );
+    let rendered = kit.make(&practice, &report_2025(LUKASZ), "report".into());
     let text = squash(&pdf_text(&rendered.pdf));
     assert!(text.contains("Risk Flags"), "the section");
     assert!(text.contains(high), "the high flag as a callout");
     assert!(
         text.contains("August 12, 2025 High suicidal ideation"),
         "its row: {text}"
+    );
+}
+
+#[test]
+fn documents_say_what_a_clinician_would_write() {
+    let practice = fixture_practice();
+    let kit = Kit::new();
+    let text = |request: Request| {
+        kit.make(&practice, &request, String::new())
+            .document
+            .plain_text()
+    };
+    let first = |patient: &str| sessions_of(&practice, Uuid::parse_str(patient).unwrap())[0];
+    let zoe = first(ZOE);
+    let zoe_notes = zoe.extracted_notes.as_ref().unwrap();
+    let lukasz = first(LUKASZ);
+    let birp_response = format!(
+        "Patient response: {}",
+        lukasz
+            .extracted_notes
+            .as_ref()
+            .unwrap()
+            .therapist_notes
+            .trim()
+    );
+    let zoe_complaint = format!(
+        "Chief complaint: {} Presenting as {}.",
+        export_render::sentence(&zoe_notes.topic_summary),
+        zoe_notes.session_mood.trim()
+    );
+    let note =
+        |session: &TherapySession, layout| text(notes(vec![session.id.to_string()], Some(layout)));
+    let documents = [
+        ("insurance summary", text(summary(ZOE, "insurance"))),
+        ("transfer summary", text(summary(ZOE, "transfer"))),
+        ("records summary", text(summary(LUKASZ, "records"))),
+        ("SOAP note", note(zoe, "soap")),
+        ("SOAP note", note(lukasz, "soap")),
+        ("BIRP note", note(lukasz, "birp")),
+        ("DAP note", note(zoe, "dap")),
+        ("progress note", note(lukasz, "progress_note")),
+    ];
+    // (document, what it says, what it never says)
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        (
+            "insurance summary",
+            &[
+                "Purpose: Insurance reimbursement",
+                "\nGood\n",
+                "(1 session)",
+            ],
+            &["Purpose: insurance", "\ngood\n", "(1 sessions)"],
+        ),
+        (
+            "transfer summary",
+            &["Purpose: Transfer of care"],
+            &["Purpose: transfer"],
+        ),
+        (
+            "records summary",
+            &["Purpose: Clinical records"],
+            &["Purpose: records"],
+        ),
+        (
+            "SOAP note",
+            &["(confidence ", "%)"],
+            &[".;", "(confidence 0.", "(confidence 1)"],
+        ),
+        (
+            "SOAP note",
+            &[zoe_complaint.as_str()],
+            &[": hopeful: ", ": anxious: "],
+        ),
+        ("BIRP note", &[birp_response.as_str()], &[".;"]),
+        ("DAP note", &["(confidence "], &[".;", "(confidence 0."]),
+        (
+            "progress note",
+            &["(confidence "],
+            &[".;", "(confidence 0."],
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (name, says, never) in cases {
+        let texts: Vec<&String> = documents
+            .iter()
+            .filter(|(what, _)| what == name)
+            .map(|(_, text)| text)
+            .collect();
+        assert!(!texts.is_empty(), "{name}");
+        for phrase in *says {
+            if !texts.iter().any(|text| text.contains(phrase)) {
+                problems.push(format!("{name} does not say {phrase:?}"));
+            }
+        }
+        for phrase in *never {
+            for text in &texts {
+                if text.contains(phrase) {
+                    problems.push(format!("{name} says {phrase:?}"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_note_field_comes_from_its_source() {
+    let practice = fixture_practice();
+    let session = sessions_of(&practice, Uuid::parse_str(ZOE).unwrap())[0];
+    let n = session.extracted_notes.as_ref().unwrap();
+    let field = |layout: NoteLayout, key: &str| -> String {
+        let note = fill_note(layout, session);
+        let field = note
+            .sections
+            .iter()
+            .flat_map(|s| &s.fields)
+            .find(|f| f.key == key)
+            .unwrap_or_else(|| panic!("{layout} has {key}"));
+        serde_json::to_value(&field.value).unwrap().to_string()
+    };
+    // (layout, field, a text its value must carry)
+    use NoteLayout::{Birp, Dap, ProgressNote, Soap};
+    let (impression, mood) = (&n.therapist_notes, &n.session_mood);
+    let (summary, trajectory) = (&n.topic_summary, &n.mood_trajectory);
+    let cases = [
+        (Soap, "clinical_impression", impression),
+        (Soap, "mood", mood),
+        (Dap, "observations", summary),
+        (Birp, "patient_response", impression),
+        (Birp, "mood_trajectory", trajectory),
+        (ProgressNote, "overview", summary),
+        (ProgressNote, "changes", trajectory),
+    ];
+
+    for (layout, key, source) in cases {
+        let value = field(layout, key);
+        assert!(
+            value.contains(
+                serde_json::to_string(source.trim())
+                    .unwrap()
+                    .trim_matches('"')
+            ),
+            "{layout}.{key} = {value}, not from {source:?}"
+        );
+    }
+    let summary = session.patient_summary.clone().unwrap_or_default();
+    assert!(
+        summary.is_empty() || !field(NoteLayout::Birp, "patient_response").contains(&summary),
+        "the BIRP response is the clinician's account, not the patient's summary"
     );
 }
