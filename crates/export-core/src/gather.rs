@@ -13,9 +13,10 @@ use export_domain::{
     User,
 };
 use export_render::{
-    AssessmentLine, DiagnosisLine, DocumentHeader, DocumentMeta, FullRecordContext, GoalLine,
-    PageSize, ProgressReportContext, RiskLine, SessionLine, SessionNoteContext,
-    SessionNotesContext, TreatmentSummaryContext, fill_note, print_date, print_date_time,
+    AssessmentLine, AssessmentTable, DiagnosisLine, DocumentHeader, DocumentMeta,
+    FullRecordContext, GoalLine, OutcomeLine, PageSize, ProgressReportContext, RiskLine,
+    SessionLine, SessionNoteContext, SessionNotesContext, TreatmentSummaryContext, fill_note,
+    print_date, print_date_time,
 };
 use uuid::Uuid;
 
@@ -280,16 +281,8 @@ pub fn progress_report(
     let (from, to) = (request.period.start, request.period.end);
     let sessions = processed_sessions(practice, patient.id, Some(from), Some(to));
     let period = format!("{} to {}", print_date(from), print_date(to));
-    let recommendations = sessions
-        .last()
-        .and_then(|s| s.extracted_notes.as_ref())
-        .map(|n| {
-            n.follow_up_topics
-                .iter()
-                .map(|t| format!("Continue work on {t}."))
-                .collect()
-        })
-        .unwrap_or_default();
+    let recommendations = recommendations(&sessions);
+    let assessments = assessment_lines(practice, patient.id, Some(from), Some(to));
     Ok(ProgressReportContext {
         header: header(
             practice,
@@ -300,7 +293,8 @@ pub fn progress_report(
         ),
         sections: request.include_sections.clone(),
         goals: goal_lines(practice, patient.id),
-        assessments: assessment_lines(practice, patient.id, Some(from), Some(to)),
+        assessment_table: AssessmentTable::of(&assessments),
+        assessments,
         session_count: sessions.len(),
         avg_duration_minutes: average_minutes(&sessions),
         key_topics: top_topics(&sessions, TOP_TOPICS),
@@ -378,7 +372,68 @@ pub fn treatment_summary(
         observations: observations(&sessions, 3),
         prognosis: plan.map(|p| capitalized(&p.prognosis)).unwrap_or_default(),
         risk_flags: risk_lines(&sessions),
+        outcomes: outcomes(practice, patient.id),
+        dates_of_service: sessions
+            .iter()
+            .map(|s| print_date(s.session_date.date_naive()))
+            .collect(),
+        recommendations: recommendations(&sessions),
     })
+}
+
+/// What the latest of `sessions` left to work on, as recommendations.
+fn recommendations(sessions: &[&TherapySession]) -> Vec<String> {
+    sessions
+        .last()
+        .and_then(|s| s.extracted_notes.as_ref())
+        .map(|n| {
+            n.follow_up_topics
+                .iter()
+                .map(|t| format!("Continue work on {t}."))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The first and latest score of each instrument `patient` was given, instruments by name.
+fn outcomes(practice: &Practice, patient: Uuid) -> Vec<OutcomeLine> {
+    let mut given: BTreeMap<&str, Vec<&export_domain::Assessment>> = BTreeMap::new();
+    for assessment in practice
+        .assessments
+        .iter()
+        .filter(|a| a.patient_id == patient)
+    {
+        given
+            .entry(&assessment.instrument)
+            .or_default()
+            .push(assessment);
+    }
+    let score = |a: &export_domain::Assessment| match a.severity() {
+        Some(severity) => format!(
+            "{} ({severity}), {}",
+            a.score,
+            print_date(a.administered_on)
+        ),
+        None => format!("{}, {}", a.score, print_date(a.administered_on)),
+    };
+    given
+        .into_iter()
+        .filter_map(|(instrument, mut all)| {
+            all.sort_by_key(|a| a.administered_on);
+            let (first, latest) = (*all.first()?, *all.last()?);
+            let change = latest.score - first.score;
+            Some(OutcomeLine {
+                instrument: instrument.to_owned(),
+                first: score(first),
+                latest: score(latest),
+                change: if change > 0 {
+                    format!("+{change}")
+                } else {
+                    change.to_string()
+                },
+            })
+        })
+        .collect()
 }
 
 /// The context of a session-notes export: the requested sessions, which must exist, be

@@ -300,6 +300,7 @@ pub fn progress_report_context(sessions: u64) -> crate::ProgressReportContext {
             goal("GAD-7 score < 10", "16", "11", 83),
         ],
         assessments: vec![],
+        assessment_table: crate::AssessmentTable::default(),
         session_count: sessions as usize,
         avg_duration_minutes: if sessions == 0 {
             0.0

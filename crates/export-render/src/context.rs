@@ -110,6 +110,66 @@ pub struct AssessmentLine {
     pub severity: Option<String>,
 }
 
+/// Assessments as a table of dates by instruments: one row a date, one column an instrument
+/// ("PHQ-9", "GAD-7"), each cell the score with its severity ("12 (moderate)") or empty.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct AssessmentTable {
+    pub instruments: Vec<String>,
+    pub rows: Vec<AssessmentRow>,
+}
+
+/// One date of an [`AssessmentTable`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AssessmentRow {
+    pub date: String,
+    /// One cell per instrument, in the table's order.
+    pub scores: Vec<String>,
+}
+
+impl AssessmentTable {
+    /// `lines` (in date order) pivoted: instruments in the order first given.
+    pub fn of(lines: &[AssessmentLine]) -> AssessmentTable {
+        let mut table = AssessmentTable::default();
+        for line in lines {
+            if !table.instruments.contains(&line.instrument) {
+                table.instruments.push(line.instrument.clone());
+            }
+        }
+        for line in lines {
+            let column = table
+                .instruments
+                .iter()
+                .position(|i| *i == line.instrument)
+                .unwrap_or_default();
+            if table.rows.last().is_none_or(|row| row.date != line.date) {
+                table.rows.push(AssessmentRow {
+                    date: line.date.clone(),
+                    scores: vec![String::new(); table.instruments.len()],
+                });
+            }
+            if let Some(row) = table.rows.last_mut() {
+                row.scores[column] = match &line.severity {
+                    Some(severity) => format!("{} ({severity})", line.score),
+                    None => line.score.to_string(),
+                };
+            }
+        }
+        table
+    }
+}
+
+/// How an instrument's score moved over the treatment: the first and the latest administration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutcomeLine {
+    pub instrument: String,
+    /// "20 (severe), January 8, 2025".
+    pub first: String,
+    /// "5 (mild), December 8, 2025".
+    pub latest: String,
+    /// The latest score less the first: "-15", "+2", "0".
+    pub change: String,
+}
+
 /// A session as reports list it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SessionLine {
@@ -129,6 +189,8 @@ pub struct ProgressReportContext {
     pub sections: BTreeMap<String, bool>,
     pub goals: Vec<GoalLine>,
     pub assessments: Vec<AssessmentLine>,
+    /// The same assessments as a table of dates by instruments, as the report prints them.
+    pub assessment_table: AssessmentTable,
     pub session_count: usize,
     pub avg_duration_minutes: f64,
     pub key_topics: Vec<String>,
@@ -171,6 +233,12 @@ pub struct TreatmentSummaryContext {
     pub prognosis: String,
     /// The risk history: every flag of the treatment, oldest first.
     pub risk_flags: Vec<RiskLine>,
+    /// First and latest score of each instrument given (PHQ-9, GAD-7, …).
+    pub outcomes: Vec<OutcomeLine>,
+    /// The date of every session, oldest first: what an insurer calls the dates of service.
+    pub dates_of_service: Vec<String>,
+    /// From the latest session's follow-up topics, for whoever takes the treatment on.
+    pub recommendations: Vec<String>,
 }
 
 /// A session with its notes, as session-notes exports print it.

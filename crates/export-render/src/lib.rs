@@ -26,9 +26,10 @@ mod widths;
 mod xlsx;
 
 pub use context::{
-    AssessmentLine, DiagnosisLine, DocumentHeader, FullRecordContext, GoalLine,
-    ProgressReportContext, RiskLine, SessionLine, SessionNoteContext, SessionNotesContext,
-    TreatmentSummaryContext, print_date, print_date_time, sentence,
+    AssessmentLine, AssessmentRow, AssessmentTable, DiagnosisLine, DocumentHeader,
+    FullRecordContext, GoalLine, OutcomeLine, ProgressReportContext, RiskLine, SessionLine,
+    SessionNoteContext, SessionNotesContext, TreatmentSummaryContext, print_date, print_date_time,
+    sentence,
 };
 pub use csv::{CsvRenderer, looks_like_formula};
 pub use document::{

@@ -838,6 +838,7 @@ pub mod samples {
             sections: all_sections(ExportType::ProgressReport),
             goals: vec![goal()],
             assessments: vec![assessment()],
+            assessment_table: crate::AssessmentTable::of(&[assessment()]),
             session_count: 1,
             avg_duration_minutes: 50.0,
             key_topics: vec!["sleep".into()],
@@ -867,6 +868,14 @@ pub mod samples {
             observations: vec!["Engaged and reflective.".into()],
             prognosis: "good".into(),
             risk_flags: vec![risk()],
+            outcomes: vec![crate::OutcomeLine {
+                instrument: "PHQ-9".into(),
+                first: "14 (moderate), January 6, 2025".into(),
+                latest: "6 (mild), March 3, 2025".into(),
+                change: "-8".into(),
+            }],
+            dates_of_service: vec!["January 6, 2025".into(), "March 3, 2025".into()],
+            recommendations: vec!["Continue work on sleep.".into()],
         }
     }
 
