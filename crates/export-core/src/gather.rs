@@ -257,18 +257,10 @@ fn risk_lines(sessions: &[&TherapySession]) -> Vec<RiskLine> {
                 .iter()
                 .flat_map(|notes| &notes.risk_flags)
                 .collect();
-            flags.sort_by_key(|flag| std::cmp::Reverse(severity_rank(flag.severity)));
+            flags.sort_by_key(|flag| std::cmp::Reverse(flag.severity));
             flags.into_iter().map(move |flag| RiskLine::new(date, flag))
         })
         .collect()
-}
-
-fn severity_rank(severity: export_domain::RiskSeverity) -> u8 {
-    match severity {
-        export_domain::RiskSeverity::Low => 0,
-        export_domain::RiskSeverity::Medium => 1,
-        export_domain::RiskSeverity::High => 2,
-    }
 }
 
 /// The context of a progress report: one patient over the requested period.
@@ -397,33 +389,19 @@ fn recommendations(sessions: &[&TherapySession]) -> Vec<String> {
 
 /// The first and latest score of each instrument `patient` was given, instruments by name.
 fn outcomes(practice: &Practice, patient: Uuid) -> Vec<OutcomeLine> {
-    let mut given: BTreeMap<&str, Vec<&export_domain::Assessment>> = BTreeMap::new();
-    for assessment in practice
-        .assessments
-        .iter()
-        .filter(|a| a.patient_id == patient)
-    {
-        given
-            .entry(&assessment.instrument)
-            .or_default()
-            .push(assessment);
+    // In date order: the first of an instrument's lines is its first administration.
+    let mut given: BTreeMap<String, Vec<AssessmentLine>> = BTreeMap::new();
+    for line in assessment_lines(practice, patient, None, None) {
+        given.entry(line.instrument.clone()).or_default().push(line);
     }
-    let score = |a: &export_domain::Assessment| match a.severity() {
-        Some(severity) => format!(
-            "{} ({severity}), {}",
-            a.score,
-            print_date(a.administered_on)
-        ),
-        None => format!("{}, {}", a.score, print_date(a.administered_on)),
-    };
+    let score = |line: &AssessmentLine| format!("{}, {}", line.scored(), line.date);
     given
         .into_iter()
-        .filter_map(|(instrument, mut all)| {
-            all.sort_by_key(|a| a.administered_on);
-            let (first, latest) = (*all.first()?, *all.last()?);
+        .filter_map(|(instrument, lines)| {
+            let (first, latest) = (lines.first()?, lines.last()?);
             let change = latest.score - first.score;
             Some(OutcomeLine {
-                instrument: instrument.to_owned(),
+                instrument,
                 first: score(first),
                 latest: score(latest),
                 change: if change > 0 {

@@ -148,10 +148,7 @@ impl AssessmentTable {
                 });
             }
             if let Some(row) = table.rows.last_mut() {
-                row.scores[column] = match &line.severity {
-                    Some(severity) => format!("{} ({severity})", line.score),
-                    None => line.score.to_string(),
-                };
+                row.scores[column] = line.scored();
             }
         }
         table
@@ -168,6 +165,16 @@ pub struct OutcomeLine {
     pub latest: String,
     /// The latest score less the first: "-15", "+2", "0".
     pub change: String,
+}
+
+impl AssessmentLine {
+    /// The score with its severity, as a cell prints it: "12 (moderate)".
+    pub fn scored(&self) -> String {
+        match &self.severity {
+            Some(severity) => format!("{} ({severity})", self.score),
+            None => self.score.to_string(),
+        }
+    }
 }
 
 /// A session as reports list it.

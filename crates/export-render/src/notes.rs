@@ -104,16 +104,6 @@ fn list<'a>(items: impl IntoIterator<Item = &'a String>) -> FieldValue {
     )
 }
 
-/// Joins the non-empty parts with `separator`.
-fn join(parts: &[&str], separator: &str) -> String {
-    parts
-        .iter()
-        .map(|p| p.trim())
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join(separator)
-}
-
 fn strategies(notes: &ExtractedNotes, keep: impl Fn(&Strategy) -> bool) -> FieldValue {
     FieldValue::List(
         notes
@@ -156,17 +146,14 @@ fn homework(notes: &ExtractedNotes) -> FieldValue {
 /// What the session was about, and how the patient presented: "Session focused on sleep.
 /// Presenting as anxious." (the topic summary and the mood, each a sentence, no stacked labels).
 fn chief_complaint(notes: &ExtractedNotes) -> String {
-    let summary = notes.topic_summary.trim();
-    let mood = notes.session_mood.trim();
-    let mood = (!mood.is_empty()).then(|| format!("Presenting as {mood}."));
-    let summary = (!summary.is_empty()).then(|| crate::sentence(summary));
-    join(
-        &[
-            summary.as_deref().unwrap_or(""),
-            mood.as_deref().unwrap_or(""),
-        ],
-        " ",
-    )
+    let mut parts = Vec::new();
+    if !notes.topic_summary.trim().is_empty() {
+        parts.push(crate::sentence(&notes.topic_summary));
+    }
+    if !notes.session_mood.trim().is_empty() {
+        parts.push(format!("Presenting as {}.", notes.session_mood.trim()));
+    }
+    parts.join(" ")
 }
 
 fn mood_line(notes: &ExtractedNotes) -> String {

@@ -6,7 +6,7 @@ use std::ops::Range;
 use super::canvas::{Canvas, Decor, Info};
 use super::flow::Flow;
 use super::fonts::{FontBook, FontSet, Style};
-use super::table::{self, Geometry, RowLayout, Span, TableFlow};
+use super::table::{self, Geometry, MIN_LINES, RowLayout, Span, TableFlow};
 use super::text::{self, BLACK, Glyph};
 use super::{FOOTER_SIZE, points};
 use crate::{Block, Document, NoticeKind, Run, Table};
@@ -20,8 +20,6 @@ const LINE_FACTOR: f32 = 1.3;
 /// A section is kept on one page only when it takes at most this share of a page: keeping a
 /// longer one together would leave too much of a page blank.
 const KEEP_SHARE: f32 = 1.0 / 3.0;
-/// Lines a paragraph, or a split table row, leaves at least on each side of a page break.
-const MIN_LINES: usize = 2;
 const RED: [u8; 3] = [0xC0, 0x00, 0x00];
 const AMBER: [u8; 3] = [0x9C, 0x57, 0x00];
 const GREY: [u8; 3] = [0x59, 0x59, 0x59];
@@ -165,28 +163,15 @@ impl<'f> Layout<'f> {
                 }
                 self.blocks(blocks, next);
             }
-            // Every page's running header carries the confidentiality banner already.
-            Block::Notice { notice } if notice.kind == NoticeKind::Confidential => {}
-            Block::Notice { notice } if notice.kind == NoticeKind::Danger => self.danger(notice),
-            Block::Notice { notice } => {
-                let (style, colour, centred) = match notice.kind {
-                    NoticeKind::Confidential | NoticeKind::Danger => (Style::Bold, RED, true),
-                    NoticeKind::Warning => (Style::Bold, AMBER, false),
-                    NoticeKind::Info => (Style::Italic, GREY, false),
-                };
-                let span = Span {
-                    text: &notice.text,
-                    style,
-                    rgb: colour,
-                };
-                let setting = Setting {
-                    before: 4.0,
-                    after: 10.0,
-                    centred,
-                    ..Setting::BODY
-                };
-                self.paragraph(std::iter::once(span), None, setting, 0.0);
-            }
+            Block::Notice { notice } => match notice.kind {
+                // Every page's running header carries the confidentiality banner already.
+                NoticeKind::Confidential => {}
+                NoticeKind::Danger => self.danger(notice),
+                NoticeKind::Warning | NoticeKind::Info => {
+                    let (span, setting) = notice_line(notice);
+                    self.paragraph(std::iter::once(span), None, setting, 0.0);
+                }
+            },
             Block::Rule => {
                 self.flow.skip(6.0);
                 self.flow.make_room(1.0);
@@ -203,17 +188,17 @@ impl<'f> Layout<'f> {
         }
     }
 
+    /// The height of a danger callout, its frame included.
+    fn danger_height(&mut self, notice: &crate::Notice) -> f32 {
+        let width = self.flow.width() - 2.0 * INSET;
+        self.set_lines(std::iter::once(danger_span(notice)), BODY_SIZE, width);
+        self.lines.len() as f32 * Setting::BODY.line_height() + 2.0 * INSET
+    }
+
     /// A danger callout: bold red text inside a red frame, kept on one page.
     fn danger(&mut self, notice: &crate::Notice) {
-        const INSET: f32 = 6.0;
-        let span = Span {
-            text: &notice.text,
-            style: Style::Bold,
-            rgb: RED,
-        };
-        let width = self.flow.width() - 2.0 * INSET;
-        self.set_lines(std::iter::once(span), BODY_SIZE, width);
-        let height = self.lines.len() as f32 * Setting::BODY.line_height() + 2.0 * INSET;
+        let span = danger_span(notice);
+        let height = self.danger_height(notice);
         self.flow.skip(4.0);
         self.flow.make_room(height);
         let top = self.flow.y;
@@ -394,15 +379,17 @@ impl<'f> Layout<'f> {
         };
         let mut row = RowLayout::default();
         self.flow.skip(2.0);
-        match table.rows.first() {
-            Some(first) => self.layout_row(&table_flow, first, &mut row),
-            None => row.clear(),
-        }
-        table_flow.start(&mut self.flow, table.rows.first().map(|_| &row));
-        for (index, cells) in table.rows.iter().enumerate() {
-            if index > 0 {
-                self.layout_row(&table_flow, cells, &mut row);
-            }
+        // The header starts a page only with the first row beside it.
+        let Some((first, rest)) = table.rows.split_first() else {
+            table_flow.start(&mut self.flow, None);
+            self.flow.skip(10.0);
+            return;
+        };
+        self.layout_row(&table_flow, first, &mut row);
+        table_flow.start(&mut self.flow, Some(&row));
+        table_flow.row(&mut self.flow, &row);
+        for cells in rest {
+            self.layout_row(&table_flow, cells, &mut row);
             table_flow.row(&mut self.flow, &row);
         }
         self.flow.skip(10.0);
@@ -503,23 +490,50 @@ impl<'f> Layout<'f> {
                 height
             }
             Block::Section { blocks, .. } => self.measure_blocks(blocks),
-            Block::Notice { notice } => {
-                let span = Span {
-                    text: &notice.text,
-                    style: Style::Bold,
-                    rgb: RED,
-                };
-                let setting = Setting {
-                    before: 4.0,
-                    after: 10.0,
-                    ..Setting::BODY
-                };
-                self.measure_paragraph(std::iter::once(span), setting)
-            }
+            Block::Notice { notice } => match notice.kind {
+                NoticeKind::Confidential => 0.0,
+                NoticeKind::Danger => self.danger_height(notice) + 14.0,
+                NoticeKind::Warning | NoticeKind::Info => {
+                    let (span, setting) = notice_line(notice);
+                    self.measure_paragraph(std::iter::once(span), setting)
+                }
+            },
             Block::Rule => 12.0,
             Block::PageBreak => 0.0,
         }
     }
+}
+
+/// The inset of a danger callout's text from its frame.
+const INSET: f32 = 6.0;
+
+fn danger_span(notice: &crate::Notice) -> Span<'_> {
+    Span {
+        text: &notice.text,
+        style: Style::Bold,
+        rgb: RED,
+    }
+}
+
+/// How a warning or a remark is set: one paragraph, amber and bold or grey and italic.
+fn notice_line(notice: &crate::Notice) -> (Span<'_>, Setting) {
+    let (style, rgb) = match notice.kind {
+        NoticeKind::Warning => (Style::Bold, AMBER),
+        _ => (Style::Italic, GREY),
+    };
+    let setting = Setting {
+        before: 4.0,
+        after: 10.0,
+        ..Setting::BODY
+    };
+    (
+        Span {
+            text: &notice.text,
+            style,
+            rgb,
+        },
+        setting,
+    )
 }
 
 fn list_marker(ordered: bool, index: usize) -> String {

@@ -8,8 +8,8 @@ use super::flow::Flow;
 use super::fonts::{FontBook, Style};
 use super::text::{self, Glyph};
 
-/// Lines a split row leaves at least on each side of a page break.
-const MIN_LINES: usize = 2;
+/// Lines a paragraph, or a split table row, leaves at least on each side of a page break.
+pub(crate) const MIN_LINES: usize = 2;
 /// A row taller than this share of a page is split between pages when it does not fit; a shorter
 /// one moves whole to the next page.
 const SPLIT_SHARE: f32 = 0.2;
@@ -282,7 +282,7 @@ impl TableFlow {
             let rest = total - from;
             let count = if rest <= available {
                 Some(rest)
-            } else if splits && available >= MIN_LINES && rest - MIN_LINES >= MIN_LINES {
+            } else if splits && available >= MIN_LINES && rest >= 2 * MIN_LINES {
                 // As much as fits, leaving at least MIN_LINES lines for the next page.
                 Some(available.min(rest - MIN_LINES))
             } else if after_break {
