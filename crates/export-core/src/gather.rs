@@ -15,8 +15,8 @@ use export_domain::{
 use export_render::{
     AssessmentLine, AssessmentTable, DiagnosisLine, DocumentHeader, DocumentMeta,
     FullRecordContext, GoalLine, OutcomeLine, PageSize, ProgressReportContext, RiskLine,
-    SessionLine, SessionNoteContext, SessionNotesContext, TreatmentSummaryContext, fill_note,
-    print_date, print_date_time,
+    SessionLine, SessionNoteContext, SessionNotesContext, TreatmentSummaryContext, TrendLine,
+    capitalized, fill_note, print_date, print_date_time,
 };
 use uuid::Uuid;
 
@@ -206,6 +206,34 @@ fn assessment_lines(
         .collect()
 }
 
+/// Each instrument's trend through `patient_id`'s assessments between `from` and `to`,
+/// instruments by name.
+fn trend_lines(
+    practice: &Practice,
+    patient_id: Uuid,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Vec<TrendLine> {
+    let mut given: BTreeMap<&str, Vec<(NaiveDate, i32)>> = BTreeMap::new();
+    for a in practice.assessments.iter().filter(|a| {
+        a.patient_id == patient_id
+            && from.is_none_or(|f| a.administered_on >= f)
+            && to.is_none_or(|t| a.administered_on <= t)
+    }) {
+        given
+            .entry(a.instrument.as_str())
+            .or_default()
+            .push((a.administered_on, a.score));
+    }
+    given
+        .into_iter()
+        .filter_map(|(instrument, mut scores)| {
+            scores.sort();
+            TrendLine::new(instrument, &scores)
+        })
+        .collect()
+}
+
 fn diagnosis_lines(practice: &Practice, patient_id: Uuid) -> Vec<DiagnosisLine> {
     let mut diagnoses: Vec<_> = practice
         .diagnoses
@@ -234,16 +262,6 @@ fn observations(sessions: &[&TherapySession], count: usize) -> Vec<String> {
         .filter(|n| !n.is_empty())
         .take(count)
         .collect()
-}
-
-/// `text` with its first letter in capitals, as a value printed on its own reads: "Good".
-fn capitalized(text: &str) -> String {
-    let text = text.trim();
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 /// The risk flags of `sessions` in their order, the most severe first within a session.
@@ -286,6 +304,7 @@ pub fn progress_report(
         sections: request.include_sections.clone(),
         goals: goal_lines(practice, patient.id),
         assessment_table: AssessmentTable::of(&assessments),
+        trends: trend_lines(practice, patient.id, Some(from), Some(to)),
         assessments,
         session_count: sessions.len(),
         avg_duration_minutes: average_minutes(&sessions),
@@ -365,6 +384,7 @@ pub fn treatment_summary(
         prognosis: plan.map(|p| capitalized(&p.prognosis)).unwrap_or_default(),
         risk_flags: risk_lines(&sessions),
         outcomes: outcomes(practice, patient.id),
+        trends: trend_lines(practice, patient.id, None, None),
         dates_of_service: sessions
             .iter()
             .map(|s| print_date(s.session_date.date_naive()))

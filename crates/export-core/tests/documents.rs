@@ -509,7 +509,7 @@ fn documents_say_what_a_clinician_would_write() {
                 "(1 session)",
                 "Dates of service: January 7, 2025; January 15, 2025;",
                 "Assessment Outcomes\nInstrument\nFirst\nLatest\nChange\nGAD-7\n",
-                "Clinician: Margaret Holloway\nSignature: ",
+                "Clinician: Margaret Holloway \u{a0} Signature: ",
             ],
             &[
                 "Purpose: insurance",

@@ -155,29 +155,34 @@ pub struct Assessment {
     pub notes: Option<String>,
 }
 
+/// The published severity bands of an instrument the engine knows, as (highest score, band) in
+/// rising order: PHQ-9 from 0 to 27, GAD-7 from 0 to 21. Empty for any other instrument.
+pub fn severity_bands(instrument: &str) -> &'static [(i32, &'static str)] {
+    match instrument {
+        "PHQ-9" => &[
+            (4, "minimal"),
+            (9, "mild"),
+            (14, "moderate"),
+            (19, "moderately severe"),
+            (27, "severe"),
+        ],
+        "GAD-7" => &[
+            (4, "minimal"),
+            (9, "mild"),
+            (14, "moderate"),
+            (21, "severe"),
+        ],
+        _ => &[],
+    }
+}
+
 impl Assessment {
     /// The published severity band of the score, for the instruments the engine knows.
     pub fn severity(&self) -> Option<&'static str> {
-        let bands: &[(i32, &str)] = match self.instrument.as_str() {
-            "PHQ-9" => &[
-                (4, "minimal"),
-                (9, "mild"),
-                (14, "moderate"),
-                (19, "moderately severe"),
-                (27, "severe"),
-            ],
-            "GAD-7" => &[
-                (4, "minimal"),
-                (9, "mild"),
-                (14, "moderate"),
-                (21, "severe"),
-            ],
-            _ => return None,
-        };
         if self.score < 0 {
             return None;
         }
-        bands
+        severity_bands(&self.instrument)
             .iter()
             .find(|(top, _)| self.score <= *top)
             .map(|(_, band)| *band)

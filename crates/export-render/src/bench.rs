@@ -301,6 +301,17 @@ pub fn progress_report_context(sessions: u64) -> crate::ProgressReportContext {
         ],
         assessments: vec![],
         assessment_table: crate::AssessmentTable::default(),
+        // An instrument every fourth session, scores falling with treatment, as in a real report.
+        trends: ["PHQ-9", "GAD-7"]
+            .into_iter()
+            .filter_map(|instrument| {
+                let scores: Vec<(NaiveDate, i32)> = (0..sessions)
+                    .step_by(4)
+                    .map(|k| (session_date(k), 20 - (k * 15 / sessions.max(1)) as i32))
+                    .collect();
+                crate::TrendLine::new(instrument, &scores)
+            })
+            .collect(),
         session_count: sessions as usize,
         avg_duration_minutes: if sessions == 0 {
             0.0

@@ -155,6 +155,104 @@ impl AssessmentTable {
     }
 }
 
+/// An instrument's scores over time, as a chart draws them over the instrument's severity bands.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrendLine {
+    pub instrument: String,
+    /// "PHQ-9 total score".
+    pub title: String,
+    /// What the chart shows, in words: its alternative text, with the first and latest scores.
+    pub description: String,
+    pub points: Vec<TrendPoint>,
+    /// The severity bands from the lowest, as the chart markup writes them ("0-4 Minimal");
+    /// none for an instrument without published bands.
+    pub bands: Vec<String>,
+}
+
+/// One administration on a [`TrendLine`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrendPoint {
+    /// "Jan 6, 2025".
+    pub date: String,
+    pub score: i32,
+}
+
+impl TrendLine {
+    /// The trend of `instrument` through `scores` (in date order); `None` without a score.
+    pub fn new(instrument: &str, scores: &[(NaiveDate, i32)]) -> Option<TrendLine> {
+        let (&(first_date, first), &(last_date, last)) = (scores.first()?, scores.last()?);
+        let severity = |score: i32| {
+            export_domain::severity_bands(instrument)
+                .iter()
+                .find(|(top, _)| score >= 0 && score <= *top)
+                .map_or_else(
+                    || score.to_string(),
+                    |(_, band)| format!("{score} ({band})"),
+                )
+        };
+        let title = format!("{instrument} total score");
+        let description = if scores.len() == 1 {
+            format!(
+                "{title} on one date, {}: {}.",
+                print_date(first_date),
+                severity(first)
+            )
+        } else {
+            let (low, high) = scores
+                .iter()
+                .fold((i32::MAX, i32::MIN), |(lo, hi), &(_, s)| {
+                    (lo.min(s), hi.max(s))
+                });
+            let change = last - first;
+            let change = if change > 0 {
+                format!("+{change}")
+            } else {
+                change.to_string()
+            };
+            format!(
+                "{title} on {} dates from {} to {}: from {} to {}, a change of {change}; lowest {low}, highest {high}.",
+                scores.len(),
+                print_date(first_date),
+                print_date(last_date),
+                severity(first),
+                severity(last),
+            )
+        };
+        let mut bottom = 0;
+        let bands = export_domain::severity_bands(instrument)
+            .iter()
+            .map(|&(top, band)| {
+                let line = format!("{bottom}-{top} {}", capitalized(band));
+                bottom = top + 1;
+                line
+            })
+            .collect();
+        Some(TrendLine {
+            instrument: instrument.to_owned(),
+            title,
+            description,
+            points: scores
+                .iter()
+                .map(|&(date, score)| TrendPoint {
+                    date: date.format("%b %-d, %Y").to_string(),
+                    score,
+                })
+                .collect(),
+            bands,
+        })
+    }
+}
+
+/// `text` with its first letter in capitals, as a value printed on its own reads: "Good".
+pub fn capitalized(text: &str) -> String {
+    let text = text.trim();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// How an instrument's score moved over the treatment: the first and the latest administration.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OutcomeLine {
@@ -198,6 +296,8 @@ pub struct ProgressReportContext {
     pub assessments: Vec<AssessmentLine>,
     /// The same assessments as a table of dates by instruments, as the report prints them.
     pub assessment_table: AssessmentTable,
+    /// Each instrument's scores in the period, for its chart.
+    pub trends: Vec<TrendLine>,
     pub session_count: usize,
     pub avg_duration_minutes: f64,
     pub key_topics: Vec<String>,
@@ -242,6 +342,8 @@ pub struct TreatmentSummaryContext {
     pub risk_flags: Vec<RiskLine>,
     /// First and latest score of each instrument given (PHQ-9, GAD-7, …).
     pub outcomes: Vec<OutcomeLine>,
+    /// Each instrument's scores over the treatment, for its chart.
+    pub trends: Vec<TrendLine>,
     /// The date of every session, oldest first: what an insurer calls the dates of service.
     pub dates_of_service: Vec<String>,
     /// From the latest session's follow-up topics, for whoever takes the treatment on.

@@ -166,6 +166,92 @@ pub struct Notice {
     pub text: String,
 }
 
+/// What a chart draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChartKind {
+    /// Each series a line through one point per label, left to right, over the bands.
+    Line,
+    /// One horizontal bar per label, its length the first series' value.
+    Bars,
+}
+
+/// A named range of the value axis drawn behind a line chart: a severity band ("Mild", 5 to 9).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Band {
+    /// Where the band starts and ends on the value axis (continuous: the band of scores 5 to 9
+    /// spans 4.5 to 9.5).
+    pub from: f64,
+    pub to: f64,
+    pub label: String,
+}
+
+/// One series of a chart: a value (or a gap) per label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub name: String,
+    pub values: Vec<Option<f64>>,
+}
+
+/// A chart, with the words a reader who cannot see it needs (`alt`) and the numbers behind it
+/// (`labels` by `series`), which every renderer keeps readable beside the picture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Chart {
+    pub kind: ChartKind,
+    pub title: String,
+    /// What the chart shows, in a sentence: its alternative text.
+    pub alt: String,
+    /// What the labels are ("Date", "Goal").
+    pub category: String,
+    /// The points along a line chart, or the bars.
+    pub labels: Vec<String>,
+    pub series: Vec<Series>,
+    /// Behind a line, from the bottom of the axis up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bands: Vec<Band>,
+    /// The value axis.
+    pub min: f64,
+    pub max: f64,
+    /// What follows a value as printed ("%"), or nothing.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unit: String,
+}
+
+impl Chart {
+    /// `value` as the chart prints it: at most one decimal, with the unit ("60%", "12.5").
+    pub fn print(&self, value: f64) -> String {
+        let rounded = (value * 10.0).round() / 10.0;
+        if rounded.fract() == 0.0 {
+            format!("{}{}", rounded as i64, self.unit)
+        } else {
+            format!("{rounded:.1}{}", self.unit)
+        }
+    }
+
+    /// Where `value` falls between the axis's ends, from 0 (bottom) to 1 (top), clamped.
+    pub fn share(&self, value: f64) -> f64 {
+        let span = self.max - self.min;
+        if span <= 0.0 {
+            return 0.0;
+        }
+        ((value - self.min) / span).clamp(0.0, 1.0)
+    }
+
+    /// Value-axis ticks: the band edges rounded to whole scores where there are bands, otherwise
+    /// five even steps.
+    pub fn ticks(&self) -> Vec<f64> {
+        if !self.bands.is_empty() {
+            let mut ticks = vec![self.min];
+            ticks.extend(self.bands.iter().map(|band| band.to.ceil().min(self.max)));
+            ticks.dedup();
+            return ticks;
+        }
+        (0..=5)
+            .map(|step| self.min + (self.max - self.min) * f64::from(step) / 5.0)
+            .collect()
+    }
+}
+
 /// A table with one header row, repeated on every page it spans.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Table {
@@ -201,6 +287,10 @@ pub enum Block {
     Notice {
         notice: Notice,
     },
+    /// A chart, drawn natively by each renderer.
+    Chart {
+        chart: Chart,
+    },
     /// A horizontal rule.
     Rule,
     PageBreak,
@@ -229,6 +319,12 @@ impl Document {
                     Block::Section { blocks: inner, .. } => blocks(out, inner),
                     Block::Notice { notice } => {
                         out.push_str(&notice.text);
+                        out.push('\n');
+                    }
+                    Block::Chart { chart } => {
+                        out.push_str(&chart.title);
+                        out.push('\n');
+                        out.push_str(&chart.alt);
                         out.push('\n');
                     }
                     Block::Rule | Block::PageBreak => {}

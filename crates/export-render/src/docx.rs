@@ -36,6 +36,8 @@ use crate::{
     RenderError, RenderOutcome, Renderer, RowSource, Run, Table,
 };
 
+mod chart;
+
 const FORMAT: &str = "docx";
 
 /// Bytes of `word/document.xml` gathered before they go to the compressor.
@@ -95,13 +97,14 @@ impl Renderer for DocxRenderer {
             xml: document_open(),
             ordered_lists: 0,
             page,
+            charts: Vec::new(),
         };
         body.blocks(&document.blocks, false, false);
         body.xml.push_str(&section_properties(page));
         body.xml.push_str("</w:body></w:document>");
         package.start_part("word/document.xml")?;
         package.write(body.xml.as_bytes())?;
-        package.finish(page, body.ordered_lists)?;
+        package.finish(page, body.ordered_lists, &body.charts)?;
         Ok(RenderOutcome { rows: 0 })
     }
 
@@ -188,7 +191,7 @@ impl Renderer for DocxRenderer {
         xml.push_str(&section_properties(page));
         xml.push_str("</w:body></w:document>");
         package.write(xml.as_bytes())?;
-        package.finish(page, 0)?;
+        package.finish(page, 0, &[])?;
         Ok(RenderOutcome { rows: written })
     }
 }
@@ -255,11 +258,9 @@ impl<'m, W: Write + Seek> Package<'m, W> {
             options,
             meta,
         };
-        package.part("[Content_Types].xml", CONTENT_TYPES)?;
         package.part("_rels/.rels", PACKAGE_RELS)?;
         package.part("docProps/core.xml", &core_properties(meta))?;
         package.part("docProps/app.xml", APP_PROPERTIES)?;
-        package.part("word/_rels/document.xml.rels", DOCUMENT_RELS)?;
         package.part("word/styles.xml", &styles())?;
         package.part("word/settings.xml", SETTINGS)?;
         Ok(package)
@@ -281,9 +282,20 @@ impl<'m, W: Write + Seek> Package<'m, W> {
         self.write(content.as_bytes())
     }
 
-    /// Writes the parts that depend on the body (numbering, footer) and closes the archive.
-    fn finish(mut self, page: Page, ordered_lists: u32) -> Result<(), RenderError> {
+    /// Writes the parts that depend on the body (content types, relationships, numbering,
+    /// header, footer, charts) and closes the archive.
+    fn finish(
+        mut self,
+        page: Page,
+        ordered_lists: u32,
+        charts: &[String],
+    ) -> Result<(), RenderError> {
         let generated = self.meta.map(crate::document::footer_line);
+        self.part("[Content_Types].xml", &content_types(charts.len()))?;
+        self.part("word/_rels/document.xml.rels", &document_rels(charts.len()))?;
+        for (index, part) in charts.iter().enumerate() {
+            self.part(&format!("word/{}", chart::part_name(index + 1)), part)?;
+        }
         self.part("word/numbering.xml", &numbering(ordered_lists))?;
         self.part("word/header1.xml", &header(page, self.meta))?;
         self.part("word/footer1.xml", &footer(page, generated.as_deref()))?;
@@ -304,6 +316,35 @@ fn zip_time(at: DateTime<Utc>) -> Option<zip::DateTime> {
         (at.second() as u8).min(58),
     )
     .ok()
+}
+
+/// The content types, with an override for each of `charts` chart parts.
+fn content_types(charts: usize) -> String {
+    let mut xml = CONTENT_TYPES.replace("</Types>", "");
+    for number in 1..=charts {
+        xml.push_str(&format!(
+            r#"<Override PartName="/word/{}" ContentType="{}"/>"#,
+            chart::part_name(number),
+            chart::CHART_TYPE
+        ));
+    }
+    xml.push_str("</Types>");
+    xml
+}
+
+/// The document's relationships, with one to each of `charts` chart parts.
+fn document_rels(charts: usize) -> String {
+    let mut xml = DOCUMENT_RELS.replace("</Relationships>", "");
+    for number in 1..=charts {
+        xml.push_str(&format!(
+            r#"<Relationship Id="{}" Type="{}" Target="{}"/>"#,
+            chart::rel_id(number),
+            chart::CHART_REL,
+            chart::part_name(number)
+        ));
+    }
+    xml.push_str("</Relationships>");
+    xml
 }
 
 const CONTENT_TYPES: &str = concat!(
@@ -442,7 +483,8 @@ fn section_properties(page: Page) -> String {
 
 fn document_open() -> String {
     format!(
-        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document xmlns:w="{W_NS}" xmlns:r="{R_NS}"><w:body>"#
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document xmlns:w="{W_NS}" xmlns:r="{R_NS}" xmlns:wp="{}"><w:body>"#,
+        chart::WP_NS
     )
 }
 
@@ -498,6 +540,8 @@ fn styles() -> String {
         r#"<w:pPr><w:spacing w:after="0"/></w:pPr><w:rPr><w:color w:val="595959"/><w:sz w:val="18"/><w:szCs w:val="18"/></w:rPr></w:style>"#,
         r#"<w:style w:type="paragraph" w:styleId="Header"><w:name w:val="header"/><w:basedOn w:val="Normal"/><w:uiPriority w:val="99"/><w:unhideWhenUsed/>"#,
         r#"<w:pPr><w:spacing w:after="40"/></w:pPr><w:rPr><w:color w:val="595959"/><w:sz w:val="18"/><w:szCs w:val="18"/></w:rPr></w:style>"#,
+        r#"<w:style w:type="paragraph" w:styleId="Caption"><w:name w:val="caption"/><w:basedOn w:val="Normal"/><w:next w:val="Normal"/><w:uiPriority w:val="35"/><w:qFormat/>"#,
+        r#"<w:pPr><w:spacing w:before="60" w:after="200"/></w:pPr><w:rPr><w:i/><w:iCs/><w:color w:val="595959"/><w:sz w:val="18"/><w:szCs w:val="18"/></w:rPr></w:style>"#,
         r#"<w:style w:type="table" w:styleId="TableGrid"><w:name w:val="Table Grid"/><w:basedOn w:val="TableNormal"/><w:uiPriority w:val="39"/>"#,
         r#"<w:tblPr><w:tblBorders>"#,
         r#"<w:top w:val="single" w:sz="4" w:space="0" w:color="A6A6A6"/><w:left w:val="single" w:sz="4" w:space="0" w:color="A6A6A6"/>"#,
@@ -624,6 +668,8 @@ struct Body {
     xml: String,
     ordered_lists: u32,
     page: Page,
+    /// The chart parts the body refers to, in order.
+    charts: Vec<String>,
 }
 
 /// Paragraph properties a block asks for; written in the schema's order.
@@ -757,6 +803,24 @@ impl Body {
                 .open(xml);
                 xml.push_str("</w:p>");
             }
+            Block::Chart { chart: figure } => {
+                let number = self.charts.len() + 1;
+                chart::drawing(xml, figure, number, self.page.text_width());
+                // The alternative text under the chart, for every reader.
+                Para {
+                    style: Some("Caption"),
+                    keep_next: keep,
+                    ..Para::default()
+                }
+                .open(xml);
+                push_runs(
+                    xml,
+                    &[Run::plain(figure.alt.as_str())],
+                    RunFormat::default(),
+                );
+                xml.push_str("</w:p>");
+                self.charts.push(chart::part(figure));
+            }
             Block::PageBreak => xml.push_str(r#"<w:p><w:r><w:br w:type="page"/></w:r></w:p>"#),
         }
     }
@@ -845,6 +909,10 @@ fn estimated_lines(blocks: &[Block]) -> usize {
             Block::Section { blocks, .. } => estimated_lines(blocks),
             Block::Notice { notice } => 1 + notice.text.len() / 90,
             Block::Rule => 1,
+            Block::Chart { chart } => match chart.kind {
+                crate::ChartKind::Line => 14,
+                crate::ChartKind::Bars => 2 + chart.labels.len() * 2,
+            },
             // Never keep a page break with anything.
             Block::PageBreak => KEEP_TOGETHER_LINES + 1,
         })

@@ -7,6 +7,7 @@
 //! `std::io::Write` the caller gives.
 
 pub mod bench;
+mod chart;
 mod context;
 mod csv;
 mod document;
@@ -28,12 +29,13 @@ mod xlsx;
 pub use context::{
     AssessmentLine, AssessmentRow, AssessmentTable, DiagnosisLine, DocumentHeader,
     FullRecordContext, GoalLine, OutcomeLine, ProgressReportContext, RiskLine, SessionLine,
-    SessionNoteContext, SessionNotesContext, TreatmentSummaryContext, print_date, print_date_time,
-    sentence,
+    SessionNoteContext, SessionNotesContext, TreatmentSummaryContext, TrendLine, TrendPoint,
+    capitalized, print_date, print_date_time, sentence,
 };
 pub use csv::{CsvRenderer, looks_like_formula};
 pub use document::{
-    Block, Color, Document, DocumentMeta, Notice, NoticeKind, PageSize, Run, Table,
+    Band, Block, Chart, ChartKind, Color, Document, DocumentMeta, Notice, NoticeKind, PageSize,
+    Run, Series, Table,
 };
 pub use docx::DocxRenderer;
 pub use error::RenderError;

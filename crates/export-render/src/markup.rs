@@ -2,10 +2,16 @@
 //!
 //! Allowed: `h1`–`h4`, `p`, `strong`/`b`, `em`/`i`, `span` with a class, `br`, `table`, `thead`,
 //! `tbody`, `tr`, `th`, `td`, `ul`, `ol`, `li`, `div` (`section`, `notice …`, `page-break`),
-//! `hr`; the only attribute is `class`. Anything else is an error naming the line and the cause,
+//! `hr`; the only attribute is `class`. A `div class="chart line"` (or `chart bars`) holds a chart:
+//! an optional heading (its title), a paragraph saying what it shows (its alternative text), a
+//! table of the numbers (labels down the first column, one series a column), and for a line an
+//! optional `ul class="bands"` of ranges drawn behind it ("0-4 Minimal"); `percent` makes the
+//! axis run from 0 to 100%. Anything else is an error naming the line and the cause,
 //! so a custom template is refused when it is saved, not when a clinician needs the report.
 
-use crate::document::{Block, Color, Notice, NoticeKind, Run, Table};
+use crate::document::{
+    Band, Block, Chart, ChartKind, Color, Notice, NoticeKind, Run, Series, Table,
+};
 
 /// Tags of the subset.
 pub const ALLOWED_TAGS: [&str; 22] = [
@@ -173,6 +179,9 @@ impl<'s, 'p> Parse<'s, 'p> {
         if has("page-break") {
             return Ok(Block::PageBreak);
         }
+        if has("chart") {
+            return self.chart(tag, &classes);
+        }
         if has("notice") {
             let kind = if has("confidential") {
                 NoticeKind::Confidential
@@ -193,6 +202,175 @@ impl<'s, 'p> Parse<'s, 'p> {
             class: classes.first().cloned(),
             blocks: self.blocks_of(&nodes)?,
         })
+    }
+
+    /// A `div class="chart …"`: its title, alternative text, numbers and bands.
+    fn chart(&self, div: &tl::HTMLTag<'s>, classes: &[String]) -> Result<Block, MarkupError> {
+        let has = |c: &str| classes.iter().any(|k| k == c);
+        let kind = if has("bars") {
+            ChartKind::Bars
+        } else {
+            ChartKind::Line
+        };
+        let mut title = None;
+        let mut alt = None;
+        let mut table = None;
+        let mut bands = Vec::new();
+        for node in self.children(div) {
+            let tag = match node {
+                tl::Node::Tag(tag) => tag,
+                tl::Node::Raw(text) if text.as_utf8_str().trim().is_empty() => continue,
+                tl::Node::Comment(_) => continue,
+                tl::Node::Raw(_) => {
+                    return Err(self.error(
+                        div,
+                        "text in a chart must be inside its <p> (what the chart shows)".to_owned(),
+                    ));
+                }
+            };
+            let text = |runs: Vec<Run>| runs.into_iter().map(|r| r.text).collect::<String>();
+            match self.check(tag)?.as_str() {
+                "h1" | "h2" | "h3" | "h4" if title.is_none() => title = Some(text(self.runs(tag)?)),
+                "p" if alt.is_none() => alt = Some(text(self.runs(tag)?)),
+                "table" if table.is_none() => table = Some((tag, self.table(tag)?)),
+                "ul" if Self::classes(tag).iter().any(|c| c == "bands") => {
+                    bands = self.bands(tag)?;
+                }
+                other => {
+                    return Err(self.error(
+                        tag,
+                        format!(
+                            "<{other}> cannot stand in a chart, which holds a heading, one <p> \
+                             saying what it shows, one <table> of numbers and a <ul \
+                             class=\"bands\">"
+                        ),
+                    ));
+                }
+            }
+        }
+        let alt = alt.filter(|a| !a.trim().is_empty()).ok_or_else(|| {
+            self.error(
+                div,
+                "a chart needs a <p> saying what it shows, for readers who cannot see it"
+                    .to_owned(),
+            )
+        })?;
+        let (table_tag, table) = table
+            .ok_or_else(|| self.error(div, "a chart needs a <table> of its numbers".to_owned()))?;
+        let cell_text = |cell: &[Run]| cell.iter().map(|r| r.text.as_str()).collect::<String>();
+        if table.header.len() < 2 {
+            return Err(self.error(
+                table_tag,
+                "a chart's table needs a header row naming the labels and at least one series"
+                    .to_owned(),
+            ));
+        }
+        if kind == ChartKind::Bars && table.header.len() > 2 {
+            return Err(self.error(
+                table_tag,
+                "a bar chart draws one series: its table has two columns".to_owned(),
+            ));
+        }
+        if table.rows.len() > MAX_CHART_POINTS {
+            return Err(self.error(
+                table_tag,
+                format!("a chart draws at most {MAX_CHART_POINTS} points"),
+            ));
+        }
+        let unit = if has("percent") { "%" } else { "" };
+        let mut series: Vec<Series> = table.header[1..]
+            .iter()
+            .map(|cell| Series {
+                name: cell_text(cell),
+                values: Vec::with_capacity(table.rows.len()),
+            })
+            .collect();
+        let mut labels = Vec::with_capacity(table.rows.len());
+        for row in &table.rows {
+            labels.push(row.first().map(|c| cell_text(c)).unwrap_or_default());
+            for (column, series) in series.iter_mut().enumerate() {
+                let text = row
+                    .get(column + 1)
+                    .map(|c| cell_text(c))
+                    .unwrap_or_default();
+                let value = chart_value(&text).ok_or_else(|| {
+                    self.error(
+                        table_tag,
+                        format!(
+                            "{text:?} in the chart's {:?} column is not a number",
+                            series.name
+                        ),
+                    )
+                })?;
+                series.values.push(value);
+            }
+        }
+        let top = series
+            .iter()
+            .flat_map(|s| s.values.iter().flatten())
+            .fold(0.0f64, |a, &b| a.max(b));
+        let low = series
+            .iter()
+            .flat_map(|s| s.values.iter().flatten())
+            .fold(0.0f64, |a, &b| a.min(b));
+        let (min, max) = match (bands.first(), bands.last()) {
+            (Some(first), Some(last)) => (first.from, last.to),
+            _ if unit == "%" => (low, top.max(100.0)),
+            _ => (low, nice_ceiling(top)),
+        };
+        Ok(Block::Chart {
+            chart: Chart {
+                kind,
+                title: title.unwrap_or_default(),
+                alt,
+                category: cell_text(&table.header[0]),
+                labels,
+                series,
+                bands,
+                min,
+                max,
+                unit: unit.to_owned(),
+            },
+        })
+    }
+
+    /// A chart's bands: items "0-4 Minimal" (or with an en dash), rising. The whole scores of a
+    /// band are widened by half a point to meet the next band's; the outer ends stay.
+    fn bands(&self, list: &tl::HTMLTag<'s>) -> Result<Vec<Band>, MarkupError> {
+        let items = self.items(list)?;
+        let mut bands: Vec<Band> = Vec::with_capacity(items.len());
+        for item in items {
+            let text: String = item.into_iter().map(|r| r.text).collect();
+            let parsed = text.trim().split_once(' ').and_then(|(range, label)| {
+                let (from, to) = range.split_once(['-', '\u{2013}'])?;
+                let (from, to) = (from.parse::<f64>().ok()?, to.parse::<f64>().ok()?);
+                (from.is_finite() && to.is_finite() && from <= to)
+                    .then(|| (from, to, label.trim().to_owned()))
+            });
+            let Some((from, to, label)) = parsed else {
+                return Err(self.error(
+                    list,
+                    format!(
+                        "band {text:?} is not written as \"from-to label\", as \"0-4 Minimal\""
+                    ),
+                ));
+            };
+            if let Some(previous) = bands.last_mut() {
+                if from <= previous.to {
+                    return Err(self.error(list, format!("band {text:?} overlaps the one before")));
+                }
+                let edge = (previous.to + from) / 2.0;
+                previous.to = edge;
+                bands.push(Band {
+                    from: edge,
+                    to,
+                    label,
+                });
+            } else {
+                bands.push(Band { from, to, label });
+            }
+        }
+        Ok(bands)
     }
 
     fn items(&self, list: &tl::HTMLTag<'s>) -> Result<Vec<Vec<Run>>, MarkupError> {
@@ -343,6 +521,37 @@ impl<'s, 'p> Parse<'s, 'p> {
         }
         Ok(())
     }
+}
+
+/// The most labels a chart draws.
+const MAX_CHART_POINTS: usize = 1000;
+
+/// A chart cell's value: empty for a gap, otherwise a number, optionally followed by a percent
+/// sign or words ("12 (moderate)" is 12).
+fn chart_value(text: &str) -> Option<Option<f64>> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Some(None);
+    }
+    let first = text.split_whitespace().next()?.trim_end_matches('%');
+    first
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .map(Some)
+}
+
+/// The smallest of 1, 2, 5, 10, 20, 50 … at or above `value` (1 for nothing to show).
+fn nice_ceiling(value: f64) -> f64 {
+    if value <= 1.0 {
+        return 1.0;
+    }
+    let magnitude = 10f64.powf(value.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|step| step * magnitude)
+        .find(|&top| top >= value)
+        .unwrap_or(10.0 * magnitude)
 }
 
 /// Collapses white space as a browser would (a line break from `<br>` stays), trims the ends and

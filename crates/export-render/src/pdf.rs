@@ -14,6 +14,7 @@
 //! report (26 pages, 70 KB) in about 7.5 ms.
 
 mod canvas;
+mod figure;
 mod flow;
 mod fonts;
 mod layout;

@@ -832,6 +832,11 @@ pub mod samples {
         )
     }
 
+    fn trend() -> Option<crate::TrendLine> {
+        let date = |month| chrono::NaiveDate::from_ymd_opt(2025, month, 3).expect("a date");
+        crate::TrendLine::new("PHQ-9", &[(date(1), 14), (date(2), 11), (date(3), 6)])
+    }
+
     pub fn progress_report() -> ProgressReportContext {
         ProgressReportContext {
             header: header("Progress Report"),
@@ -839,6 +844,7 @@ pub mod samples {
             goals: vec![goal()],
             assessments: vec![assessment()],
             assessment_table: crate::AssessmentTable::of(&[assessment()]),
+            trends: trend().into_iter().collect(),
             session_count: 1,
             avg_duration_minutes: 50.0,
             key_topics: vec!["sleep".into()],
@@ -874,6 +880,7 @@ pub mod samples {
                 latest: "6 (mild), March 3, 2025".into(),
                 change: "-8".into(),
             }],
+            trends: trend().into_iter().collect(),
             dates_of_service: vec!["January 6, 2025".into(), "March 3, 2025".into()],
             recommendations: vec!["Continue work on sleep.".into()],
         }

@@ -191,6 +191,57 @@ impl<'f> Canvas<'f> {
             .stroke();
     }
 
+    /// Fills a rectangle (x, y = bottom left) with a colour.
+    pub(crate) fn fill_rect_rgb(&mut self, (x, y, w, h): (f32, f32, f32, f32), rgb: [u8; 3]) {
+        self.end_text();
+        self.dirty = true;
+        let [r, g, b] = rgb.map(|c| f32::from(c) / 255.0);
+        self.content
+            .set_fill_rgb(r, g, b)
+            .rect(round(x), round(y), round(w), round(h))
+            .fill_nonzero();
+        self.state.rgb = None;
+    }
+
+    /// Strokes an open path through `points` with a line of `width` points in colour `rgb`.
+    pub(crate) fn polyline(&mut self, points: &[(f32, f32)], width: f32, rgb: [u8; 3]) {
+        let Some((&(x, y), rest)) = points.split_first() else {
+            return;
+        };
+        self.end_text();
+        self.dirty = true;
+        let [r, g, b] = rgb.map(|c| f32::from(c) / 255.0);
+        self.content
+            .set_line_width(width)
+            .set_stroke_rgb(r, g, b)
+            .set_line_join(pdf_writer::types::LineJoinStyle::RoundJoin)
+            .move_to(round(x), round(y));
+        for &(x, y) in rest {
+            self.content.line_to(round(x), round(y));
+        }
+        self.content.stroke();
+    }
+
+    /// Fills a disc of radius `radius` centred at (x, y), as four Bézier arcs.
+    pub(crate) fn disc(&mut self, (x, y): (f32, f32), radius: f32, rgb: [u8; 3]) {
+        self.end_text();
+        self.dirty = true;
+        // The control-point distance that makes a quarter circle of a cubic Bézier curve.
+        let k = 0.552_284_8 * radius;
+        let [r, g, b] = rgb.map(|c| f32::from(c) / 255.0);
+        let (x, y) = (round(x), round(y));
+        self.content
+            .set_fill_rgb(r, g, b)
+            .move_to(x + radius, y)
+            .cubic_to(x + radius, y + k, x + k, y + radius, x, y + radius)
+            .cubic_to(x - k, y + radius, x - radius, y + k, x - radius, y)
+            .cubic_to(x - radius, y - k, x - k, y - radius, x, y - radius)
+            .cubic_to(x + k, y - radius, x + radius, y - k, x + radius, y)
+            .close_path()
+            .fill_nonzero();
+        self.state.rgb = None;
+    }
+
     /// A horizontal line.
     pub(crate) fn hline(&mut self, x1: f32, x2: f32, y: f32, width: f32, gray: f32) {
         self.end_text();

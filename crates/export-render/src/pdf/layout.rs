@@ -9,7 +9,7 @@ use super::fonts::{FontBook, FontSet, Style};
 use super::table::{self, Geometry, MIN_LINES, RowLayout, Span, TableFlow};
 use super::text::{self, BLACK, Glyph};
 use super::{FOOTER_SIZE, points};
-use crate::{Block, Document, NoticeKind, Run, Table};
+use crate::{Block, Chart, ChartKind, Document, NoticeKind, Run, Table};
 
 const MARGIN: f32 = 72.0;
 const BODY_SIZE: f32 = 11.0;
@@ -126,8 +126,20 @@ impl<'f> Layout<'f> {
 
     /// Lays `blocks` out; `after` is what follows them (for a heading that ends a section).
     fn blocks(&mut self, blocks: &[Block], after: Option<&Block>) {
-        for (index, block) in blocks.iter().enumerate() {
-            self.block(block, &blocks[index + 1..], after);
+        let mut index = 0;
+        while index < blocks.len() {
+            // Two line charts in a row stand side by side, as small multiples.
+            if let (Block::Chart { chart: first }, Some(Block::Chart { chart: second })) =
+                (&blocks[index], blocks.get(index + 1))
+                && first.kind == ChartKind::Line
+                && second.kind == ChartKind::Line
+            {
+                self.chart_pair([first, second]);
+                index += 2;
+                continue;
+            }
+            self.block(&blocks[index], &blocks[index + 1..], after);
+            index += 1;
         }
     }
 
@@ -172,6 +184,7 @@ impl<'f> Layout<'f> {
                     self.paragraph(std::iter::once(span), None, setting, 0.0);
                 }
             },
+            Block::Chart { chart } => self.chart(chart),
             Block::Rule => {
                 self.flow.skip(6.0);
                 self.flow.make_room(1.0);
@@ -186,6 +199,78 @@ impl<'f> Layout<'f> {
                 }
             }
         }
+    }
+
+    /// A chart: its scene drawn piece by piece (a bar chart may break between bars), then its
+    /// alternative text as a caption, kept with the chart's end.
+    fn chart(&mut self, chart: &crate::Chart) {
+        let scene = crate::chart::scene(chart, self.flow.width());
+        let caption = self.chart_height(chart) - 10.0 - scene.height;
+        self.flow.skip(6.0);
+        let pieces = scene.pieces();
+        // A piece with the caption if it is the last, otherwise with the next piece's start.
+        for (index, &(start, end)) in pieces.iter().enumerate() {
+            let keep = match pieces.get(index + 1) {
+                Some(&(next_start, next_end)) => (next_end - next_start).min(40.0),
+                None => caption,
+            };
+            self.flow
+                .make_room(end - start + keep.min(self.flow.body_height() / 4.0));
+            let (left, top) = (self.flow.left, self.flow.y);
+            super::figure::draw_piece(&mut self.flow.canvas, &scene, index, start, left, top);
+            self.flow.y -= end - start;
+            self.flow.fresh = false;
+        }
+        self.flow.skip(4.0);
+        // A bar chart prints its labels and values as text already; a line its summary.
+        if chart.kind == ChartKind::Line {
+            self.paragraph(std::iter::once(caption_span(chart)), None, CAPTION, 0.0);
+        } else {
+            self.flow.skip(CAPTION.after);
+        }
+    }
+
+    /// Two line charts side by side, each with its caption under it, kept on one page.
+    fn chart_pair(&mut self, charts: [&Chart; 2]) {
+        const GAP: f32 = 18.0;
+        let (left, right) = (self.flow.left, self.flow.right);
+        let half = (self.flow.width() - GAP) / 2.0;
+        let scenes = charts.map(|chart| crate::chart::scene(chart, half));
+        self.flow.right = left + half;
+        let captions = charts
+            .map(|chart| self.measure_paragraph(std::iter::once(caption_span(chart)), CAPTION));
+        self.flow.right = right;
+        let drawn = scenes.iter().map(|s| s.height).fold(0.0, f32::max);
+        let caption = captions.into_iter().fold(0.0, f32::max);
+        self.flow.skip(6.0);
+        self.flow.make_room(drawn + 4.0 + caption);
+        let top = self.flow.y;
+        let mut bottom = top;
+        for (index, (chart, scene)) in charts.iter().zip(&scenes).enumerate() {
+            let x = left + index as f32 * (half + GAP);
+            super::figure::draw_piece(&mut self.flow.canvas, scene, 0, 0.0, x, top);
+            self.flow.left = x;
+            self.flow.right = x + half;
+            self.flow.y = top - drawn - 4.0;
+            self.flow.fresh = false;
+            self.paragraph(std::iter::once(caption_span(chart)), None, CAPTION, 0.0);
+            bottom = f32::min(bottom, self.flow.y);
+        }
+        self.flow.left = left;
+        self.flow.right = right;
+        self.flow.y = bottom;
+    }
+
+    /// The height of a chart with its caption.
+    fn chart_height(&mut self, chart: &crate::Chart) -> f32 {
+        let scene = crate::chart::scene(chart, self.flow.width());
+        let caption = match chart.kind {
+            ChartKind::Line => {
+                self.measure_paragraph(std::iter::once(caption_span(chart)), CAPTION)
+            }
+            ChartKind::Bars => CAPTION.after,
+        };
+        6.0 + scene.height + 4.0 + caption
     }
 
     /// The height of a danger callout, its frame included.
@@ -438,6 +523,13 @@ impl<'f> Layout<'f> {
             }
             Block::Section { blocks, .. } => self.lead(blocks, tail.first().or(after)),
             Block::Notice { .. } | Block::Rule => self.measure(block),
+            Block::Chart { chart } => {
+                let scene = crate::chart::scene(chart, self.flow.width());
+                6.0 + scene
+                    .pieces()
+                    .first()
+                    .map_or(0.0, |&(start, end)| end - start)
+            }
             Block::PageBreak => 0.0,
         }
     }
@@ -498,9 +590,28 @@ impl<'f> Layout<'f> {
                     self.measure_paragraph(std::iter::once(span), setting)
                 }
             },
+            Block::Chart { chart } => self.chart_height(chart),
             Block::Rule => 12.0,
             Block::PageBreak => 0.0,
         }
+    }
+}
+
+/// How a chart's caption (its alternative text) is set: small, italic, grey.
+const CAPTION: Setting = Setting {
+    size: 9.0,
+    before: 0.0,
+    after: 10.0,
+    indent: 0.0,
+    centred: false,
+    keep_next: false,
+};
+
+fn caption_span(chart: &crate::Chart) -> Span<'_> {
+    Span {
+        text: &chart.alt,
+        style: Style::Italic,
+        rgb: GREY,
     }
 }
 
