@@ -391,3 +391,32 @@ pub struct FullRecordContext {
     pub timeline: Vec<String>,
     pub attachments: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trend_says_what_its_chart_shows() {
+        let date = |month| NaiveDate::from_ymd_opt(2025, month, 6).expect("a date");
+        let one = TrendLine::new("GAD-7", &[(date(2), 16)]).expect("a trend");
+        assert_eq!(
+            one.description,
+            "GAD-7 total score on one date, February 6, 2025: 16 (severe)."
+        );
+        assert_eq!(
+            one.bands,
+            ["0-4 Minimal", "5-9 Mild", "10-14 Moderate", "15-21 Severe"]
+        );
+        // An instrument without published bands: scores only, no bands.
+        let other = TrendLine::new("ORS", &[(date(1), 18), (date(3), 31)]).expect("a trend");
+        assert_eq!(
+            other.description,
+            "ORS total score on 2 dates from January 6, 2025 to March 6, 2025: from 18 to 31, a \
+             change of +13; lowest 18, highest 31."
+        );
+        assert!(other.bands.is_empty());
+        assert_eq!(other.points[1].date, "Mar 6, 2025");
+        assert!(TrendLine::new("PHQ-9", &[]).is_none());
+    }
+}

@@ -415,3 +415,60 @@ fn session_notes_lay_out_a_filled_note_and_flag_what_is_missing() {
         assert!(text.contains(expected), "{expected:?} missing in\n{text}");
     }
 }
+
+/// The charts of a document, in order, with the section headings above them.
+fn charts(document: &Document) -> Vec<&export_render::Chart> {
+    fn walk<'d>(blocks: &'d [Block], out: &mut Vec<&'d export_render::Chart>) {
+        for block in blocks {
+            match block {
+                Block::Chart { chart } => out.push(chart),
+                Block::Section { blocks, .. } => walk(blocks, out),
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&document.blocks, &mut out);
+    out
+}
+
+#[test]
+fn reports_draw_assessment_trends_and_goal_progress() {
+    use export_render::ChartKind;
+    let engine = TemplateEngine::new();
+    let report = render(&engine, ExportType::ProgressReport, &[]);
+    let found: Vec<(ChartKind, &str, usize, &str)> = charts(&report)
+        .into_iter()
+        .map(|c| (c.kind, c.title.as_str(), c.bands.len(), c.unit.as_str()))
+        .collect();
+    // Goal progress as bars from 0 to 100%, then each instrument over its five PHQ-9 bands.
+    assert_eq!(
+        found,
+        [
+            (ChartKind::Bars, "", 0, "%"),
+            (ChartKind::Line, "PHQ-9 total score", 5, ""),
+        ]
+    );
+    let bars = charts(&report)[0];
+    assert_eq!(bars.labels, ["Fewer panic attacks (active)"]);
+    assert_eq!(bars.series[0].values, [Some(75.0)]);
+    let trend = charts(&report)[1];
+    assert_eq!(trend.labels, ["Jan 3, 2025", "Feb 3, 2025", "Mar 3, 2025"]);
+    assert_eq!(trend.series[0].values, [Some(14.0), Some(11.0), Some(6.0)]);
+    assert_eq!(
+        trend.alt,
+        "PHQ-9 total score on 3 dates from January 3, 2025 to March 3, 2025: from 14 (moderate) \
+         to 6 (mild), a change of -8; lowest 6, highest 14."
+    );
+    // Sections left out take their charts with them.
+    let without = render(
+        &engine,
+        ExportType::ProgressReport,
+        &["assessments", "goal_progress"],
+    );
+    assert!(charts(&without).is_empty());
+    // The treatment summary shows the outcome as the same trend.
+    let summary = render(&engine, ExportType::TreatmentSummary, &[]);
+    let titles: Vec<&str> = charts(&summary).iter().map(|c| c.title.as_str()).collect();
+    assert_eq!(titles, ["PHQ-9 total score"]);
+}
