@@ -81,6 +81,7 @@ fn seed(dir: &Path, sessions: u64) -> anyhow::Result<()> {
         role,
         date_of_birth: None,
         created_at: created,
+        credentials: None,
     };
     store.transaction(|conn| {
         clinical::insert_user(conn, &user(THERAPIST, Role::Therapist, "Therapist".into()))?;

@@ -53,6 +53,10 @@ pub struct RenderArgs {
     /// checked against the type's sample context first, as the engine checks a saved template.
     #[arg(long)]
     pub template: Option<PathBuf>,
+    /// The practice's name and address, for every page's footer (the demo practice's name when
+    /// rendering the fixtures).
+    #[arg(long, env = "EXPORT_PRACTICE")]
+    pub practice: Option<String>,
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -150,8 +154,13 @@ pub fn render(args: &RenderArgs, generated_at: DateTime<Utc>) -> anyhow::Result<
         .unwrap_or(Path::new("."));
     let mut partial = tempfile::NamedTempFile::new_in(folder)
         .with_context(|| format!("cannot write in {}", folder.display()))?;
+    let named = args.practice.clone().or_else(|| {
+        (args.fixtures == Path::new("fixtures"))
+            .then(|| export_store::seed::DEMO_PRACTICE.to_owned())
+    });
     Producer::with_templates(&export_core::engine::EngineConfig {
         template_sandbox: Some(crate::template_sandbox()?),
+        practice: named,
         ..Default::default()
     })
     .produce(

@@ -109,6 +109,10 @@ fn run() -> anyhow::Result<()> {
     let store = Store::open(&config.database_url)
         .with_context(|| format!("cannot open {}", redact_url(&config.database_url)))?;
     if config.seed_demo {
+        // Documents of the demo practice name it, unless a practice is configured.
+        config
+            .practice
+            .get_or_insert_with(|| seed::DEMO_PRACTICE.to_owned());
         let practice = seed::load_practice(&config.fixtures_dir).with_context(|| {
             format!(
                 "cannot load the demo practice from {}",

@@ -133,6 +133,7 @@ fn person(id: u128, role: Role, first: &str, last: &str) -> User {
         role,
         date_of_birth: None,
         created_at: Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap(),
+        credentials: (role == Role::Therapist).then(|| "LCSW".to_owned()),
     }
 }
 

@@ -15,8 +15,8 @@ use export_domain::{
 use export_render::{
     AssessmentLine, AssessmentTable, DiagnosisLine, DocumentHeader, DocumentMeta,
     FullRecordContext, GoalLine, OutcomeLine, PageSize, ProgressReportContext, RiskLine,
-    SessionLine, SessionNoteContext, SessionNotesContext, TreatmentSummaryContext, TrendLine,
-    capitalized, fill_note, print_date, print_date_time,
+    SessionLine, SessionNoteContext, SessionNotesContext, TimelineEntry, TreatmentSummaryContext,
+    TrendLine, capitalized, fill_note, print_date, print_date_time,
 };
 use uuid::Uuid;
 
@@ -73,7 +73,7 @@ fn header(
         patient_date_of_birth: patient.date_of_birth.map(print_date),
         period,
         prepared_by: primary_therapist(practice, patient.id)
-            .map(User::full_name)
+            .map(User::signed_name)
             .unwrap_or_default(),
         generated_on: print_date_time(generated_at),
     }
@@ -367,6 +367,10 @@ pub fn treatment_summary(
         modality: plan.map(|p| p.modality.clone()).unwrap_or_default(),
         frequency: plan.map(|p| p.frequency.clone()).unwrap_or_default(),
         plan_summary: plan.map(|p| p.summary.clone()).unwrap_or_default(),
+        medical_necessity: plan
+            .and_then(|p| p.medical_necessity.as_deref())
+            .map(|text| text.trim().to_owned())
+            .unwrap_or_default(),
         interventions: interventions
             .into_iter()
             .map(|(name, n)| format!("{name} ({n} session{})", if n == 1 { "" } else { "s" }))
@@ -434,6 +438,32 @@ fn outcomes(practice: &Practice, patient: Uuid) -> Vec<OutcomeLine> {
         .collect()
 }
 
+/// A session as its notes print: the summary, mood, topics, strategies, action items and risk
+/// flags, the note `layout` filled when one is asked for, the transcript when `transcript`.
+fn note_context(
+    s: &TherapySession,
+    transcript: bool,
+    layout: Option<export_domain::NoteLayout>,
+) -> SessionNoteContext {
+    let notes = s.extracted_notes.clone().unwrap_or_default();
+    SessionNoteContext {
+        date: print_date(s.session_date.date_naive()),
+        duration_minutes: minutes(s),
+        therapist_summary: s.therapist_summary.clone(),
+        mood: notes.session_mood.clone(),
+        key_topics: notes.key_topics.clone(),
+        strategies: notes
+            .strategies
+            .iter()
+            .map(|st| format!("{} ({})", st.name, st.status))
+            .collect(),
+        action_items: notes.action_items.iter().map(|a| a.task.clone()).collect(),
+        risk_flags: risk_lines(std::slice::from_ref(&s)),
+        transcript: transcript.then(|| s.transcript_text.clone()).flatten(),
+        note: layout.map(|layout| fill_note(layout, s)),
+    }
+}
+
 /// The context of a session-notes export: the requested sessions, which must exist, be
 /// processed and belong to one patient.
 pub fn session_notes(
@@ -481,30 +511,131 @@ pub fn session_notes(
         include_transcript: options.include_transcript,
         sessions: sessions
             .iter()
-            .map(|s| {
-                let notes = s.extracted_notes.clone().unwrap_or_default();
-                SessionNoteContext {
-                    date: print_date(s.session_date.date_naive()),
-                    duration_minutes: minutes(s),
-                    therapist_summary: s.therapist_summary.clone(),
-                    mood: notes.session_mood.clone(),
-                    key_topics: notes.key_topics.clone(),
-                    strategies: notes
-                        .strategies
-                        .iter()
-                        .map(|st| format!("{} ({})", st.name, st.status))
-                        .collect(),
-                    action_items: notes.action_items.iter().map(|a| a.task.clone()).collect(),
-                    risk_flags: risk_lines(std::slice::from_ref(s)),
-                    transcript: options
-                        .include_transcript
-                        .then(|| s.transcript_text.clone())
-                        .flatten(),
-                    note: request.note_layout.map(|layout| fill_note(layout, s)),
-                }
-            })
+            .map(|s| note_context(s, options.include_transcript, request.note_layout))
             .collect(),
     })
+}
+
+/// A full record's timeline between `from` and `to`: every session (with its mood), assessment
+/// (score and severity), diagnosis, goal set and goal target, treatment plan start and review, and
+/// risk flag, in date order (and by kind within a day, in that order).
+fn timeline(
+    practice: &Practice,
+    patient_id: Uuid,
+    sessions: &[&TherapySession],
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Vec<TimelineEntry> {
+    let within = |day: NaiveDate| from.is_none_or(|f| day >= f) && to.is_none_or(|t| day <= t);
+    // (day, rank of the kind within a day, kind, event)
+    let mut events: Vec<(NaiveDate, u8, &str, String)> = Vec::new();
+    for session in sessions {
+        let day = session.session_date.date_naive();
+        let mood = session
+            .extracted_notes
+            .as_ref()
+            .map(|n| n.session_mood.trim())
+            .filter(|m| !m.is_empty());
+        let event = match mood {
+            Some(mood) => format!("{} minutes, mood {mood}", minutes(session)),
+            None => format!("{} minutes", minutes(session)),
+        };
+        events.push((day, 3, "Session", event));
+        for flag in risk_lines(std::slice::from_ref(session)) {
+            events.push((
+                day,
+                4,
+                "Risk flag",
+                format!(
+                    "{} {}: {}",
+                    capitalized(&flag.severity),
+                    flag.risk,
+                    flag.evidence
+                ),
+            ));
+        }
+    }
+    for a in practice
+        .assessments
+        .iter()
+        .filter(|a| a.patient_id == patient_id && within(a.administered_on))
+    {
+        let scored = match a.severity() {
+            Some(severity) => format!("{} {} ({severity})", a.instrument, a.score),
+            None => format!("{} {}", a.instrument, a.score),
+        };
+        events.push((a.administered_on, 5, "Assessment", scored));
+    }
+    for d in practice
+        .diagnoses
+        .iter()
+        .filter(|d| d.patient_id == patient_id && within(d.diagnosed_on))
+    {
+        let primary = if d.is_primary { " (primary)" } else { "" };
+        events.push((
+            d.diagnosed_on,
+            0,
+            "Diagnosis",
+            format!("{} {}{primary}", d.icd10_code, d.description),
+        ));
+    }
+    for plan in practice
+        .treatment_plans
+        .iter()
+        .filter(|p| p.patient_id == patient_id)
+    {
+        if within(plan.start_date) {
+            events.push((
+                plan.start_date,
+                1,
+                "Treatment plan",
+                format!("{}, {}: started", plan.modality, plan.frequency),
+            ));
+        }
+        if let Some(review) = plan.review_date.filter(|&day| within(day)) {
+            events.push((
+                review,
+                6,
+                "Plan review",
+                format!(
+                    "{} plan reviewed (prognosis {})",
+                    plan.modality,
+                    plan.prognosis.trim()
+                ),
+            ));
+        }
+    }
+    for goal in practice.goals.iter().filter(|g| g.patient_id == patient_id) {
+        let set = goal.created_at.date_naive();
+        if within(set) {
+            events.push((
+                set,
+                2,
+                "Goal",
+                format!("Set: {} (baseline: {})", goal.description, goal.baseline),
+            ));
+        }
+        if let Some(target) = goal.target_date.filter(|&day| within(day)) {
+            events.push((
+                target,
+                7,
+                "Goal",
+                format!(
+                    "Target date: {} ({}% now, {})",
+                    goal.description, goal.progress_percentage, goal.status
+                ),
+            ));
+        }
+    }
+    events.sort_by_key(|a| (a.0, a.1));
+    events
+        .into_iter()
+        .map(|(day, _, kind, event)| TimelineEntry {
+            date: print_date(day),
+            kind: kind.to_owned(),
+            event,
+        })
+        .collect()
 }
 
 /// The context of a full record: everything about one patient, optionally in a date range.
@@ -529,31 +660,9 @@ pub fn full_record(
     if let Some(born) = patient.date_of_birth {
         demographics.insert("Date of birth".to_owned(), print_date(born));
     }
-    let mut timeline: Vec<(NaiveDate, String)> = sessions
-        .iter()
-        .map(|s| {
-            (
-                s.session_date.date_naive(),
-                format!("session ({} minutes)", minutes(s)),
-            )
-        })
-        .collect();
-    timeline.extend(
-        practice
-            .diagnoses
-            .iter()
-            .filter(|d| d.patient_id == patient.id)
-            .filter(|d| {
-                from.is_none_or(|f| d.diagnosed_on >= f) && to.is_none_or(|t| d.diagnosed_on <= t)
-            })
-            .map(|d| {
-                (
-                    d.diagnosed_on,
-                    format!("diagnosis {} {}", d.icd10_code, d.description),
-                )
-            }),
-    );
-    timeline.sort();
+    let timeline = timeline(practice, patient.id, &sessions, from, to);
+    let include = |key: &str| request.include_sections.get(key).copied().unwrap_or(false);
+    let transcripts = include("transcripts");
     Ok(FullRecordContext {
         header: header(
             practice,
@@ -585,11 +694,18 @@ pub fn full_record(
             .enumerate()
             .map(|(i, s)| session_line(i + 1, s))
             .collect(),
+        notes: if include("notes") {
+            sessions
+                .iter()
+                .map(|s| note_context(s, transcripts, None))
+                .collect()
+        } else {
+            Vec::new()
+        },
+        include_transcripts: transcripts,
+        risk_flags: risk_lines(&sessions),
         assessments: assessment_lines(practice, patient.id, from, to),
-        timeline: timeline
-            .into_iter()
-            .map(|(day, event)| format!("{}: {event}", print_date(day)))
-            .collect(),
+        timeline,
         attachments: Vec::new(),
     })
 }

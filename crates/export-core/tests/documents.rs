@@ -10,10 +10,18 @@
 use chrono::{DateTime, TimeZone, Utc};
 use export_core::gather;
 use export_core::testing::{LUKASZ, ZOE, fixture_practice, pdf_text, progress_report_request};
+
+/// A practice with a long address, as `EXPORT_PRACTICE` may name it: every page's footer says it
+/// whole, on its own line.
+const PRACTICE: &str = "Bramblegate Counselling (synthetic), Suite 4, 1200 Orchard Row, \
+                        Springfield, IL 62704, (555) 010-0199";
+
+/// Mateus Conceição: the fixture whose treatment plan states no medical necessity.
+const MATEUS: &str = "a6f7ac29-f06c-5074-9275-24837e87d259";
 use export_domain::{
-    ExportType, NoteLayout, Practice, ProgressReportRequest, Role, SessionNotesInput,
-    SessionNotesRequest, SessionStatus, TherapySession, TreatmentSummaryInput,
-    TreatmentSummaryRequest,
+    DateRangeInput, ExportType, FullRecordInput, FullRecordRequest, NoteLayout, Practice,
+    ProgressReportRequest, Role, SessionNotesInput, SessionNotesRequest, SessionStatus,
+    TherapySession, TreatmentSummaryInput, TreatmentSummaryRequest,
 };
 use export_render::{
     Block, Document, DocumentHeader, PdfRenderer, Renderer, Run, TemplateEngine, built_in_template,
@@ -142,6 +150,21 @@ enum Request {
     Report(ProgressReportRequest),
     Summary(TreatmentSummaryRequest),
     Notes(SessionNotesRequest),
+    Record(FullRecordRequest),
+}
+
+/// The full record of `patient` over 2025, with the transcripts when `transcripts`.
+fn record_2025(patient: &str, transcripts: bool) -> Request {
+    let input = FullRecordInput {
+        patient_id: patient.into(),
+        format: "pdf".into(),
+        include_sections: [("transcripts".to_owned(), transcripts)].into(),
+        date_range: Some(DateRangeInput {
+            start: "2025-01-01".into(),
+            end: "2025-12-31".into(),
+        }),
+    };
+    Request::Record(input.validate().unwrap())
 }
 
 /// The progress report of `patient` over 2025.
@@ -206,6 +229,10 @@ impl Kit {
                 let context = gather::session_notes(practice, r, at()).unwrap();
                 self.render(ExportType::SessionNotes, what, &context.header, &context)
             }
+            Request::Record(r) => {
+                let context = gather::full_record(practice, r, at()).unwrap();
+                self.render(ExportType::FullRecord, what, &context.header, &context)
+            }
         }
     }
 
@@ -216,7 +243,10 @@ impl Kit {
         header: &DocumentHeader,
         context: &impl Serialize,
     ) -> Rendered {
-        let meta = gather::meta_for(header, at());
+        let meta = export_render::DocumentMeta {
+            practice: Some(PRACTICE.to_owned()),
+            ..gather::meta_for(header, at())
+        };
         let name = built_in_template(export_type).unwrap();
         let document = self.templates.render_document(name, context, meta).unwrap();
         let mut out = std::io::Cursor::new(Vec::new());
@@ -261,6 +291,8 @@ fn documents(practice: &Practice) -> Vec<Rendered> {
             let what = format!("{purpose} summary of {id}");
             rendered.push(kit.make(practice, &summary(&id, purpose), what));
         }
+        let what = format!("full record of {id}");
+        rendered.push(kit.make(practice, &record_2025(&id, false), what));
         let first: Vec<String> = sessions_of(practice, patient.id)
             .iter()
             .take(4)
@@ -325,6 +357,11 @@ fn pages_are_full_say_whose_they_are_and_never_end_with_a_heading() {
             }
             if !page.contains(&rendered.patient) {
                 problems.push(format!("{what}: page {number} does not name the patient"));
+            }
+            if !page.contains(PRACTICE) || !page.contains(&format!("Page {number} of ")) {
+                problems.push(format!(
+                    "{what}: page {number} lacks the practice or its number"
+                ));
             }
         }
     }
@@ -489,10 +526,40 @@ fn documents_say_what_a_clinician_would_write() {
     );
     let note =
         |session: &TherapySession, layout| text(notes(vec![session.id.to_string()], Some(layout)));
+    let necessity = |patient: &str| {
+        let id = Uuid::parse_str(patient).unwrap();
+        let plan = practice.treatment_plans.iter().find(|p| p.patient_id == id);
+        plan.and_then(|p| p.medical_necessity.clone())
+    };
+    let zoe_necessity = format!(
+        "Medical necessity: {}",
+        necessity(ZOE).expect("Zoë's plan states its medical necessity")
+    );
+    assert_eq!(necessity(MATEUS), None, "the fixture without a statement");
+    // The first line Łukasz said in 2025, in the transcript a full record carries only when asked.
+    let lukasz_2025 = sessions_of(&practice, Uuid::parse_str(LUKASZ).unwrap())
+        .into_iter()
+        .find(|s| s.session_date.format("%Y").to_string() == "2025")
+        .unwrap();
+    let spoken = lukasz_2025
+        .transcript_text
+        .as_deref()
+        .and_then(|t| t.lines().find(|l| l.starts_with("Patient: ")))
+        .expect("a transcript")
+        .to_owned();
     let documents = [
         ("insurance summary", text(summary(ZOE, "insurance"))),
         ("transfer summary", text(summary(ZOE, "transfer"))),
         ("records summary", text(summary(LUKASZ, "records"))),
+        (
+            "insurance summary without a statement",
+            text(summary(MATEUS, "insurance")),
+        ),
+        ("full record", text(record_2025(LUKASZ, false))),
+        (
+            "full record with transcripts",
+            text(record_2025(LUKASZ, true)),
+        ),
         ("SOAP note", note(zoe, "soap")),
         ("SOAP note", note(lukasz, "soap")),
         ("BIRP note", note(lukasz, "birp")),
@@ -509,7 +576,9 @@ fn documents_say_what_a_clinician_would_write() {
                 "(1 session)",
                 "Dates of service: January 7, 2025; January 15, 2025;",
                 "Assessment Outcomes\nInstrument\nFirst\nLatest\nChange\nGAD-7\n",
-                "Clinician: Margaret Holloway \u{a0} Signature: ",
+                "Prepared by: Margaret Holloway, LCSW\n",
+                "Clinician: Margaret Holloway, LCSW \u{a0} Signature: ",
+                zoe_necessity.as_str(),
             ],
             &[
                 "Purpose: insurance",
@@ -527,7 +596,37 @@ fn documents_say_what_a_clinician_would_write() {
                 "\nRecommendations\n",
                 "Signature: ",
             ],
-            &["Purpose: transfer", "Dates of service:"],
+            &[
+                "Purpose: transfer",
+                "Dates of service:",
+                "Medical necessity:",
+            ],
+        ),
+        (
+            "insurance summary without a statement",
+            &["Medical necessity: [to complete: the treatment plan states no medical necessity]"],
+            &[],
+        ),
+        (
+            "full record",
+            &[
+                "Prepared by: Daniel Okafor, PsyD\n",
+                "\nRisk Flags\n",
+                "\nSession Notes\n",
+                "Risk flags: No risk flags recorded in this session.",
+                "HIGH RISK: suicidal ideation.",
+                "\nTimeline\nDate\nEvent\nDetail\n",
+                "\nAssessment\nPHQ-9 ",
+                "\nPlan review\nDialectical Behavior Therapy plan reviewed",
+                "\nGoal\nSet: ",
+                "\nRisk flag\nHigh suicidal ideation: ",
+            ],
+            &[spoken.as_str(), "\nTranscript\n"],
+        ),
+        (
+            "full record with transcripts",
+            &[spoken.as_str(), "\nTranscript\n"],
+            &[],
         ),
         (
             "records summary",

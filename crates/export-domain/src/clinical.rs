@@ -20,12 +20,26 @@ pub struct User {
     pub role: Role,
     pub date_of_birth: Option<NaiveDate>,
     pub created_at: DateTime<Utc>,
+    /// What a clinician's name is printed with: licence and degree ("LCSW", "PsyD").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
 }
 
 impl User {
     /// First and last name, as printed in a document header.
     pub fn full_name(&self) -> String {
         full_name(&self.first_name, &self.last_name)
+    }
+
+    /// The name a clinician signs with: with their credentials when the record has them
+    /// ("Margaret Holloway, LCSW").
+    pub fn signed_name(&self) -> String {
+        match self.credentials.as_deref().map(str::trim) {
+            Some(credentials) if !credentials.is_empty() => {
+                format!("{}, {credentials}", self.full_name())
+            }
+            _ => self.full_name(),
+        }
     }
 }
 
@@ -212,6 +226,10 @@ pub struct TreatmentPlan {
     pub summary: String,
     pub start_date: NaiveDate,
     pub review_date: Option<NaiveDate>,
+    /// Why the treatment is medically necessary, in the clinician's words: what an insurer's
+    /// summary must state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub medical_necessity: Option<String>,
 }
 
 /// A whole practice's clinical records, as the demo fixtures hold them and as an import brings

@@ -181,7 +181,13 @@ impl Problems {
         }
         known
             .iter()
-            .map(|&key| (key.to_owned(), given.get(key).copied().unwrap_or(true)))
+            .map(|&key| {
+                let included = given.get(key).copied();
+                (
+                    key.to_owned(),
+                    included.unwrap_or(export_type.section_default(key)),
+                )
+            })
             .collect()
     }
 }

@@ -30,15 +30,18 @@ fn sections(export_type: ExportType) -> RefOr<Schema> {
         |object, key| {
             let switch = ObjectBuilder::new()
                 .schema_type(Type::Boolean)
-                .default(Some(serde_json::Value::Bool(true)));
+                .default(Some(serde_json::Value::Bool(
+                    export_type.section_default(key),
+                )));
             object.property(*key, switch)
         },
     );
     object
         .additional_properties(Some(AdditionalProperties::FreeForm(false)))
         .description(Some(format!(
-            "Which sections of a {export_type} to include; a section left out is included. \
-             An unknown key is refused (422)."
+            "Which sections of a {export_type} to include; a section left out takes its \
+             default (included, but for a full record's transcripts). An unknown key is refused \
+             (422)."
         )))
         .into()
 }

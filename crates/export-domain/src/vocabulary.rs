@@ -328,8 +328,16 @@ impl ExportType {
                 "assessments",
                 "timeline",
                 "attachments",
+                "transcripts",
             ],
         }
+    }
+
+    /// Whether section `key` is included when a request does not say: every section but the
+    /// full record's transcripts, which are the most sensitive text a record holds and go only
+    /// when asked for.
+    pub fn section_default(self, key: &str) -> bool {
+        !(matches!(self, ExportType::FullRecord) && key == "transcripts")
     }
 
     /// The path segment under `/api/v1/export/` that creates an export of this type.

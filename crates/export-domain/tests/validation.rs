@@ -210,7 +210,7 @@ fn templates() {
         ),
         &[
             "format: full_record exports cannot be docx; expected one of json, pdf",
-            "include_sections.billing: unknown section for full_record; expected one of demographics, treatment_plans, diagnoses, goals, sessions, notes, assessments, timeline, attachments",
+            "include_sections.billing: unknown section for full_record; expected one of demographics, treatment_plans, diagnoses, goals, sessions, notes, assessments, timeline, attachments, transcripts",
         ],
     );
 }

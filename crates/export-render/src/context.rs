@@ -330,6 +330,8 @@ pub struct TreatmentSummaryContext {
     pub modality: String,
     pub frequency: String,
     pub plan_summary: String,
+    /// The plan's statement of medical necessity; empty when the plan states none.
+    pub medical_necessity: String,
     pub interventions: Vec<String>,
     pub session_count: usize,
     pub avg_duration_minutes: f64,
@@ -386,10 +388,30 @@ pub struct FullRecordContext {
     pub diagnoses: Vec<DiagnosisLine>,
     pub goals: Vec<GoalLine>,
     pub sessions: Vec<SessionLine>,
+    /// Each session's notes (summary, topics, strategies, risk flags, action items, the
+    /// transcript when asked for), when the request includes them.
+    pub notes: Vec<SessionNoteContext>,
+    /// Whether the notes carry their transcripts (the `transcripts` section, off unless asked).
+    pub include_transcripts: bool,
+    /// The risk history of the period: every flag, oldest first.
+    pub risk_flags: Vec<RiskLine>,
     pub assessments: Vec<AssessmentLine>,
-    /// "date: event" lines in date order.
-    pub timeline: Vec<String>,
+    /// Sessions, assessments, diagnoses, goals, treatment plans and their reviews, and risk
+    /// flags, in date order.
+    pub timeline: Vec<TimelineEntry>,
     pub attachments: Vec<String>,
+}
+
+/// One dated event of a full record's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineEntry {
+    /// "January 6, 2025".
+    pub date: String,
+    /// What kind of event: "Session", "Assessment", "Diagnosis", "Goal", "Treatment plan",
+    /// "Plan review", "Risk flag".
+    pub kind: String,
+    /// What happened: "PHQ-9 12 (moderate)".
+    pub event: String,
 }
 
 #[cfg(test)]

@@ -47,13 +47,19 @@ pub struct DocumentMeta {
 /// The banner on every page of a laid-out document, and atop the HTML preview.
 pub const CONFIDENTIAL: &str = "CONFIDENTIAL - PROTECTED HEALTH INFORMATION";
 
+/// When the document was generated, with the time zone: "Generated on January 15, 2025 at
+/// 02:30 PM UTC".
+pub fn generated_line(meta: &DocumentMeta) -> String {
+    format!(
+        "Generated on {} UTC",
+        meta.generated_at.format("%B %-d, %Y at %I:%M %p")
+    )
+}
+
 /// The footer's text: the practice when there is one, and when the document was generated, with
 /// the time zone ("Riverside Counselling · Generated on January 15, 2025 at 02:30 PM UTC").
 pub fn footer_line(meta: &DocumentMeta) -> String {
-    let generated = format!(
-        "Generated on {} UTC",
-        meta.generated_at.format("%B %-d, %Y at %I:%M %p")
-    );
+    let generated = generated_line(meta);
     match &meta.practice {
         Some(practice) => format!("{practice} \u{b7} {generated}"),
         None => generated,

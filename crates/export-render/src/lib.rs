@@ -29,8 +29,8 @@ mod xlsx;
 pub use context::{
     AssessmentLine, AssessmentRow, AssessmentTable, DiagnosisLine, DocumentHeader,
     FullRecordContext, GoalLine, OutcomeLine, ProgressReportContext, RiskLine, SessionLine,
-    SessionNoteContext, SessionNotesContext, TreatmentSummaryContext, TrendLine, TrendPoint,
-    capitalized, print_date, print_date_time, sentence,
+    SessionNoteContext, SessionNotesContext, TimelineEntry, TreatmentSummaryContext, TrendLine,
+    TrendPoint, capitalized, print_date, print_date_time, sentence,
 };
 pub use csv::{CsvRenderer, looks_like_formula};
 pub use document::{

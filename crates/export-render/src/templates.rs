@@ -865,6 +865,8 @@ pub mod samples {
             modality: "Cognitive Behavioral Therapy".into(),
             frequency: "weekly".into(),
             plan_summary: "Exposure work and sleep hygiene.".into(),
+            medical_necessity: "Panic attacks keep the client from work; weekly CBT is indicated."
+                .into(),
             interventions: vec!["Thought record".into()],
             session_count: 1,
             avg_duration_minutes: 50.0,
@@ -916,8 +918,15 @@ pub mod samples {
             diagnoses: vec![diagnosis()],
             goals: vec![goal()],
             sessions: vec![session()],
+            notes: session_notes().sessions,
+            include_transcripts: false,
+            risk_flags: vec![risk()],
             assessments: vec![assessment()],
-            timeline: vec!["January 6, 2025: first session".into()],
+            timeline: vec![crate::TimelineEntry {
+                date: "January 6, 2025".into(),
+                kind: "Session".into(),
+                event: "50 minutes, mood hopeful".into(),
+            }],
             attachments: vec![],
         }
     }

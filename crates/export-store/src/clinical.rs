@@ -45,6 +45,7 @@ struct UserRow {
     role: String,
     date_of_birth: Option<NaiveDate>,
     created_at: NaiveDateTime,
+    credentials: Option<String>,
 }
 
 impl UserRow {
@@ -57,6 +58,7 @@ impl UserRow {
             role: user.role.as_str().to_owned(),
             date_of_birth: user.date_of_birth,
             created_at: naive(user.created_at),
+            credentials: user.credentials.clone(),
         }
     }
 
@@ -69,6 +71,7 @@ impl UserRow {
             role: word("users.role", &self.role)?,
             date_of_birth: self.date_of_birth,
             created_at: utc(self.created_at),
+            credentials: self.credentials,
         })
     }
 }
@@ -713,6 +716,7 @@ struct PlanRow {
     summary: String,
     start_date: NaiveDate,
     review_date: Option<NaiveDate>,
+    medical_necessity: Option<String>,
 }
 
 impl PlanRow {
@@ -727,6 +731,7 @@ impl PlanRow {
             summary: plan.summary.clone(),
             start_date: plan.start_date,
             review_date: plan.review_date,
+            medical_necessity: plan.medical_necessity.clone(),
         }
     }
 
@@ -741,6 +746,7 @@ impl PlanRow {
             summary: self.summary,
             start_date: self.start_date,
             review_date: self.review_date,
+            medical_necessity: self.medical_necessity,
         })
     }
 }

@@ -12,6 +12,7 @@ diesel::table! {
         role -> Text,
         date_of_birth -> Nullable<Date>,
         created_at -> Timestamp,
+        credentials -> Nullable<Text>,
     }
 }
 
@@ -91,6 +92,7 @@ diesel::table! {
         summary -> Text,
         start_date -> Date,
         review_date -> Nullable<Date>,
+        medical_necessity -> Nullable<Text>,
     }
 }
 

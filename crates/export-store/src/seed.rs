@@ -14,6 +14,10 @@ use crate::schema::{
 };
 use crate::{DbConnection, StoreError};
 
+/// The demo practice's name (`fixtures/README.md`), which documents made from the fixtures print
+/// when no practice is configured.
+pub const DEMO_PRACTICE: &str = "Bramblegate Counselling (synthetic demo practice)";
+
 /// The JSON files of a practice folder, one per clinical table, in the order they are loaded.
 pub const PRACTICE_FILES: [&str; 7] = [
     "users",

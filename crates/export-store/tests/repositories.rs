@@ -36,6 +36,8 @@ fn user(n: u128, role: Role, first: &str, last: &str) -> User {
         date_of_birth: (role == Role::Patient)
             .then(|| NaiveDate::from_ymd_opt(1990, 2, 28).unwrap()),
         created_at: at(1, 9),
+        // Round-trips the clinician's credentials.
+        credentials: (role == Role::Therapist).then(|| "PsyD, LMFT".to_owned()),
     }
 }
 
@@ -326,6 +328,7 @@ fn clinical_tables_round_trip(db: &TestDatabase) {
         summary: "Exposure work and sleep hygiene.".into(),
         start_date: date(1, 6),
         review_date: None,
+        medical_necessity: Some("Symptoms impair work and sleep; weekly CBT is indicated.".into()),
     };
     clinical::insert_treatment_plan(&mut conn, &plan).unwrap();
     assert_eq!(

@@ -29,7 +29,8 @@ pub(crate) struct Info<'a> {
 
 /// What every page carries besides its body, drawn once the page count is known: a running
 /// header (a centred banner; whose record it is at the left, the title at the right, a rule
-/// under them) and a footer (a line at the left, "Page X of Y" at the right).
+/// under them) and a footer (the practice on a line of its own, then the generation time at the
+/// left and "Page X of Y" at the right).
 #[derive(Debug, Default)]
 pub(crate) struct Decor<'a> {
     /// Left and right margin, in points.
@@ -41,6 +42,8 @@ pub(crate) struct Decor<'a> {
     /// Whose record, and the document's title.
     pub(crate) header: Option<(&'a str, &'a str)>,
     pub(crate) header_y: f32,
+    /// The practice, on the footer's first line.
+    pub(crate) practice: Option<&'a str>,
     pub(crate) footer: Option<&'a str>,
     pub(crate) footer_y: f32,
 }
@@ -300,6 +303,7 @@ impl<'f> Canvas<'f> {
         let whose = shaped(decor.header.map(|h| h.0), Style::Bold, GREY);
         let title = shaped(decor.header.map(|h| h.1), Style::Regular, GREY);
         let footer_left = shaped(decor.footer, Style::Regular, GREY);
+        let practice = shaped(decor.practice, Style::Regular, GREY);
         let (margin, size) = (decor.margin, decor.size);
         let right_edge = self.width - margin;
         let mut glyphs = Vec::new();
@@ -328,6 +332,7 @@ impl<'f> Canvas<'f> {
             text::shape(&mut self.book, &label, Style::Regular, GREY, &mut glyphs);
             let right = right_edge - text::width(&glyphs, size);
             self.text(margin, decor.footer_y, size, &footer_left);
+            self.text(margin, decor.footer_y + size * 1.3, size, &practice);
             self.text(right, decor.footer_y, size, &glyphs.clone());
             self.end_text();
             let content = std::mem::replace(&mut self.content, Content::new()).finish();

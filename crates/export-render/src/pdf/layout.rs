@@ -79,7 +79,7 @@ pub(crate) fn render(fonts: &FontSet, document: &Document) -> Result<Vec<u8>, cr
     };
     layout.blocks(&document.blocks, None);
     let meta = &document.meta;
-    let footer = crate::document::footer_line(meta);
+    let footer = crate::document::generated_line(meta);
     let info = Info {
         title: Some(&meta.title),
         author: Some(&meta.author),
@@ -95,6 +95,8 @@ pub(crate) fn render(fonts: &FontSet, document: &Document) -> Result<Vec<u8>, cr
         banner_y: height - MARGIN / 2.0 + 2.0,
         header: Some((meta.patient.as_deref().unwrap_or(""), meta.title.as_str())),
         header_y: height - MARGIN / 2.0 - 12.0,
+        // The practice (its name and address, however long) on a line of its own above.
+        practice: meta.practice.as_deref(),
         footer: Some(&footer),
         footer_y: MARGIN / 2.0,
     };
