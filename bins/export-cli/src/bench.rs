@@ -19,6 +19,7 @@ fn renderer(format: ExportFormat) -> anyhow::Result<Box<dyn Renderer>> {
         ExportFormat::Json => Box::new(JsonRenderer),
         ExportFormat::Xlsx => Box::new(XlsxRenderer {
             sheet_name: "Sessions".to_owned(),
+            chart: None,
         }),
         ExportFormat::Pdf => Box::new(PdfRenderer::with_system_fonts()?),
         ExportFormat::Docx => Box::new(DocxRenderer::default()),

@@ -148,6 +148,11 @@ pub trait Dataset: Send + Sync {
     }
     /// The rows, streamed.
     fn rows(&self, query: &DatasetQuery<'_>) -> Result<Box<dyn RowSource + Send>, DatasetError>;
+    /// The native chart a workbook of the rows draws beside them, if the rows carry a series
+    /// worth one.
+    fn chart(&self) -> Option<export_render::XlsxChart> {
+        None
+    }
 }
 
 fn field_error(name: &str, message: impl Into<String>) -> FieldError {
@@ -482,6 +487,21 @@ impl Dataset for GoalsDataset {
 
     fn description(&self) -> &str {
         "One row per treatment goal of the patients you care for, with its progress"
+    }
+
+    /// Each goal's progress as a bar, for up to 50 goals (one patient's, or a small caseload's).
+    fn chart(&self) -> Option<export_render::XlsxChart> {
+        Some(export_render::XlsxChart {
+            title: "Progress toward each goal".to_owned(),
+            alt: "Each goal's progress toward its target, from 0 to 100%, one bar per row of the \
+                  sheet."
+                .to_owned(),
+            label_column: "description".to_owned(),
+            value_column: "progress_percentage".to_owned(),
+            max: Some(100.0),
+            num_format: "0\"%\"".to_owned(),
+            most_rows: 50,
+        })
     }
 
     fn audience(&self) -> Audience {

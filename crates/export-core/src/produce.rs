@@ -90,6 +90,21 @@ impl ExportRequest {
     }
 }
 
+/// What a table of rows is called (the sheet's name in XLSX), and the chart a workbook of it
+/// draws, if any.
+#[derive(Debug, Clone)]
+pub struct Table<'t> {
+    pub title: &'t str,
+    pub chart: Option<export_render::XlsxChart>,
+}
+
+impl<'t> From<&'t str> for Table<'t> {
+    /// A table called `title`, with no chart.
+    fn from(title: &'t str) -> Table<'t> {
+        Table { title, chart: None }
+    }
+}
+
 /// Templates and renderers, built once and used for every export.
 #[derive(Debug)]
 pub struct Producer {
@@ -224,18 +239,21 @@ impl Producer {
     }
 
     /// Writes a table in a tabular format (CSV, JSON, XLSX) or as a PDF table; returns the rows.
-    pub fn write_rows(
+    pub fn write_rows<'t>(
         &self,
         format: ExportFormat,
-        title: &str,
+        table: impl Into<Table<'t>>,
         rows: &mut dyn RowSource,
         out: &mut dyn Output,
     ) -> Result<u64, ProduceError> {
+        let table = table.into();
+        let title = table.title;
         let outcome = match format {
             ExportFormat::Csv => CsvRenderer::default().render_rows(rows, out),
             ExportFormat::Json => JsonRenderer.render_rows(rows, out),
             ExportFormat::Xlsx => XlsxRenderer {
                 sheet_name: title.chars().take(31).collect(),
+                chart: table.chart,
             }
             .render_rows(rows, out),
             ExportFormat::Pdf => self

@@ -315,8 +315,52 @@ fn datasets_show_only_what_their_requester_may_see(db: &TestDatabase) {
     );
     assert!(!rows.iter().any(|r| &r[1] == LUKASZ));
 
-    let (_, goal_rows) = read_back(ExportFormat::Xlsx, &download(&engine, &margaret, goals.id));
+    let workbook = download(&engine, &margaret, goals.id);
+    let (_, goal_rows) = read_back(ExportFormat::Xlsx, &workbook);
     assert_eq!(goal_rows, Some(goal_count));
+    // The goals carry a series: the workbook draws each goal's progress as a native bar chart,
+    // on a sheet of its own with the numbers it draws, with its alternative text.
+    let mut charts = export_core::testing::xlsx_charts(&workbook);
+    let last = goal_count + 1;
+    // The numbers beside the chart are the goals' own.
+    let cells = charts["charts"][0]["cells"].take();
+    let mut drawn: Vec<(String, i64)> = cells.as_array().unwrap()[1..]
+        .iter()
+        .map(|row| {
+            (
+                row[0].as_str().unwrap().to_owned(),
+                row[1].as_f64().unwrap() as i64,
+            )
+        })
+        .collect();
+    let mut goals_of_margaret: Vec<(String, i64)> = patients
+        .iter()
+        .flat_map(|p| export_store::clinical::list_goals(&mut conn, *p).unwrap())
+        .map(|g| (g.description, i64::from(g.progress_percentage)))
+        .collect();
+    drawn.sort();
+    goals_of_margaret.sort();
+    assert_eq!(drawn, goals_of_margaret);
+    charts["charts"][0].as_object_mut().unwrap().remove("cells");
+    assert_eq!(
+        charts["charts"],
+        serde_json::json!([{
+            "sheet": "Chart",
+            "kind": "BarChart",
+            "direction": "bar",
+            "title": "Progress toward each goal",
+            "categories": [format!("Chart!$A$2:$A${last}")],
+            "values": [format!("Chart!$B$2:$B${last}")],
+        }]),
+        "{charts}"
+    );
+    assert!(
+        charts["alt"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("Each goal's progress"),
+        "{charts}"
+    );
 
     let json: serde_json::Value =
         serde_json::from_slice(&download(&engine, &margaret, processed.id)).unwrap();

@@ -6,7 +6,9 @@
 
 use chrono::{Datelike, Timelike};
 use export_domain::ExportFormat;
-use rust_xlsxwriter::{ExcelDateTime, Format, Workbook, XlsxError};
+use rust_xlsxwriter::{
+    Chart, ChartDataLabel, ChartType, ExcelDateTime, Format, Workbook, XlsxError,
+};
 
 use crate::table::for_each_row;
 use crate::{Cell, ColumnKind, Output, RenderError, RenderOutcome, Renderer, RowSource};
@@ -19,13 +21,92 @@ pub const MAX_XLSX_ROWS: u64 = 1_048_575;
 pub struct XlsxRenderer {
     /// The worksheet's name.
     pub sheet_name: String,
+    /// A native chart of two of the table's columns, drawn beside the rows when there are few
+    /// enough of them to read as a picture.
+    pub chart: Option<XlsxChart>,
 }
 
 impl Default for XlsxRenderer {
     fn default() -> Self {
         XlsxRenderer {
             sheet_name: "Export".to_owned(),
+            chart: None,
         }
+    }
+}
+
+/// A bar chart of a workbook's own cells: one bar per row, labelled by one column, as long as
+/// another (a goal's progress): an Excel chart over the sheet's ranges, so it follows edits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XlsxChart {
+    pub title: String,
+    /// What the chart shows, for a screen reader (the chart's alternative text).
+    pub alt: String,
+    /// The column whose cells label the bars.
+    pub label_column: String,
+    /// The column whose numbers the bars draw.
+    pub value_column: String,
+    /// The value axis's top (100 for percentages), or automatic.
+    pub max: Option<f64>,
+    /// Excel's number format of the values ("0\"%\"").
+    pub num_format: String,
+    /// The chart is drawn only for 1 to this many rows.
+    pub most_rows: u64,
+}
+
+impl XlsxChart {
+    /// The name of the sheet the chart and its numbers stand on.
+    pub const SHEET: &'static str = "Chart";
+
+    /// Adds a sheet with the chart and the `points` it draws (label, value), when there are 1 to
+    /// `most_rows` of them. The points are copied onto that sheet (a short table: the numbers
+    /// behind the picture) because the data sheet is written in constant-memory mode, which keeps
+    /// no cells for a chart to cache, and a chart without cached labels shows numbers in most
+    /// readers.
+    fn draw(
+        &self,
+        workbook: &mut Workbook,
+        points: &[(String, Option<f64>)],
+    ) -> Result<(), XlsxError> {
+        if points.is_empty() || points.len() as u64 > self.most_rows {
+            return Ok(());
+        }
+        let header = Format::new().set_bold();
+        let sheet = workbook.add_worksheet();
+        sheet.set_name(Self::SHEET)?;
+        sheet.write_string_with_format(0, 0, self.label_column.as_str(), &header)?;
+        sheet.write_string_with_format(0, 1, self.value_column.as_str(), &header)?;
+        sheet.set_column_width(0, 48)?;
+        sheet.set_column_width(1, 20)?;
+        for (index, (label, value)) in points.iter().enumerate() {
+            let row = index as u32 + 1;
+            sheet.write_string(row, 0, label.as_str())?;
+            if let Some(value) = value {
+                sheet.write_number(row, 1, *value)?;
+            }
+        }
+        let last = points.len() as u32;
+        let mut chart = Chart::new(ChartType::Bar);
+        chart
+            .add_series()
+            .set_name(self.value_column.as_str())
+            .set_categories((Self::SHEET, 1, 0, last, 0))
+            .set_values((Self::SHEET, 1, 1, last, 1))
+            .set_data_label(ChartDataLabel::new().show_value());
+        chart.title().set_name(self.title.as_str());
+        chart.set_alt_text(self.alt.as_str());
+        chart.legend().set_hidden();
+        // The first row's bar at the top, as the rows read.
+        chart.y_axis().set_reverse();
+        let axis = chart.x_axis();
+        axis.set_min(0).set_num_format(self.num_format.as_str());
+        if let Some(max) = self.max {
+            axis.set_max(max);
+        }
+        chart.set_width(640);
+        chart.set_height(110 + 24 * last);
+        sheet.insert_chart(0, 3, &chart)?;
+        Ok(())
     }
 }
 
@@ -86,6 +167,16 @@ impl Renderer for XlsxRenderer {
                 .map_err(writer_error)?;
         }
         sheet.set_freeze_panes(1, 0).map_err(writer_error)?;
+        // The cells a chart draws, kept while there may be few enough of them.
+        let column = |name: &str| rows.columns().iter().position(|c| c.name == name);
+        let chart_columns = self.chart.as_ref().and_then(|chart| {
+            Some((
+                chart,
+                column(&chart.label_column)?,
+                column(&chart.value_column)?,
+            ))
+        });
+        let mut points: Vec<(String, Option<f64>)> = Vec::new();
         let written = for_each_row(rows, |index, row| {
             if index >= MAX_XLSX_ROWS {
                 return Err(RenderError::TooManyRows {
@@ -95,6 +186,20 @@ impl Renderer for XlsxRenderer {
                 });
             }
             let r = (index + 1) as u32;
+            if let Some((chart, label, value)) = chart_columns
+                && index < chart.most_rows
+            {
+                let mut point = (String::new(), None);
+                for (col, cell) in row.cells().enumerate() {
+                    match cell {
+                        Cell::Text(text) if col == label => point.0 = text.to_owned(),
+                        Cell::Integer(v) if col == value => point.1 = Some(v as f64),
+                        Cell::Float(v) if col == value => point.1 = Some(v),
+                        _ => {}
+                    }
+                }
+                points.push(point);
+            }
             for (col, cell) in row.cells().enumerate() {
                 let col = col as u16;
                 let result = match cell {
@@ -127,6 +232,11 @@ impl Renderer for XlsxRenderer {
             }
             Ok(())
         })?;
+        if let Some((chart, _, _)) = chart_columns
+            && written <= chart.most_rows
+        {
+            chart.draw(&mut workbook, &points).map_err(writer_error)?;
+        }
         workbook.save_to_writer(&mut *out).map_err(writer_error)?;
         out.flush()?;
         Ok(RenderOutcome { rows: written })

@@ -7,7 +7,7 @@ use calamine::{Data, Reader, Xlsx};
 use chrono::{NaiveDate, TimeZone, Utc};
 use export_render::{
     Column, ColumnKind, CsvRenderer, JsonRenderer, RenderError, Renderer, RowBuffer, RowSource,
-    XlsxRenderer,
+    XlsxChart, XlsxRenderer,
 };
 
 #[derive(Debug, Clone)]
@@ -213,6 +213,7 @@ fn xlsx_reads_back_typed_with_header() {
     let bytes = render(
         &XlsxRenderer {
             sheet_name: "Sessions".into(),
+            ..XlsxRenderer::default()
         },
         sample(),
     );
@@ -408,4 +409,56 @@ fn check_formula_neutralising(cases: &[(&'static str, bool)]) {
 #[test]
 fn full_width_and_blank_led_formulas_are_neutralised() {
     check_formula_neutralising(FORMULA_CASES);
+}
+
+#[test]
+fn an_xlsx_chart_is_drawn_only_over_few_rows_of_columns_it_has() {
+    let chart = |value: &str, most_rows| XlsxChart {
+        title: "Scores".into(),
+        alt: "Each patient's score.".into(),
+        label_column: "patient".into(),
+        value_column: value.into(),
+        max: None,
+        num_format: "0.0".into(),
+        most_rows,
+    };
+    let sheets = |chart: XlsxChart| {
+        let renderer = XlsxRenderer {
+            sheet_name: "Scores".into(),
+            chart: Some(chart),
+        };
+        let bytes = render(&renderer, sample());
+        let mut workbook: Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(bytes)).unwrap();
+        let names = workbook.sheet_names();
+        let chart_cells = names.contains(&"Chart".to_owned()).then(|| {
+            let range = workbook.worksheet_range("Chart").unwrap();
+            range
+                .rows()
+                .map(|r| {
+                    r.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("|")
+                })
+                .collect::<Vec<_>>()
+        });
+        (names, chart_cells)
+    };
+    // Four rows, a numeric column: the chart's sheet holds the labels and values it draws (a
+    // missing value stays empty).
+    let (names, cells) = sheets(chart("score", 10));
+    assert_eq!(names, ["Scores", "Chart"]);
+    assert_eq!(
+        cells.unwrap(),
+        [
+            "patient|score",
+            "Łukasz Wójcik|3.5",
+            "נועה כהן|0",
+            "美玲 王|",
+            "@handle|99.9"
+        ]
+    );
+    // More rows than a chart reads well with, or a column the table does not have: no chart.
+    assert_eq!(sheets(chart("score", 3)).0, ["Scores"]);
+    assert_eq!(sheets(chart("weight", 10)).0, ["Scores"]);
 }

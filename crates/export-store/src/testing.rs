@@ -279,6 +279,51 @@ pub fn xlsx_rows(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// The native charts of a workbook as openpyxl reads them (`scripts/setup-machine` installs it),
+/// as JSON: `{"charts": [{"sheet", "kind", "direction", "title", "categories", "values",
+/// "cells"}],
+/// "alt": [the drawings' alternative texts]}`; the series as the ranges they draw.
+pub fn xlsx_charts(bytes: &[u8]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("file.xlsx");
+    std::fs::write(&path, bytes).unwrap();
+    let script = r#"
+import json, re, sys, zipfile
+import openpyxl
+book = openpyxl.load_workbook(sys.argv[1])
+charts = []
+for sheet in book.worksheets:
+    for chart in sheet._charts:
+        rich = chart.title.tx.rich if chart.title is not None and chart.title.tx is not None else None
+        title = "".join(run.t for p in rich.p for run in (p.r or [])) if rich is not None else None
+        charts.append({
+            "sheet": sheet.title,
+            "kind": type(chart).__name__,
+            "direction": getattr(chart, "type", None),
+            "title": title,
+            "categories": [s.cat.strRef.f if s.cat is not None and s.cat.strRef is not None else None
+                           for s in chart.series],
+            "values": [s.val.numRef.f for s in chart.series],
+            "cells": [[c for c in row] for row in sheet.iter_rows(values_only=True)],
+        })
+archive = zipfile.ZipFile(sys.argv[1])
+alt = [m for name in archive.namelist() if name.startswith("xl/drawings/drawing")
+       for m in re.findall(r'descr="([^"]*)"', archive.read(name).decode())]
+print(json.dumps({"charts": charts, "alt": alt}))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .expect("python3 with openpyxl (scripts/setup-machine installs it)");
+    assert!(
+        out.status.success(),
+        "openpyxl could not open a downloaded workbook: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// An active weekly schedule of `user_id`'s running `template_id` for all its patients: day 0 at
 /// 08:00 in Berlin, kept in storage, made at `created`. Tests change what they look at.
 pub fn weekly_schedule(

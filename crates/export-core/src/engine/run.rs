@@ -437,8 +437,12 @@ impl ExportEngine {
             generated_at: job.created_at,
         };
         let mut rows = dataset.rows(&query)?;
+        let table = crate::produce::Table {
+            title: dataset.name(),
+            chart: dataset.chart(),
+        };
         Ok(self
             .producer
-            .write_rows(request.format, dataset.name(), rows.as_mut(), out)?)
+            .write_rows(request.format, table, rows.as_mut(), out)?)
     }
 }
