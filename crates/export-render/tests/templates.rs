@@ -475,3 +475,42 @@ fn reports_draw_assessment_trends_and_goal_progress() {
     let titles: Vec<&str> = charts(&summary).iter().map(|c| c.title.as_str()).collect();
     assert_eq!(titles, ["PHQ-9 total score"]);
 }
+
+#[test]
+fn custom_templates_place_charts_through_the_markup() {
+    use export_render::ChartKind;
+    // The built-in macros, and a chart written by hand from the context's numbers.
+    let source = r#"{% import "macros.html" as m %}
+<h1>{{ header.title }}</h1>
+{%- for trend in trends %}
+{{ m.trend_chart(trend=trend) }}
+{%- endfor %}
+<div class="chart bars percent">
+<h4>Goals</h4>
+<p>{{ goals | length }} goal{{ goals | length | pluralize }} by progress.</p>
+<table><tr><th>Goal</th><th>Progress</th></tr>
+{%- for g in goals %}<tr><td>{{ g.description }}</td><td>{{ g.progress_percentage }}%</td></tr>{% endfor %}
+</table>
+</div>"#;
+    let engine = TemplateEngine::new();
+    engine
+        .check_custom(ExportType::ProgressReport, source)
+        .expect("a custom template with charts is accepted");
+    let document = engine
+        .render_custom(source, &samples::progress_report(), meta("custom"))
+        .unwrap();
+    let found: Vec<(ChartKind, &str, &str)> = charts(&document)
+        .into_iter()
+        .map(|c| (c.kind, c.title.as_str(), c.alt.as_str()))
+        .collect();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[0].1, "PHQ-9 total score");
+    assert_eq!(found[1], (ChartKind::Bars, "Goals", "1 goal by progress."));
+    // A chart without what it shows in words is refused when the template is saved.
+    let mute = "<div class=\"chart line\">\n<table><tr><th>Date</th><th>PHQ-9</th></tr>\
+                <tr><td>Jan 6</td><td>{{ session_count }}</td></tr></table>\n</div>";
+    check_custom(
+        mute,
+        Err("line 1: a chart needs a <p> saying what it shows, for readers who cannot see it"),
+    );
+}
