@@ -577,7 +577,7 @@ fn documents_say_what_a_clinician_would_write() {
                 "Dates of service: January 7, 2025; January 15, 2025;",
                 "Assessment Outcomes\nInstrument\nFirst\nLatest\nChange\nGAD-7\n",
                 "Prepared by: Margaret Holloway, LCSW\n",
-                "Clinician: Margaret Holloway, LCSW \u{a0} Signature: ",
+                "Clinician: Margaret Holloway, LCSW\nSignature: ",
                 zoe_necessity.as_str(),
             ],
             &[

@@ -169,13 +169,14 @@ fn built_in_templates_show_exactly_the_sections_asked_for() {
         assert_eq!(headings, *expected, "{export_type} without {off:?}");
         // Every document ends with the clinician's attestation, whatever the sections.
         let text = document.plain_text();
-        let end = text.lines().rev().take(2).collect::<Vec<_>>();
+        let end = text.lines().rev().take(3).collect::<Vec<_>>();
         assert!(
-            end[0].starts_with("Clinician: ") && end[0].contains("Signature: ____"),
+            end[0].starts_with("Signature: ____") && end[0].contains("Date: ____"),
             "{export_type}: {end:?}"
         );
+        assert_eq!(end[1], "Clinician: Sample Therapist", "{export_type}");
         assert!(
-            end[1].starts_with("Attestation: I attest"),
+            end[2].starts_with("Attestation: I attest"),
             "{export_type}: {end:?}"
         );
         // Every document opens with the confidentiality notice and the header block.
