@@ -237,28 +237,34 @@ pub fn pdf_text(bytes: &[u8]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs the Python `script` on `bytes` written to a scratch `file` (its path is `sys.argv[1]`) and
+/// returns what it prints; `reader` names the library it needs, for the message when it fails.
+fn python(script: &str, file: &str, bytes: &[u8], reader: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(file);
+    std::fs::write(&path, bytes).unwrap();
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|err| panic!("python3 with {reader} ({err}): run scripts/setup-machine"));
+    assert!(
+        out.status.success(),
+        "{reader} could not open a downloaded {file}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// The paragraphs and table cells python-docx reads from a DOCX.
 pub fn docx_text(bytes: &[u8]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("file.docx");
-    std::fs::write(&path, bytes).unwrap();
     let script = "import docx, sys\n\
         d = docx.Document(sys.argv[1])\n\
         print('\\n'.join(p.text for p in d.paragraphs))\n\
         for t in d.tables:\n\
         \x20   for r in t.rows:\n\
         \x20       print(' | '.join(c.text for c in r.cells))\n";
-    let out = std::process::Command::new("python3")
-        .args(["-c", script])
-        .arg(&path)
-        .output()
-        .expect("python3 with python-docx (scripts/setup-machine installs it)");
-    assert!(
-        out.status.success(),
-        "python-docx could not open a downloaded DOCX: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8(python(script, "file.docx", bytes, "python-docx")).unwrap()
 }
 
 /// The rows of a workbook's first sheet as calamine reads them, each row's cells joined by
@@ -284,9 +290,6 @@ pub fn xlsx_rows(bytes: &[u8]) -> Vec<String> {
 /// "cells"}],
 /// "alt": [the drawings' alternative texts]}`; the series as the ranges they draw.
 pub fn xlsx_charts(bytes: &[u8]) -> serde_json::Value {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("file.xlsx");
-    std::fs::write(&path, bytes).unwrap();
     let script = r#"
 import json, re, sys, zipfile
 import openpyxl
@@ -311,17 +314,7 @@ alt = [m for name in archive.namelist() if name.startswith("xl/drawings/drawing"
        for m in re.findall(r'descr="([^"]*)"', archive.read(name).decode())]
 print(json.dumps({"charts": charts, "alt": alt}))
 "#;
-    let out = std::process::Command::new("python3")
-        .args(["-c", script])
-        .arg(&path)
-        .output()
-        .expect("python3 with openpyxl (scripts/setup-machine installs it)");
-    assert!(
-        out.status.success(),
-        "openpyxl could not open a downloaded workbook: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&python(script, "file.xlsx", bytes, "openpyxl")).unwrap()
 }
 
 /// An active weekly schedule of `user_id`'s running `template_id` for all its patients: day 0 at

@@ -182,11 +182,17 @@ impl<'f> Canvas<'f> {
         self.content.stroke();
     }
 
-    /// Strokes a rectangle (x, y = bottom left) with a line of `width` points in colour `rgb`.
-    pub(crate) fn frame(&mut self, (x, y, w, h): (f32, f32, f32, f32), width: f32, rgb: [u8; 3]) {
+    /// Readies the page for a path in colour `rgb`: ends any text object, marks the page drawn
+    /// on, and returns the colour's channels from 0 to 1.
+    fn path(&mut self, rgb: [u8; 3]) -> [f32; 3] {
         self.end_text();
         self.dirty = true;
-        let [r, g, b] = rgb.map(|c| f32::from(c) / 255.0);
+        rgb.map(|c| f32::from(c) / 255.0)
+    }
+
+    /// Strokes a rectangle (x, y = bottom left) with a line of `width` points in colour `rgb`.
+    pub(crate) fn frame(&mut self, (x, y, w, h): (f32, f32, f32, f32), width: f32, rgb: [u8; 3]) {
+        let [r, g, b] = self.path(rgb);
         self.content
             .set_line_width(width)
             .set_stroke_rgb(r, g, b)
@@ -196,9 +202,7 @@ impl<'f> Canvas<'f> {
 
     /// Fills a rectangle (x, y = bottom left) with a colour.
     pub(crate) fn fill_rect_rgb(&mut self, (x, y, w, h): (f32, f32, f32, f32), rgb: [u8; 3]) {
-        self.end_text();
-        self.dirty = true;
-        let [r, g, b] = rgb.map(|c| f32::from(c) / 255.0);
+        let [r, g, b] = self.path(rgb);
         self.content
             .set_fill_rgb(r, g, b)
             .rect(round(x), round(y), round(w), round(h))
@@ -211,9 +215,7 @@ impl<'f> Canvas<'f> {
         let Some((&(x, y), rest)) = points.split_first() else {
             return;
         };
-        self.end_text();
-        self.dirty = true;
-        let [r, g, b] = rgb.map(|c| f32::from(c) / 255.0);
+        let [r, g, b] = self.path(rgb);
         self.content
             .set_line_width(width)
             .set_stroke_rgb(r, g, b)
@@ -227,11 +229,9 @@ impl<'f> Canvas<'f> {
 
     /// Fills a disc of radius `radius` centred at (x, y), as four Bézier arcs.
     pub(crate) fn disc(&mut self, (x, y): (f32, f32), radius: f32, rgb: [u8; 3]) {
-        self.end_text();
-        self.dirty = true;
         // The control-point distance that makes a quarter circle of a cubic Bézier curve.
         let k = 0.552_284_8 * radius;
-        let [r, g, b] = rgb.map(|c| f32::from(c) / 255.0);
+        let [r, g, b] = self.path(rgb);
         let (x, y) = (round(x), round(y));
         self.content
             .set_fill_rgb(r, g, b)
