@@ -454,3 +454,85 @@ fn the_html_preview_draws_the_chart_as_svg_with_its_numbers() {
     // No script and no external reference: the preview stands alone.
     assert!(!html.contains("<script") && !html.contains("href="));
 }
+
+mod any_chart {
+    use super::*;
+    use export_render::{Band, Series};
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = Option<f64>> {
+        prop_oneof![
+            Just(None),
+            (-1.0e6..1.0e6f64).prop_map(Some),
+            prop_oneof![Just(0.0), Just(f64::MAX), Just(-f64::MAX), Just(1.0e-300)].prop_map(Some),
+        ]
+    }
+
+    fn chart() -> impl Strategy<Value = Chart> {
+        (
+            prop::bool::ANY,
+            prop::collection::vec(("\\PC{0,40}", value()), 0..60),
+            prop::collection::vec((-50.0..50.0f64, 0.0..40.0f64, "\\PC{0,20}"), 0..6),
+            (-100.0..100.0f64, 0.0..200.0f64),
+        )
+            .prop_map(|(bars, points, bands, (min, span))| {
+                let (labels, values): (Vec<String>, Vec<Option<f64>>) = points.into_iter().unzip();
+                Chart {
+                    kind: if bars {
+                        ChartKind::Bars
+                    } else {
+                        ChartKind::Line
+                    },
+                    title: "Any".into(),
+                    alt: "Any chart.".into(),
+                    category: "Label".into(),
+                    labels,
+                    series: vec![Series {
+                        name: "Value".into(),
+                        values,
+                    }],
+                    bands: bands
+                        .into_iter()
+                        .map(|(from, width, label)| Band {
+                            from,
+                            to: from + width,
+                            label,
+                        })
+                        .collect(),
+                    min,
+                    max: min + span,
+                    unit: String::new(),
+                }
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever the numbers (gaps, extremes, an empty axis, labels of any script), every
+        /// renderer draws the chart without failing, and the PDF and DOCX still open.
+        #[test]
+        fn every_renderer_draws_any_chart(chart in chart()) {
+            let document = Document {
+                meta: DocumentMeta::new("Any", "Author", Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap()),
+                blocks: vec![Block::Chart { chart }],
+            };
+            let pdf = render(&PdfRenderer::with_system_fonts().unwrap(), &document);
+            prop_assert!(pdf.starts_with(b"%PDF-"));
+            let docx = render(&DocxRenderer::default(), &document);
+            prop_assert!(docx.starts_with(b"PK"));
+            let html = render_html_preview(&document);
+            prop_assert!(html.contains("<svg "));
+            // Every coordinate of the SVG a finite number.
+            let svg = &html[html.find("<svg ").unwrap()..html.find("</svg>").unwrap()];
+            for attribute in [" x=\"", " y=\"", " width=\"", " height=\"", " cx=\"", " cy=\"", " points=\""] {
+                for value in svg.split(attribute).skip(1).map(|v| v.split('"').next().unwrap()) {
+                    for number in value.split([' ', ',']).filter(|n| !n.is_empty()) {
+                        let parsed: f64 = number.parse().map_err(|_| TestCaseError::fail(format!("{attribute}{number}")))?;
+                        prop_assert!(parsed.is_finite(), "{}{}", attribute, number);
+                    }
+                }
+            }
+        }
+    }
+}

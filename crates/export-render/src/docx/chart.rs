@@ -46,8 +46,10 @@ pub(super) fn drawing(xml: &mut String, chart: &Chart, number: usize, width_twip
     let cx = u64::from(width_twips) * EMU_PER_TWIP;
     let cy = match chart.kind {
         ChartKind::Line => EMU_PER_INCH * 5 / 2,
-        // A bar a third of an inch, and room for the axis.
-        ChartKind::Bars => EMU_PER_INCH * (2 + chart.labels.len() as u64) / 3,
+        // A bar a third of an inch, and room for the axis; never taller than a page's text.
+        ChartKind::Bars => {
+            (EMU_PER_INCH * (2 + chart.labels.len() as u64) / 3).min(EMU_PER_INCH * 8)
+        }
     };
     let _ = write!(
         xml,
