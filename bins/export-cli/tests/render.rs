@@ -177,7 +177,53 @@ fn session_notes_xlsx_has_one_row_per_session() {
         calamine::open_workbook_from_rs(Cursor::new(std::fs::read(&out).unwrap())).unwrap();
     let range = workbook.worksheet_range("Session notes").unwrap();
     assert_eq!(range.get_size().0, 5);
-    assert_eq!(range.get((0, 0)).unwrap().to_string(), "date");
+    let header: Vec<String> = (0..5)
+        .map(|c| range.get((0, c)).unwrap().to_string())
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "session_id",
+            "patient_id",
+            "patient_name",
+            "session_date",
+            "duration_minutes"
+        ]
+    );
+    // Typed for machines: every row names the session and the patient, the session's start is
+    // a date-time cell and its minutes a number.
+    for row in 1..5 {
+        assert!(ids.contains(&range.get((row, 0)).unwrap().to_string().as_str()));
+        assert_eq!(range.get((row, 1)).unwrap().to_string(), LUKASZ);
+        assert_eq!(range.get((row, 2)).unwrap().to_string(), "Łukasz Wójcik");
+        assert!(
+            matches!(range.get((row, 3)), Some(calamine::Data::DateTime(_))),
+            "{:?}",
+            range.get((row, 3))
+        );
+        assert!(matches!(range.get((row, 4)), Some(calamine::Data::Float(m)) if *m > 0.0));
+    }
+    // Set up to work with and to print: a filter over the header, the header frozen and
+    // repeated on every landscape page a page wide, the summaries (column G) wrapped.
+    let layout = xlsx_layout(&std::fs::read(&out).unwrap());
+    let (_, columns) = range.get_size();
+    let last = char::from(b'A' + columns as u8 - 1);
+    assert_eq!(layout["filter"], format!("A1:{last}5"), "{layout}");
+    assert_eq!(layout["frozen"], "A2");
+    assert_eq!(layout["orientation"], "landscape");
+    assert_eq!(layout["fit"], serde_json::json!([1, 0]));
+    assert_eq!(layout["repeated"], "$1:$1");
+    let wrapped: Vec<&str> = layout["wrapped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        ["G2", "G3", "G4", "G5"].iter().all(|c| wrapped.contains(c)),
+        "{layout}"
+    );
+    assert!(!wrapped.contains(&"B2"), "a patient id is short: {layout}");
 }
 
 #[test]

@@ -464,13 +464,12 @@ fn note_context(
     }
 }
 
-/// The context of a session-notes export: the requested sessions, which must exist, be
-/// processed and belong to one patient.
-pub fn session_notes(
-    practice: &Practice,
+/// The sessions a session-notes request names, in date order, which must exist, be processed and
+/// belong to one patient; and that patient.
+fn requested_sessions<'p>(
+    practice: &'p Practice,
     request: &SessionNotesRequest,
-    generated_at: DateTime<Utc>,
-) -> Result<SessionNotesContext, GatherError> {
+) -> Result<(Vec<&'p TherapySession>, &'p User), GatherError> {
     let mut sessions = Vec::with_capacity(request.session_ids.len());
     for &id in &request.session_ids {
         let session = practice
@@ -494,7 +493,17 @@ pub fn session_notes(
     }
     sessions.sort_by_key(|s| (s.session_date, s.id));
     let patient_id = sessions.first().map(|s| s.patient_id).unwrap_or_default();
-    let patient = find_patient(practice, patient_id)?;
+    Ok((sessions, find_patient(practice, patient_id)?))
+}
+
+/// The context of a session-notes export: the requested sessions, which must exist, be
+/// processed and belong to one patient.
+pub fn session_notes(
+    practice: &Practice,
+    request: &SessionNotesRequest,
+    generated_at: DateTime<Utc>,
+) -> Result<SessionNotesContext, GatherError> {
+    let (sessions, patient) = requested_sessions(practice, request)?;
     let period = match (sessions.first(), sessions.last()) {
         (Some(first), Some(last)) if first.id != last.id => Some(format!(
             "{} to {}",
@@ -710,56 +719,70 @@ pub fn full_record(
     })
 }
 
-/// A session-notes export as a table (for csv and xlsx): one row per session.
-pub fn session_notes_table(context: &SessionNotesContext) -> export_render::TextRows {
-    use export_render::{Column, ColumnKind};
-    let mut names = vec!["date", "duration_minutes", "mood", "summary"];
-    if context.include_ai_notes {
-        names.extend(["key_topics", "strategies", "risk_flags"]);
+/// A session-notes export as a table (for csv and xlsx): one row per session, typed for machines:
+/// the session's and the patient's ids and the patient's name on every row, the session's start
+/// as a UTC date-time, its minutes as a number, lists joined with "; ".
+pub fn session_notes_table(
+    practice: &Practice,
+    request: &SessionNotesRequest,
+) -> Result<export_render::MemoryRows, GatherError> {
+    use export_render::{Column, ColumnKind, OwnedCell};
+    let (sessions, patient) = requested_sessions(practice, request)?;
+    let options = request.options;
+    let mut columns = vec![
+        Column::new("session_id", ColumnKind::Text),
+        Column::new("patient_id", ColumnKind::Text),
+        Column::new("patient_name", ColumnKind::Text),
+        Column::new("session_date", ColumnKind::DateTime),
+        Column::new("duration_minutes", ColumnKind::Integer),
+        Column::new("mood", ColumnKind::Text),
+        Column::new("summary", ColumnKind::Text),
+    ];
+    let mut lists = Vec::new();
+    if options.include_ai_notes {
+        lists.extend(["key_topics", "strategies", "risk_flags"]);
     }
-    if context.include_action_items {
-        names.push("action_items");
+    if options.include_action_items {
+        lists.push("action_items");
     }
-    if context.include_transcript {
-        names.push("transcript");
+    if options.include_transcript {
+        lists.push("transcript");
     }
-    let columns = names
-        .iter()
-        .map(|n| Column::new(*n, ColumnKind::Text))
-        .collect();
-    let rows = context
-        .sessions
+    columns.extend(lists.iter().map(|n| Column::new(*n, ColumnKind::Text)));
+    let text = |value: String| OwnedCell::from(Some(value).filter(|v| !v.is_empty()));
+    let rows = sessions
         .iter()
         .map(|s| {
+            let note = note_context(s, options.include_transcript, None);
             let mut row = vec![
-                Some(s.date.clone()),
-                Some(s.duration_minutes.to_string()),
-                Some(s.mood.clone()),
-                s.therapist_summary.clone(),
+                OwnedCell::Text(s.id.to_string()),
+                OwnedCell::Text(patient.id.to_string()),
+                OwnedCell::Text(patient.full_name()),
+                OwnedCell::DateTime(s.session_date),
+                OwnedCell::Integer(note.duration_minutes),
+                text(note.mood),
+                OwnedCell::from(note.therapist_summary),
             ];
-            if context.include_ai_notes {
-                row.extend([
-                    Some(s.key_topics.join("; ")),
-                    Some(s.strategies.join("; ")),
-                    Some(
-                        s.risk_flags
+            for list in &lists {
+                row.push(match *list {
+                    "key_topics" => text(note.key_topics.join("; ")),
+                    "strategies" => text(note.strategies.join("; ")),
+                    "risk_flags" => text(
+                        note.risk_flags
                             .iter()
                             .map(|f| f.text.as_str())
                             .collect::<Vec<_>>()
                             .join("; "),
                     ),
-                ]);
-            }
-            if context.include_action_items {
-                row.push(Some(s.action_items.join("; ")));
-            }
-            if context.include_transcript {
-                row.push(s.transcript.clone());
+                    "action_items" => text(note.action_items.join("; ")),
+                    "transcript" => OwnedCell::from(note.transcript.clone()),
+                    _ => OwnedCell::Null,
+                });
             }
             row
         })
         .collect();
-    export_render::TextRows::new(columns, rows)
+    Ok(export_render::MemoryRows::typed(columns, rows))
 }
 
 /// The records behind a full record, as a practice of one patient: the patient, their

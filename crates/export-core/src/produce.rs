@@ -215,7 +215,7 @@ impl Producer {
                 let context = gather::session_notes(practice, r, generated_at)?;
                 match format {
                     ExportFormat::Csv | ExportFormat::Xlsx => {
-                        let mut table = gather::session_notes_table(&context);
+                        let mut table = gather::session_notes_table(practice, r)?;
                         self.write_rows(format, "Session notes", &mut table, out)?;
                     }
                     _ => self.write(

@@ -46,7 +46,7 @@ pub use notes::{FieldValue, FilledNote, NoteField, NoteSection, fill_note};
 pub use pdf::{FontSet, PdfRenderer};
 pub use renderer::{Output, RenderOutcome, Renderer};
 pub use sandbox::Sandbox;
-pub use table::{Cell, Column, ColumnKind, RowBuffer, RowSource, TextRows};
+pub use table::{Cell, Column, ColumnKind, MemoryRows, OwnedCell, RowBuffer, RowSource, TextRows};
 pub use templates::{TemplateEngine, TemplateError, TemplateLimits, built_in_template, samples};
 pub use text::{cell_text, write_cell_text};
 pub use xlsx::{MAX_XLSX_ROWS, XlsxChart, XlsxRenderer};

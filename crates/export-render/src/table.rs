@@ -112,6 +112,19 @@ impl RowBuffer {
         self.slots.push(Slot::Bool(value));
     }
 
+    /// Appends a cell held in memory.
+    pub fn push_owned(&mut self, cell: OwnedCell) {
+        match cell {
+            OwnedCell::Null => self.push_null(),
+            OwnedCell::Text(text) => self.push_text(&text),
+            OwnedCell::Integer(v) => self.push_integer(v),
+            OwnedCell::Float(v) => self.push_float(v),
+            OwnedCell::Bool(v) => self.push_bool(v),
+            OwnedCell::Date(v) => self.push_date(v),
+            OwnedCell::DateTime(v) => self.push_datetime(v),
+        }
+    }
+
     pub fn push_date(&mut self, value: NaiveDate) {
         self.slots.push(Slot::Date(value));
     }
@@ -184,18 +197,107 @@ pub(crate) fn for_each_row(
     }
 }
 
-/// A small table already in memory, every cell text or empty: for exports whose rows are few
-/// (a session-notes CSV), not for datasets.
+/// A cell of a table held in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnedCell {
+    Null,
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+    Date(NaiveDate),
+    DateTime(DateTime<Utc>),
+}
+
+impl From<Option<String>> for OwnedCell {
+    /// Text, or null for nothing.
+    fn from(text: Option<String>) -> OwnedCell {
+        text.map_or(OwnedCell::Null, OwnedCell::Text)
+    }
+}
+
+impl From<Cell<'_>> for OwnedCell {
+    fn from(cell: Cell<'_>) -> OwnedCell {
+        match cell {
+            Cell::Null => OwnedCell::Null,
+            Cell::Text(text) => OwnedCell::Text(text.to_owned()),
+            Cell::Integer(v) => OwnedCell::Integer(v),
+            Cell::Float(v) => OwnedCell::Float(v),
+            Cell::Bool(v) => OwnedCell::Bool(v),
+            Cell::Date(v) => OwnedCell::Date(v),
+            Cell::DateTime(v) => OwnedCell::DateTime(v),
+        }
+    }
+}
+
+/// A source whose first rows are read ahead, to be looked at before any is written (an XLSX's
+/// column widths), and then yielded again, in order, before the rest.
+pub(crate) struct ReadAhead<'s> {
+    source: &'s mut dyn RowSource,
+    pub(crate) ahead: std::collections::VecDeque<Vec<OwnedCell>>,
+}
+
+impl<'s> ReadAhead<'s> {
+    /// Reads up to `count` rows of `source` ahead.
+    pub(crate) fn new(source: &'s mut dyn RowSource, count: usize) -> Result<Self, RenderError> {
+        let mut ahead = std::collections::VecDeque::with_capacity(count.min(1024));
+        let mut row = RowBuffer::new();
+        while ahead.len() < count {
+            row.clear();
+            if !source.next_row(&mut row)? {
+                break;
+            }
+            ahead.push_back(row.cells().map(OwnedCell::from).collect());
+        }
+        Ok(ReadAhead { source, ahead })
+    }
+}
+
+impl RowSource for ReadAhead<'_> {
+    fn columns(&self) -> &[Column] {
+        self.source.columns()
+    }
+
+    fn next_row(&mut self, row: &mut RowBuffer) -> Result<bool, RenderError> {
+        let Some(cells) = self.ahead.pop_front() else {
+            return self.source.next_row(row);
+        };
+        for cell in cells {
+            row.push_owned(cell);
+        }
+        Ok(true)
+    }
+
+    fn row_count_hint(&self) -> Option<u64> {
+        self.source.row_count_hint()
+    }
+}
+
+/// A small table already in memory, each cell typed: for exports whose rows are few (a
+/// session-notes CSV), not for datasets.
 #[derive(Debug, Clone)]
-pub struct TextRows {
+pub struct MemoryRows {
     columns: Vec<Column>,
-    rows: std::vec::IntoIter<Vec<Option<String>>>,
+    rows: std::vec::IntoIter<Vec<OwnedCell>>,
     count: u64,
 }
 
-impl TextRows {
-    pub fn new(columns: Vec<Column>, rows: Vec<Vec<Option<String>>>) -> TextRows {
-        TextRows {
+/// A table in memory whose cells are all text or empty.
+pub type TextRows = MemoryRows;
+
+impl MemoryRows {
+    /// A table of text cells (`None` for an empty one).
+    pub fn new(columns: Vec<Column>, rows: Vec<Vec<Option<String>>>) -> MemoryRows {
+        let rows = rows
+            .into_iter()
+            .map(|row| row.into_iter().map(OwnedCell::from).collect())
+            .collect();
+        MemoryRows::typed(columns, rows)
+    }
+
+    /// A table of typed cells, each in its column's kind.
+    pub fn typed(columns: Vec<Column>, rows: Vec<Vec<OwnedCell>>) -> MemoryRows {
+        MemoryRows {
             count: rows.len() as u64,
             columns,
             rows: rows.into_iter(),
@@ -203,7 +305,7 @@ impl TextRows {
     }
 }
 
-impl RowSource for TextRows {
+impl RowSource for MemoryRows {
     fn columns(&self) -> &[Column] {
         &self.columns
     }
@@ -213,10 +315,7 @@ impl RowSource for TextRows {
             return Ok(false);
         };
         for cell in cells {
-            match cell {
-                Some(text) => row.push_text(&text),
-                None => row.push_null(),
-            }
+            row.push_owned(cell);
         }
         Ok(true)
     }

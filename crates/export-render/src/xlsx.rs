@@ -1,17 +1,19 @@
 //! XLSX through rust_xlsxwriter in constant-memory mode: rows are flushed to a scratch file as
 //! they are written (the one IO this crate allows itself, inside the library), so memory stays
 //! flat however many rows there are. Numbers, booleans and dates stay typed; the header row is
-//! bold and frozen; column widths follow the column kinds. Text is always written as a string
+//! bold, frozen and filtered; column widths come from the header and the first 200 rows, and
+//! wider text wraps; pages
+//! print landscape, a page wide, the header repeated. Text is always written as a string
 //! cell, so a value like `=SUM(A1)` shows as text and never runs as a formula.
 
 use chrono::{Datelike, Timelike};
 use export_domain::ExportFormat;
 use rust_xlsxwriter::{
-    Chart, ChartDataLabel, ChartType, ExcelDateTime, Format, Workbook, XlsxError,
+    Chart, ChartDataLabel, ChartType, ExcelDateTime, Format, FormatAlign, Workbook, XlsxError,
 };
 
-use crate::table::for_each_row;
-use crate::{Cell, ColumnKind, Output, RenderError, RenderOutcome, Renderer, RowSource};
+use crate::table::{OwnedCell, ReadAhead, for_each_row};
+use crate::{Cell, Output, RenderError, RenderOutcome, Renderer, RowSource};
 
 /// Data rows one sheet holds (Excel's 1,048,576 rows less the header).
 pub const MAX_XLSX_ROWS: u64 = 1_048_575;
@@ -117,17 +119,27 @@ fn writer_error(err: XlsxError) -> RenderError {
     }
 }
 
-/// A width in characters that fits the header and typical values of the column.
-fn column_width(name: &str, kind: ColumnKind) -> f64 {
-    let typical = match kind {
-        ColumnKind::Integer => 10,
-        ColumnKind::Float => 12,
-        ColumnKind::Bool => 8,
-        ColumnKind::Date => 12,
-        ColumnKind::DateTime => 20,
-        ColumnKind::Text => 24,
-    };
-    (name.chars().count() + 2).max(typical).min(60) as f64
+/// Rows read before the first is written, to size the columns by.
+const MEASURED_ROWS: usize = 200;
+
+/// A column's width in characters: its header's and the widest of its first rows' values (the
+/// longest line of a text), between 8 and 60; wider text wraps.
+fn column_width(name: &str, cells: impl Iterator<Item = usize>) -> usize {
+    let widest = cells.max().unwrap_or(0);
+    (name.chars().count() + 2).max(widest + 1).clamp(8, 60)
+}
+
+/// How many characters `cell` shows as.
+fn shown_width(cell: &OwnedCell) -> usize {
+    match cell {
+        OwnedCell::Null => 0,
+        OwnedCell::Text(text) => text.lines().map(|l| l.chars().count()).max().unwrap_or(0),
+        OwnedCell::Integer(v) => v.to_string().len(),
+        OwnedCell::Float(_) => 12,
+        OwnedCell::Bool(_) => 5,
+        OwnedCell::Date(_) => 10,
+        OwnedCell::DateTime(_) => 19,
+    }
 }
 
 impl Renderer for XlsxRenderer {
@@ -157,16 +169,34 @@ impl Renderer for XlsxRenderer {
         sheet
             .set_name(self.sheet_name.as_str())
             .map_err(writer_error)?;
+        let mut rows = ReadAhead::new(rows, MEASURED_ROWS)?;
+        let widths: Vec<usize> = (0..rows.columns().len())
+            .map(|col| {
+                let cells = rows
+                    .ahead
+                    .iter()
+                    .filter_map(|row| row.get(col))
+                    .map(shown_width);
+                column_width(&rows.columns()[col].name, cells)
+            })
+            .collect();
+        let rows: &mut dyn RowSource = &mut rows;
         for (col, column) in rows.columns().iter().enumerate() {
+            let width = widths[col];
             let col = col as u16;
             sheet
-                .set_column_width(col, column_width(&column.name, column.kind))
+                .set_column_width(col, width as f64)
                 .map_err(writer_error)?;
             sheet
                 .write_string_with_format(0, col, column.name.as_str(), &header)
                 .map_err(writer_error)?;
         }
         sheet.set_freeze_panes(1, 0).map_err(writer_error)?;
+        // Printed landscape, as wide as a page, the header row on every page.
+        sheet.set_landscape().set_print_fit_to_pages(1, 0);
+        sheet.set_repeat_rows(0, 0).map_err(writer_error)?;
+        // Long text wraps inside its column rather than running under the next one.
+        let wrapped = Format::new().set_text_wrap().set_align(FormatAlign::Top);
         // The cells a chart draws, kept while there may be few enough of them.
         let column = |name: &str| rows.columns().iter().position(|c| c.name == name);
         let chart_columns = self.chart.as_ref().and_then(|chart| {
@@ -204,6 +234,14 @@ impl Renderer for XlsxRenderer {
                 let col = col as u16;
                 let result = match cell {
                     Cell::Null => continue,
+                    // Only text wider than its column needs wrapping (and its format).
+                    Cell::Text(text)
+                        if text.contains('\n')
+                            || (text.len() > widths[usize::from(col)]
+                                && text.chars().count() > widths[usize::from(col)]) =>
+                    {
+                        sheet.write_string_with_format(r, col, text, &wrapped)
+                    }
                     Cell::Text(text) => sheet.write_string(r, col, text),
                     Cell::Integer(v) => sheet.write_number(r, col, v as f64),
                     Cell::Float(v) => sheet.write_number(r, col, v),
@@ -232,6 +270,11 @@ impl Renderer for XlsxRenderer {
             }
             Ok(())
         })?;
+        // A filter on every column of the header.
+        let last_column = (rows.columns().len() as u16).saturating_sub(1);
+        sheet
+            .autofilter(0, 0, written as u32, last_column)
+            .map_err(writer_error)?;
         if let Some((chart, _, _)) = chart_columns
             && written <= chart.most_rows
         {

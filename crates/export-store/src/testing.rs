@@ -317,6 +317,30 @@ print(json.dumps({"charts": charts, "alt": alt}))
     serde_json::from_slice(&python(script, "file.xlsx", bytes, "openpyxl")).unwrap()
 }
 
+/// How the first sheet of a workbook is set up, as openpyxl reads it, as JSON: the filter's
+/// range, the frozen cell, the print orientation, fit to pages wide and tall, the rows repeated
+/// on every printed page, and the cells (as "A2") whose text wraps.
+pub fn xlsx_layout(bytes: &[u8]) -> serde_json::Value {
+    let script = r#"
+import json, sys
+import openpyxl
+sheet = openpyxl.load_workbook(sys.argv[1]).worksheets[0]
+setup = sheet.page_setup
+print(json.dumps({
+    "filter": sheet.auto_filter.ref,
+    "frozen": sheet.freeze_panes,
+    "orientation": setup.orientation,
+    # An absent fitToWidth or fitToHeight is the schema's default, 1.
+    "fit": [1 if setup.fitToWidth is None else setup.fitToWidth,
+            1 if setup.fitToHeight is None else setup.fitToHeight]
+           if sheet.sheet_properties.pageSetUpPr.fitToPage else None,
+    "repeated": sheet.print_title_rows,
+    "wrapped": [c.coordinate for row in sheet.iter_rows() for c in row if c.alignment.wrap_text],
+}))
+"#;
+    serde_json::from_slice(&python(script, "file.xlsx", bytes, "openpyxl")).unwrap()
+}
+
 /// An active weekly schedule of `user_id`'s running `template_id` for all its patients: day 0 at
 /// 08:00 in Berlin, kept in storage, made at `created`. Tests change what they look at.
 pub fn weekly_schedule(
