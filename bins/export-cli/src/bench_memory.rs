@@ -125,6 +125,7 @@ fn request(format: ExportFormat, rows: u64) -> DatasetRequest {
         dataset: "sessions".into(),
         format,
         filters,
+        excel: false,
     }
 }
 

@@ -46,6 +46,9 @@ pub struct RenderArgs {
     /// Include the transcript in session notes.
     #[arg(long)]
     pub transcript: bool,
+    /// CSV only: start the file with a byte order mark, so Excel reads it as UTF-8.
+    #[arg(long)]
+    pub excel: bool,
     /// Sections to leave out, comma separated (e.g. assessments,recommendations).
     #[arg(long, value_delimiter = ',')]
     pub without: Vec<String>,
@@ -120,6 +123,7 @@ fn request(args: &RenderArgs) -> anyhow::Result<ExportRequest> {
                 template_id: None,
                 options: BTreeMap::from([("include_transcript".to_owned(), args.transcript)]),
                 note_layout: args.layout.clone(),
+                excel: args.excel,
             }
             .validate()
             .map_err(invalid)?,

@@ -56,6 +56,7 @@ fn a_killed_worker_s_job_completes_exactly_once_after_a_restart(db: &TestDatabas
     let request = DatasetInput {
         format: "pdf".into(),
         filters: [("patient_id".to_owned(), serde_json::Value::from(ZOE))].into(),
+        excel: false,
     }
     .validate("sessions")
     .unwrap();

@@ -317,3 +317,69 @@ fn a_custom_template_lays_out_the_document_and_a_bad_one_is_refused_with_its_lin
     );
     assert!(!never.exists());
 }
+
+#[test]
+fn a_session_notes_csv_for_excel_starts_with_a_byte_order_mark() {
+    let practice: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/therapy_sessions.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    // נועה כהן's sessions: Hebrew, which Excel shows right only in a file marked UTF-8.
+    let ids: Vec<&str> = practice
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["patient_id"] == NOA && s["status"] == "processed")
+        .take(2)
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    let folder = tempfile::tempdir().unwrap();
+    let csv = |excel: bool| {
+        let out = folder.path().join(format!("notes-{excel}.csv"));
+        let mut args = vec!["--type", "session_notes", "--format", "csv"];
+        let joined = ids.join(",");
+        args.extend(["--sessions", &joined, "--out", out.to_str().unwrap()]);
+        if excel {
+            args.push("--excel");
+        }
+        let output = export_cli(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::fs::read(&out).unwrap()
+    };
+    let (plain, excel) = (csv(false), csv(true));
+    assert!(plain.starts_with(b"session_id,patient_id,patient_name,session_date,"));
+    assert_eq!(excel[..3], [0xEF, 0xBB, 0xBF]);
+    assert_eq!(&excel[3..], plain.as_slice());
+    let text = String::from_utf8(plain).unwrap();
+    let row = text.lines().nth(1).unwrap();
+    // ISO 8601 in UTC, the patient named in Hebrew, the minutes a plain number.
+    assert!(row.contains(",נועה כהן,2025-"), "{row}");
+    assert!(row.split(',').nth(3).unwrap().ends_with('Z'), "{row}");
+    // A mark for Excel is a CSV's: asked of an XLSX it is refused, and no file is left.
+    let out = folder.path().join("notes.xlsx");
+    let joined = ids.join(",");
+    let refused = export_cli(&[
+        "--type",
+        "session_notes",
+        "--format",
+        "xlsx",
+        "--sessions",
+        &joined,
+        "--excel",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("excel: applies to csv exports only")
+    );
+    assert!(!out.exists());
+}

@@ -110,6 +110,7 @@ fn two_unnamed_workers_one_stopped_mid_job_leave_every_job_completed_once(db: &T
             DatasetInput {
                 format: "pdf".into(),
                 filters: [("patient_id".to_owned(), serde_json::Value::from(ZOE))].into(),
+                excel: false,
             }
             .validate("sessions")
             .unwrap(),

@@ -96,12 +96,18 @@ impl ExportRequest {
 pub struct Table<'t> {
     pub title: &'t str,
     pub chart: Option<export_render::XlsxChart>,
+    /// A CSV starts with a byte order mark, for Excel.
+    pub excel: bool,
 }
 
 impl<'t> From<&'t str> for Table<'t> {
-    /// A table called `title`, with no chart.
+    /// A table called `title`, with no chart, its CSV without a byte order mark.
     fn from(title: &'t str) -> Table<'t> {
-        Table { title, chart: None }
+        Table {
+            title,
+            chart: None,
+            excel: false,
+        }
     }
 }
 
@@ -215,8 +221,12 @@ impl Producer {
                 let context = gather::session_notes(practice, r, generated_at)?;
                 match format {
                     ExportFormat::Csv | ExportFormat::Xlsx => {
-                        let mut table = gather::session_notes_table(practice, r)?;
-                        self.write_rows(format, "Session notes", &mut table, out)?;
+                        let mut rows = gather::session_notes_table(practice, r)?;
+                        let table = Table {
+                            excel: r.excel,
+                            ..Table::from("Session notes")
+                        };
+                        self.write_rows(format, table, &mut rows, out)?;
                     }
                     _ => self.write(
                         request,
@@ -249,7 +259,11 @@ impl Producer {
         let table = table.into();
         let title = table.title;
         let outcome = match format {
-            ExportFormat::Csv => CsvRenderer::default().render_rows(rows, out),
+            ExportFormat::Csv => CsvRenderer {
+                byte_order_mark: table.excel,
+                ..CsvRenderer::default()
+            }
+            .render_rows(rows, out),
             ExportFormat::Json => JsonRenderer.render_rows(rows, out),
             ExportFormat::Xlsx => XlsxRenderer {
                 sheet_name: title.chars().take(31).collect(),

@@ -95,6 +95,7 @@ fn dataset(name: &str, format: &str, filters: &[(&str, &str)]) -> ExportRequest 
                 .iter()
                 .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
                 .collect::<BTreeMap<_, _>>(),
+            excel: false,
         }
         .validate(name)
         .unwrap(),

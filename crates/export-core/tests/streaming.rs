@@ -87,6 +87,7 @@ fn request(name: &str, format: ExportFormat) -> ExportRequest {
         DatasetInput {
             format: format.as_str().into(),
             filters: BTreeMap::new(),
+            excel: false,
         }
         .validate(name)
         .unwrap(),

@@ -162,6 +162,16 @@ impl Problems {
     }
 
     /// Every section of `export_type`, on unless the client turned it off.
+    /// `excel` is for CSV files only.
+    fn excel_for(&mut self, excel: bool, format: Option<ExportFormat>) {
+        if excel && format.is_some_and(|f| f != ExportFormat::Csv) {
+            self.add(
+                "excel",
+                "applies to csv exports only (a byte order mark for Excel)",
+            );
+        }
+    }
+
     fn sections(
         &mut self,
         export_type: ExportType,
@@ -291,6 +301,10 @@ pub struct SessionNotesInput {
     #[schema(value_type = Option<NoteLayout>)]
     #[serde(default)]
     pub note_layout: Option<String>,
+    /// CSV only: start the file with a UTF-8 byte order mark, so Excel opens Hebrew, Chinese and
+    /// accented text correctly (other CSV readers skip it).
+    #[serde(default)]
+    pub excel: bool,
 }
 
 /// A checked session-notes export.
@@ -301,6 +315,9 @@ pub struct SessionNotesRequest {
     pub template_id: Option<Uuid>,
     pub options: SessionNoteOptions,
     pub note_layout: Option<NoteLayout>,
+    /// A CSV that starts with a byte order mark, for Excel.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub excel: bool,
 }
 
 impl SessionNotesInput {
@@ -355,6 +372,7 @@ impl SessionNotesInput {
             None => Ok(None),
             Some(text) => problems.word("note_layout", text).map(Some).ok_or(()),
         };
+        problems.excel_for(self.excel, format);
         let request = match (format, template_id, note_layout) {
             (Some(format), Ok(template_id), Ok(note_layout)) => Some(SessionNotesRequest {
                 session_ids,
@@ -362,6 +380,7 @@ impl SessionNotesInput {
                 template_id,
                 options,
                 note_layout,
+                excel: self.excel,
             }),
             _ => None,
         };
@@ -569,6 +588,10 @@ pub struct DatasetInput {
     #[schema(value_type = BTreeMap<String, Option<String>>)]
     #[serde(default)]
     pub filters: BTreeMap<String, serde_json::Value>,
+    /// CSV only: start the file with a UTF-8 byte order mark, so Excel opens Hebrew, Chinese and
+    /// accented text correctly (other CSV readers skip it).
+    #[serde(default)]
+    pub excel: bool,
 }
 
 /// A checked dataset export.
@@ -577,6 +600,9 @@ pub struct DatasetRequest {
     pub dataset: String,
     pub format: ExportFormat,
     pub filters: BTreeMap<String, serde_json::Value>,
+    /// A CSV that starts with a byte order mark, for Excel.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub excel: bool,
 }
 
 impl DatasetInput {
@@ -591,10 +617,12 @@ impl DatasetInput {
             problems.add("dataset", "must be 1 to 64 characters of a-z, 0-9 and _");
         }
         let format = problems.format_for(ExportType::Dataset, &self.format);
+        problems.excel_for(self.excel, format);
         let request = format.filter(|_| name_ok).map(|format| DatasetRequest {
             dataset: dataset.to_owned(),
             format,
             filters: self.filters.clone(),
+            excel: self.excel,
         });
         problems.finish(request)
     }

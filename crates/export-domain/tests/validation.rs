@@ -324,6 +324,23 @@ fn datasets() {
         r#"{"format":"docx"}"#,
         &["format: dataset exports cannot be docx; expected one of csv, json, xlsx, pdf"],
     );
+    // A byte order mark for Excel is a CSV's.
+    check("dataset", r#"{"format":"csv","excel":true}"#, &["ok"]);
+    check(
+        "dataset",
+        r#"{"format":"xlsx","excel":true}"#,
+        &["excel: applies to csv exports only (a byte order mark for Excel)"],
+    );
+    check(
+        "session_notes",
+        &format!(r#"{{"session_ids":["{SESSION}"],"format":"csv","excel":true}}"#),
+        &["ok"],
+    );
+    check(
+        "session_notes",
+        &format!(r#"{{"session_ids":["{SESSION}"],"format":"pdf","excel":true}}"#),
+        &["excel: applies to csv exports only (a byte order mark for Excel)"],
+    );
 }
 
 #[test]

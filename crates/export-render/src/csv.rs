@@ -28,12 +28,16 @@ pub struct CsvRenderer {
     /// Prefix text cells that [`looks_like_formula`] with `'` so spreadsheets show them as text
     /// (on by default; only exact-data consumers turn it off).
     pub neutralise_formulas: bool,
+    /// Start the file with a UTF-8 byte order mark, which Excel needs to read it as UTF-8 (off
+    /// by default: other readers take the mark for part of the first header).
+    pub byte_order_mark: bool,
 }
 
 impl Default for CsvRenderer {
     fn default() -> Self {
         CsvRenderer {
             neutralise_formulas: true,
+            byte_order_mark: false,
         }
     }
 }
@@ -106,6 +110,9 @@ impl Renderer for CsvRenderer {
         out: &mut dyn Output,
     ) -> Result<RenderOutcome, RenderError> {
         let mut buffer = Vec::with_capacity(FLUSH_AT + 4096);
+        if self.byte_order_mark {
+            buffer.extend_from_slice("\u{feff}".as_bytes());
+        }
         for (i, column) in rows.columns().iter().enumerate() {
             if i > 0 {
                 buffer.push(b',');

@@ -170,6 +170,7 @@ fn csv_without_neutralising_keeps_exact_text() {
     let bytes = render(
         &CsvRenderer {
             neutralise_formulas: false,
+            ..CsvRenderer::default()
         },
         sample(),
     );
@@ -178,6 +179,28 @@ fn csv_without_neutralising_keeps_exact_text() {
         text.contains("\n2,נועה כהן,=SUM(A1) is what my boss calls me,0.0,"),
         "{text}"
     );
+}
+
+#[test]
+fn csv_for_excel_starts_with_a_byte_order_mark_the_csv_crate_skips() {
+    let plain = render(&CsvRenderer::default(), sample());
+    assert!(plain.starts_with(b"id,"), "no mark unless asked");
+    let excel = render(
+        &CsvRenderer {
+            byte_order_mark: true,
+            ..CsvRenderer::default()
+        },
+        sample(),
+    );
+    assert!(excel.starts_with(&[0xEF, 0xBB, 0xBF]));
+    assert_eq!(
+        &excel[3..],
+        plain.as_slice(),
+        "the same file after the mark"
+    );
+    // A reader that knows the mark (the csv crate does) sees the same header.
+    let mut reader = csv::Reader::from_reader(excel.as_slice());
+    assert_eq!(&reader.headers().unwrap()[0], "id");
 }
 
 #[test]

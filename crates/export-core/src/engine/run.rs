@@ -440,6 +440,7 @@ impl ExportEngine {
         let table = crate::produce::Table {
             title: dataset.name(),
             chart: dataset.chart(),
+            excel: request.excel,
         };
         Ok(self
             .producer
