@@ -80,7 +80,7 @@ fn xlsx_holds_the_rows_typed() {
     let mut workbook: Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(file)).unwrap();
     let range = workbook.worksheet_range("Sessions").unwrap();
     assert_eq!(range.get_size(), (1_001, 10));
-    assert_eq!(range.get((0, 7)), Some(&Data::String("note".into())));
+    assert_eq!(range.get((0, 7)), Some(&Data::String("Note".into())));
     // Row for i = 2: duration 32, score 7.4, completed true, fee 2.5, date as text.
     assert_eq!(range.get((3, 0)), Some(&Data::Float(2.0)));
     assert_eq!(range.get((3, 2)), Some(&Data::String("2025-01-03".into())));

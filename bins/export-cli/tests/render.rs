@@ -183,12 +183,37 @@ fn session_notes_xlsx_has_one_row_per_session() {
     assert_eq!(
         header,
         [
-            "session_id",
-            "patient_id",
-            "patient_name",
-            "session_date",
-            "duration_minutes"
+            "Session ID",
+            "Patient ID",
+            "Patient name",
+            "Session date",
+            "Duration minutes"
         ]
+    );
+    // The machine names (the CSV's), kinds and meanings in the data dictionary.
+    let dictionary = workbook
+        .worksheet_range(export_render::DICTIONARY_SHEET)
+        .unwrap();
+    let entries: Vec<String> = dictionary
+        .rows()
+        .map(|r| {
+            r.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect();
+    assert!(
+        entries.contains(
+            &"Session date|session_date|date and time (UTC)|When the session started, in UTC"
+                .to_owned()
+        ),
+        "{entries:?}"
+    );
+    assert_eq!(
+        entries.len(),
+        1 + range.get_size().1,
+        "every column, and the header"
     );
     // Typed for machines: every row names the session and the patient, the session's start is
     // a date-time cell and its minutes a number.

@@ -315,8 +315,11 @@ impl<T: Send> RowSource for KeysetPages<T> {
     }
 }
 
-fn columns(spec: &[(&str, ColumnKind)]) -> Vec<Column> {
-    spec.iter().map(|(n, k)| Column::new(*n, *k)).collect()
+/// Columns from (machine name, kind, meaning).
+fn columns(spec: &[(&str, ColumnKind, &str)]) -> Vec<Column> {
+    spec.iter()
+        .map(|(n, k, meaning)| Column::new(*n, *k).meaning(*meaning))
+        .collect()
 }
 
 fn push_opt_text(row: &mut RowBuffer, text: Option<&str>) {
@@ -391,15 +394,35 @@ impl Dataset for SessionsDataset {
     fn columns(&self) -> Vec<Column> {
         use ColumnKind::*;
         columns(&[
-            ("session_id", Text),
-            ("patient_id", Text),
-            ("patient_name", Text),
-            ("therapist_id", Text),
-            ("session_date", DateTime),
-            ("duration_minutes", Integer),
-            ("status", Text),
-            ("key_topics", Text),
-            ("therapist_summary", Text),
+            ("session_id", Text, "The session's id"),
+            ("patient_id", Text, "The patient's id"),
+            ("patient_name", Text, "The patient's first and last name"),
+            (
+                "therapist_id",
+                Text,
+                "The id of the therapist who held the session",
+            ),
+            ("session_date", DateTime, "When the session started, in UTC"),
+            (
+                "duration_minutes",
+                Integer,
+                "How long the session lasted, in whole minutes",
+            ),
+            (
+                "status",
+                Text,
+                "Where the session is in processing: uploading, transcribing, transcribed, extracting_notes, processed or failed",
+            ),
+            (
+                "key_topics",
+                Text,
+                "The topics the session's notes list, joined with \"; \"",
+            ),
+            (
+                "therapist_summary",
+                Text,
+                "The therapist's summary of the session",
+            ),
         ])
     }
 
@@ -511,16 +534,28 @@ impl Dataset for GoalsDataset {
     fn columns(&self) -> Vec<Column> {
         use ColumnKind::*;
         columns(&[
-            ("goal_id", Text),
-            ("patient_id", Text),
-            ("patient_name", Text),
-            ("description", Text),
-            ("baseline", Text),
-            ("current", Text),
-            ("progress_percentage", Integer),
-            ("status", Text),
-            ("target_date", Date),
-            ("created_at", DateTime),
+            ("goal_id", Text, "The goal's id"),
+            ("patient_id", Text, "The patient's id"),
+            ("patient_name", Text, "The patient's first and last name"),
+            ("description", Text, "What the goal is"),
+            (
+                "baseline",
+                Text,
+                "Where the patient stood when the goal was set",
+            ),
+            ("current", Text, "Where the patient stands now"),
+            (
+                "progress_percentage",
+                Integer,
+                "Progress toward the goal, from 0 to 100",
+            ),
+            (
+                "status",
+                Text,
+                "Where the goal stands: active, achieved or paused",
+            ),
+            ("target_date", Date, "When the goal is to be met, if set"),
+            ("created_at", DateTime, "When the goal was set, in UTC"),
         ])
     }
 
@@ -603,18 +638,50 @@ impl Dataset for AuditDataset {
     fn columns(&self) -> Vec<Column> {
         use ColumnKind::*;
         columns(&[
-            ("sequence", Integer),
-            ("created_at", DateTime),
-            ("action", Text),
-            ("outcome", Text),
-            ("user_id", Text),
-            ("patient_id", Text),
-            ("export_job_id", Text),
-            ("ip_address", Text),
-            ("user_agent", Text),
-            ("request_id", Text),
-            ("metadata", Text),
-            ("entry_hash", Text),
+            (
+                "sequence",
+                Integer,
+                "The entry's place in the audit chain, from 1",
+            ),
+            ("created_at", DateTime, "When the entry was written, in UTC"),
+            (
+                "action",
+                Text,
+                "What was done: requested, created, downloaded, deleted, expired, shared, failed or cancelled",
+            ),
+            (
+                "outcome",
+                Text,
+                "Whether it was allowed (success) or refused (denied)",
+            ),
+            ("user_id", Text, "The id of the user who acted"),
+            ("patient_id", Text, "The patient's id"),
+            (
+                "export_job_id",
+                Text,
+                "The export the entry is about, if any",
+            ),
+            ("ip_address", Text, "The address the request came from"),
+            (
+                "user_agent",
+                Text,
+                "The client program that sent the request",
+            ),
+            (
+                "request_id",
+                Text,
+                "The id of the HTTP request, as the server's logs give it",
+            ),
+            (
+                "metadata",
+                Text,
+                "More about the entry, as JSON (ids only, never patient data)",
+            ),
+            (
+                "entry_hash",
+                Text,
+                "The entry's SHA-256 hash, chained to the one before",
+            ),
         ])
     }
 

@@ -730,13 +730,15 @@ pub fn session_notes_table(
     let (sessions, patient) = requested_sessions(practice, request)?;
     let options = request.options;
     let mut columns = vec![
-        Column::new("session_id", ColumnKind::Text),
-        Column::new("patient_id", ColumnKind::Text),
-        Column::new("patient_name", ColumnKind::Text),
-        Column::new("session_date", ColumnKind::DateTime),
-        Column::new("duration_minutes", ColumnKind::Integer),
-        Column::new("mood", ColumnKind::Text),
-        Column::new("summary", ColumnKind::Text),
+        Column::new("session_id", ColumnKind::Text).meaning("The session's id"),
+        Column::new("patient_id", ColumnKind::Text).meaning("The patient's id"),
+        Column::new("patient_name", ColumnKind::Text).meaning("The patient's first and last name"),
+        Column::new("session_date", ColumnKind::DateTime)
+            .meaning("When the session started, in UTC"),
+        Column::new("duration_minutes", ColumnKind::Integer)
+            .meaning("How long the session lasted, in whole minutes"),
+        Column::new("mood", ColumnKind::Text).meaning("The patient's mood in the session"),
+        Column::new("summary", ColumnKind::Text).meaning("The therapist's summary of the session"),
     ];
     let mut lists = Vec::new();
     if options.include_ai_notes {
@@ -748,7 +750,20 @@ pub fn session_notes_table(
     if options.include_transcript {
         lists.push("transcript");
     }
-    columns.extend(lists.iter().map(|n| Column::new(*n, ColumnKind::Text)));
+    columns.extend(lists.iter().map(|n| {
+        let meaning = match *n {
+            "key_topics" => "The topics the notes list, joined with \"; \"",
+            "strategies" => {
+                "The strategies worked on, each with what was done (introduced, practiced …)"
+            }
+            "risk_flags" => {
+                "Every risk flag of the session, its severity in words, with its evidence"
+            }
+            "action_items" => "What the patient is to do before the next session",
+            _ => "What was said, line by line (only when the export asks for it)",
+        };
+        Column::new(*n, ColumnKind::Text).meaning(meaning)
+    }));
     let text = |value: String| OwnedCell::from(Some(value).filter(|v| !v.is_empty()));
     let rows = sessions
         .iter()

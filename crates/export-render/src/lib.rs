@@ -49,4 +49,4 @@ pub use sandbox::Sandbox;
 pub use table::{Cell, Column, ColumnKind, MemoryRows, OwnedCell, RowBuffer, RowSource, TextRows};
 pub use templates::{TemplateEngine, TemplateError, TemplateLimits, built_in_template, samples};
 pub use text::{cell_text, write_cell_text};
-pub use xlsx::{MAX_XLSX_ROWS, XlsxChart, XlsxRenderer};
+pub use xlsx::{DICTIONARY_SHEET, MAX_XLSX_ROWS, XlsxChart, XlsxRenderer};

@@ -18,11 +18,13 @@ pub enum ColumnKind {
     DateTime,
 }
 
-/// A column of a table.
+/// A column of a table: its machine name (CSV and JSON keys), its kind, and what it means (a
+/// workbook's data dictionary says it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
     pub name: String,
     pub kind: ColumnKind,
+    pub meaning: Option<String>,
 }
 
 impl Column {
@@ -30,6 +32,54 @@ impl Column {
         Column {
             name: name.into(),
             kind,
+            meaning: None,
+        }
+    }
+
+    /// The column with what it means.
+    pub fn meaning(mut self, meaning: impl Into<String>) -> Column {
+        self.meaning = Some(meaning.into());
+        self
+    }
+
+    /// The header a person reads: the machine name in words, "id" in capitals
+    /// ("patient_id" is "Patient ID", "duration_minutes" "Duration minutes").
+    pub fn label(&self) -> String {
+        let words: Vec<String> = self
+            .name
+            .split('_')
+            .filter(|w| !w.is_empty())
+            .enumerate()
+            .map(|(index, word)| match word {
+                "id" | "ip" | "url" => word.to_ascii_uppercase(),
+                _ if index == 0 => {
+                    let mut chars = word.chars();
+                    chars
+                        .next()
+                        .map(|c| c.to_uppercase().chain(chars).collect())
+                        .unwrap_or_default()
+                }
+                _ => word.to_owned(),
+            })
+            .collect();
+        if words.is_empty() {
+            self.name.clone()
+        } else {
+            words.join(" ")
+        }
+    }
+}
+
+impl ColumnKind {
+    /// The kind in words, as a data dictionary gives it.
+    pub const fn words(self) -> &'static str {
+        match self {
+            ColumnKind::Text => "text",
+            ColumnKind::Integer => "whole number",
+            ColumnKind::Float => "number",
+            ColumnKind::Bool => "true or false",
+            ColumnKind::Date => "date",
+            ColumnKind::DateTime => "date and time (UTC)",
         }
     }
 }

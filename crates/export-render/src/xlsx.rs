@@ -1,7 +1,8 @@
 //! XLSX through rust_xlsxwriter in constant-memory mode: rows are flushed to a scratch file as
 //! they are written (the one IO this crate allows itself, inside the library), so memory stays
 //! flat however many rows there are. Numbers, booleans and dates stay typed; the header row is
-//! bold, frozen and filtered; column widths come from the header and the first 200 rows, and
+//! the columns' labels ("Patient ID"), bold, frozen and filtered, and a "Data dictionary" sheet
+//! gives each column's machine name, kind and meaning; column widths come from the header and the first 200 rows, and
 //! wider text wraps; pages
 //! print landscape, a page wide, the header repeated. Text is always written as a string
 //! cell, so a value like `=SUM(A1)` shows as text and never runs as a formula.
@@ -119,6 +120,39 @@ fn writer_error(err: XlsxError) -> RenderError {
     }
 }
 
+/// The name of the sheet that says what every column of the data sheet is.
+pub const DICTIONARY_SHEET: &str = "Data dictionary";
+
+/// Adds the data dictionary: for every column of the data, its header, its machine name (the
+/// CSV's and JSON's), its kind and what it means.
+fn dictionary(workbook: &mut Workbook, columns: &[crate::Column]) -> Result<(), XlsxError> {
+    let header = Format::new().set_bold();
+    let wrapped = Format::new().set_text_wrap().set_align(FormatAlign::Top);
+    let sheet = workbook.add_worksheet();
+    sheet.set_name(DICTIONARY_SHEET)?;
+    for (col, (title, width)) in [("Header", 24), ("Name", 24), ("Type", 20), ("Meaning", 70)]
+        .into_iter()
+        .enumerate()
+    {
+        sheet.set_column_width(col as u16, width)?;
+        sheet.write_string_with_format(0, col as u16, title, &header)?;
+    }
+    sheet.set_freeze_panes(1, 0)?;
+    for (index, column) in columns.iter().enumerate() {
+        let row = index as u32 + 1;
+        sheet.write_string(row, 0, column.label())?;
+        sheet.write_string(row, 1, column.name.as_str())?;
+        sheet.write_string(row, 2, column.kind.words())?;
+        sheet.write_string_with_format(
+            row,
+            3,
+            column.meaning.as_deref().unwrap_or(""),
+            &wrapped,
+        )?;
+    }
+    Ok(())
+}
+
 /// Rows read before the first is written, to size the columns by.
 const MEASURED_ROWS: usize = 200;
 
@@ -177,9 +211,10 @@ impl Renderer for XlsxRenderer {
                     .iter()
                     .filter_map(|row| row.get(col))
                     .map(shown_width);
-                column_width(&rows.columns()[col].name, cells)
+                column_width(&rows.columns()[col].label(), cells)
             })
             .collect();
+        let columns = rows.columns().to_vec();
         let rows: &mut dyn RowSource = &mut rows;
         for (col, column) in rows.columns().iter().enumerate() {
             let width = widths[col];
@@ -188,7 +223,7 @@ impl Renderer for XlsxRenderer {
                 .set_column_width(col, width as f64)
                 .map_err(writer_error)?;
             sheet
-                .write_string_with_format(0, col, column.name.as_str(), &header)
+                .write_string_with_format(0, col, column.label().as_str(), &header)
                 .map_err(writer_error)?;
         }
         sheet.set_freeze_panes(1, 0).map_err(writer_error)?;
@@ -280,6 +315,7 @@ impl Renderer for XlsxRenderer {
         {
             chart.draw(&mut workbook, &points).map_err(writer_error)?;
         }
+        dictionary(&mut workbook, &columns).map_err(writer_error)?;
         workbook.save_to_writer(&mut *out).map_err(writer_error)?;
         out.flush()?;
         Ok(RenderOutcome { rows: written })

@@ -241,13 +241,36 @@ fn xlsx_reads_back_typed_with_header() {
         sample(),
     );
     let mut workbook: Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(bytes)).unwrap();
-    assert_eq!(workbook.sheet_names(), ["Sessions"]);
+    assert_eq!(workbook.sheet_names(), ["Sessions", "Data dictionary"]);
     let range = workbook.worksheet_range("Sessions").unwrap();
     assert_eq!(range.get_size(), (5, 6));
     let header: Vec<String> = (0..6)
         .map(|c| range.get((0, c)).unwrap().to_string())
         .collect();
-    assert_eq!(header, ["id", "patient", "note", "score", "done", "on"]);
+    // Headers for people; the machine names, kinds and meanings in the data dictionary.
+    assert_eq!(header, ["ID", "Patient", "Note", "Score", "Done", "On"]);
+    let dictionary = workbook.worksheet_range("Data dictionary").unwrap();
+    let entries: Vec<String> = dictionary
+        .rows()
+        .map(|r| {
+            r.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            "Header|Name|Type|Meaning",
+            "ID|id|whole number|",
+            "Patient|patient|text|",
+            "Note|note|text|",
+            "Score|score|number|",
+            "Done|done|true or false|",
+            "On|on|date|",
+        ]
+    );
     assert_eq!(range.get((1, 0)), Some(&Data::Float(1.0)));
     assert_eq!(
         range.get((1, 1)),
@@ -470,7 +493,7 @@ fn an_xlsx_chart_is_drawn_only_over_few_rows_of_columns_it_has() {
     // Four rows, a numeric column: the chart's sheet holds the labels and values it draws (a
     // missing value stays empty).
     let (names, cells) = sheets(chart("score", 10));
-    assert_eq!(names, ["Scores", "Chart"]);
+    assert_eq!(names, ["Scores", "Chart", "Data dictionary"]);
     assert_eq!(
         cells.unwrap(),
         [
@@ -482,6 +505,6 @@ fn an_xlsx_chart_is_drawn_only_over_few_rows_of_columns_it_has() {
         ]
     );
     // More rows than a chart reads well with, or a column the table does not have: no chart.
-    assert_eq!(sheets(chart("score", 3)).0, ["Scores"]);
-    assert_eq!(sheets(chart("weight", 10)).0, ["Scores"]);
+    assert_eq!(sheets(chart("score", 3)).0, ["Scores", "Data dictionary"]);
+    assert_eq!(sheets(chart("weight", 10)).0, ["Scores", "Data dictionary"]);
 }
