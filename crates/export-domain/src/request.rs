@@ -162,16 +162,6 @@ impl Problems {
     }
 
     /// Every section of `export_type`, on unless the client turned it off.
-    /// `excel` is for CSV files only.
-    fn excel_for(&mut self, excel: bool, format: Option<ExportFormat>) {
-        if excel && format.is_some_and(|f| f != ExportFormat::Csv) {
-            self.add(
-                "excel",
-                "applies to csv exports only (a byte order mark for Excel)",
-            );
-        }
-    }
-
     fn sections(
         &mut self,
         export_type: ExportType,
@@ -302,7 +292,7 @@ pub struct SessionNotesInput {
     #[serde(default)]
     pub note_layout: Option<String>,
     /// CSV only: start the file with a UTF-8 byte order mark, so Excel opens Hebrew, Chinese and
-    /// accented text correctly (other CSV readers skip it).
+    /// accented text correctly (other CSV readers skip it); ignored by the other formats.
     #[serde(default)]
     pub excel: bool,
 }
@@ -372,7 +362,6 @@ impl SessionNotesInput {
             None => Ok(None),
             Some(text) => problems.word("note_layout", text).map(Some).ok_or(()),
         };
-        problems.excel_for(self.excel, format);
         let request = match (format, template_id, note_layout) {
             (Some(format), Ok(template_id), Ok(note_layout)) => Some(SessionNotesRequest {
                 session_ids,
@@ -380,7 +369,7 @@ impl SessionNotesInput {
                 template_id,
                 options,
                 note_layout,
-                excel: self.excel,
+                excel: self.excel && format == ExportFormat::Csv,
             }),
             _ => None,
         };
@@ -589,7 +578,7 @@ pub struct DatasetInput {
     #[serde(default)]
     pub filters: BTreeMap<String, serde_json::Value>,
     /// CSV only: start the file with a UTF-8 byte order mark, so Excel opens Hebrew, Chinese and
-    /// accented text correctly (other CSV readers skip it).
+    /// accented text correctly (other CSV readers skip it); ignored by the other formats.
     #[serde(default)]
     pub excel: bool,
 }
@@ -617,12 +606,11 @@ impl DatasetInput {
             problems.add("dataset", "must be 1 to 64 characters of a-z, 0-9 and _");
         }
         let format = problems.format_for(ExportType::Dataset, &self.format);
-        problems.excel_for(self.excel, format);
         let request = format.filter(|_| name_ok).map(|format| DatasetRequest {
             dataset: dataset.to_owned(),
             format,
             filters: self.filters.clone(),
-            excel: self.excel,
+            excel: self.excel && format == ExportFormat::Csv,
         });
         problems.finish(request)
     }

@@ -422,6 +422,8 @@ fn core_properties(meta: Option<&DocumentMeta>) -> String {
         }
         element(&mut xml, "dc:creator", &meta.author);
         element(&mut xml, "cp:lastModifiedBy", &meta.author);
+        // The language a screen reader reads the document in (the styles' w:lang says the same).
+        element(&mut xml, "dc:language", "en-US");
         let when = meta.generated_at.to_rfc3339_opts(SecondsFormat::Secs, true);
         xml.push_str(&format!(
             r#"<dcterms:created xsi:type="dcterms:W3CDTF">{when}</dcterms:created><dcterms:modified xsi:type="dcterms:W3CDTF">{when}</dcterms:modified>"#

@@ -511,6 +511,8 @@ fn footer_properties_and_page_come_from_meta() {
     assert_eq!(letter["footer_xml_has"]["NUMPAGES"], true);
     assert_eq!(letter["core"]["title"], "Client Progress Report");
     assert_eq!(letter["core"]["author"], "Dr. A. Rivera, PsyD");
+    // The language a screen reader reads it in.
+    assert_eq!(letter["core"]["language"], "en-US");
     assert!(
         letter["core"]["created"]
             .as_str()

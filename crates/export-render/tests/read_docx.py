@@ -104,6 +104,7 @@ def main():
             "title": core.title,
             "author": core.author,
             "created": core.created.isoformat() if core.created else None,
+            "language": core.language,
         },
         "page": {
             "width_in": section.page_width.inches,
