@@ -138,9 +138,9 @@ fn full_record_json_carries_the_record_and_imports_again() {
     import("therapy_sessions 0 inserted 25 already present");
 }
 
-#[test]
-fn session_notes_xlsx_has_one_row_per_session() {
-    let practice: serde_json::Value = serde_json::from_str(
+/// The ids of `patient`'s first `count` processed sessions in the fixtures.
+fn processed_sessions(patient: &str, count: usize) -> Vec<String> {
+    let sessions: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../fixtures/therapy_sessions.json"
@@ -148,14 +148,20 @@ fn session_notes_xlsx_has_one_row_per_session() {
         .unwrap(),
     )
     .unwrap();
-    let ids: Vec<&str> = practice
+    sessions
         .as_array()
         .unwrap()
         .iter()
-        .filter(|s| s["patient_id"] == LUKASZ && s["status"] == "processed")
-        .take(4)
-        .map(|s| s["id"].as_str().unwrap())
-        .collect();
+        .filter(|s| s["patient_id"] == patient && s["status"] == "processed")
+        .take(count)
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn session_notes_xlsx_has_one_row_per_session() {
+    let ids = processed_sessions(LUKASZ, 4);
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     let folder = tempfile::tempdir().unwrap();
     let out = folder.path().join("notes.xlsx");
     let output = export_cli(&[
@@ -191,18 +197,13 @@ fn session_notes_xlsx_has_one_row_per_session() {
         ]
     );
     // The machine names (the CSV's), kinds and meanings in the data dictionary.
-    let dictionary = workbook
-        .worksheet_range(export_render::DICTIONARY_SHEET)
-        .unwrap();
-    let entries: Vec<String> = dictionary
-        .rows()
-        .map(|r| {
-            r.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("|")
-        })
-        .collect();
+    let entries: Vec<String> = xlsx_sheet(
+        &std::fs::read(&out).unwrap(),
+        Some(export_render::DICTIONARY_SHEET),
+    )
+    .iter()
+    .map(|cells| cells.join("|"))
+    .collect();
     assert!(
         entries.contains(
             &"Session date|session_date|date and time (UTC)|When the session started, in UTC"
@@ -345,23 +346,8 @@ fn a_custom_template_lays_out_the_document_and_a_bad_one_is_refused_with_its_lin
 
 #[test]
 fn a_session_notes_csv_for_excel_starts_with_a_byte_order_mark() {
-    let practice: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../fixtures/therapy_sessions.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
     // נועה כהן's sessions: Hebrew, which Excel shows right only in a file marked UTF-8.
-    let ids: Vec<&str> = practice
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["patient_id"] == NOA && s["status"] == "processed")
-        .take(2)
-        .map(|s| s["id"].as_str().unwrap())
-        .collect();
+    let ids = processed_sessions(NOA, 2);
     let folder = tempfile::tempdir().unwrap();
     let csv = |excel: bool| {
         let out = folder.path().join(format!("notes-{excel}.csv"));

@@ -16,7 +16,7 @@ use export_render::{
     AssessmentLine, AssessmentTable, DiagnosisLine, DocumentHeader, DocumentMeta,
     FullRecordContext, GoalLine, OutcomeLine, PageSize, ProgressReportContext, RiskLine,
     SessionLine, SessionNoteContext, SessionNotesContext, TimelineEntry, TreatmentSummaryContext,
-    TrendLine, capitalized, fill_note, print_date, print_date_time,
+    TrendLine, capitalized, fill_note, print_date, print_date_time, scored,
 };
 use uuid::Uuid;
 
@@ -178,12 +178,13 @@ fn goal_lines(practice: &Practice, patient_id: Uuid) -> Vec<GoalLine> {
         .collect()
 }
 
-fn assessment_lines(
+/// `patient_id`'s assessments between `from` and `to`, by date, then instrument.
+fn assessments_in(
     practice: &Practice,
     patient_id: Uuid,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
-) -> Vec<AssessmentLine> {
+) -> Vec<&export_domain::Assessment> {
     let mut assessments: Vec<_> = practice
         .assessments
         .iter()
@@ -196,6 +197,15 @@ fn assessment_lines(
         (a.administered_on, &a.instrument).cmp(&(b.administered_on, &b.instrument))
     });
     assessments
+}
+
+fn assessment_lines(
+    practice: &Practice,
+    patient_id: Uuid,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Vec<AssessmentLine> {
+    assessments_in(practice, patient_id, from, to)
         .into_iter()
         .map(|a| AssessmentLine {
             instrument: a.instrument.clone(),
@@ -214,12 +224,9 @@ fn trend_lines(
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
 ) -> Vec<TrendLine> {
+    // In date order: each instrument's scores come out oldest first.
     let mut given: BTreeMap<&str, Vec<(NaiveDate, i32)>> = BTreeMap::new();
-    for a in practice.assessments.iter().filter(|a| {
-        a.patient_id == patient_id
-            && from.is_none_or(|f| a.administered_on >= f)
-            && to.is_none_or(|t| a.administered_on <= t)
-    }) {
+    for a in assessments_in(practice, patient_id, from, to) {
         given
             .entry(a.instrument.as_str())
             .or_default()
@@ -227,10 +234,7 @@ fn trend_lines(
     }
     given
         .into_iter()
-        .filter_map(|(instrument, mut scores)| {
-            scores.sort();
-            TrendLine::new(instrument, &scores)
-        })
+        .filter_map(|(instrument, scores)| TrendLine::new(instrument, &scores))
         .collect()
 }
 
@@ -564,15 +568,8 @@ fn timeline(
             ));
         }
     }
-    for a in practice
-        .assessments
-        .iter()
-        .filter(|a| a.patient_id == patient_id && within(a.administered_on))
-    {
-        let scored = match a.severity() {
-            Some(severity) => format!("{} {} ({severity})", a.instrument, a.score),
-            None => format!("{} {}", a.instrument, a.score),
-        };
+    for a in assessments_in(practice, patient_id, from, to) {
+        let scored = format!("{} {}", a.instrument, scored(a.score, a.severity()));
         events.push((a.administered_on, 5, "Assessment", scored));
     }
     for d in practice
@@ -711,12 +708,17 @@ pub fn full_record(
         } else {
             Vec::new()
         },
-        include_transcripts: transcripts,
         risk_flags: risk_lines(&sessions),
         assessments: assessment_lines(practice, patient.id, from, to),
         timeline,
         attachments: Vec::new(),
     })
+}
+
+/// Items joined with "; ", or an empty cell for none.
+fn joined<'i>(items: impl Iterator<Item = &'i String>) -> export_render::OwnedCell {
+    let text = items.map(String::as_str).collect::<Vec<_>>().join("; ");
+    export_render::OwnedCell::from(Some(text).filter(|t| !t.is_empty()))
 }
 
 /// A session-notes export as a table (for csv and xlsx): one row per session, typed for machines:
@@ -740,31 +742,46 @@ pub fn session_notes_table(
         Column::new("mood", ColumnKind::Text).meaning("The patient's mood in the session"),
         Column::new("summary", ColumnKind::Text).meaning("The therapist's summary of the session"),
     ];
-    let mut lists = Vec::new();
-    if options.include_ai_notes {
-        lists.extend(["key_topics", "strategies", "risk_flags"]);
-    }
-    if options.include_action_items {
-        lists.push("action_items");
-    }
-    if options.include_transcript {
-        lists.push("transcript");
-    }
-    columns.extend(lists.iter().map(|n| {
-        let meaning = match *n {
-            "key_topics" => "The topics the notes list, joined with \"; \"",
-            "strategies" => {
-                "The strategies worked on, each with what was done (introduced, practiced …)"
-            }
-            "risk_flags" => {
-                "Every risk flag of the session, its severity in words, with its evidence"
-            }
-            "action_items" => "What the patient is to do before the next session",
-            _ => "What was said, line by line (only when the export asks for it)",
-        };
-        Column::new(*n, ColumnKind::Text).meaning(meaning)
-    }));
-    let text = |value: String| OwnedCell::from(Some(value).filter(|v| !v.is_empty()));
+    // The columns the options add: name, meaning, whether asked for, and the cell of a note.
+    type Cell = fn(&SessionNoteContext) -> OwnedCell;
+    let optional: [(&str, &str, bool, Cell); 5] = [
+        (
+            "key_topics",
+            "The topics the notes list, joined with \"; \"",
+            options.include_ai_notes,
+            |n| joined(n.key_topics.iter()),
+        ),
+        (
+            "strategies",
+            "The strategies worked on, each with what was done (introduced, practiced …)",
+            options.include_ai_notes,
+            |n| joined(n.strategies.iter()),
+        ),
+        (
+            "risk_flags",
+            "Every risk flag of the session, its severity in words, with its evidence",
+            options.include_ai_notes,
+            |n| joined(n.risk_flags.iter().map(|f| &f.text)),
+        ),
+        (
+            "action_items",
+            "What the patient is to do before the next session",
+            options.include_action_items,
+            |n| joined(n.action_items.iter()),
+        ),
+        (
+            "transcript",
+            "What was said, line by line (only when the export asks for it)",
+            options.include_transcript,
+            |n| OwnedCell::from(n.transcript.clone()),
+        ),
+    ];
+    let optional: Vec<_> = optional.into_iter().filter(|o| o.2).collect();
+    columns.extend(
+        optional
+            .iter()
+            .map(|(name, meaning, _, _)| Column::new(*name, ColumnKind::Text).meaning(*meaning)),
+    );
     let rows = sessions
         .iter()
         .map(|s| {
@@ -775,25 +792,10 @@ pub fn session_notes_table(
                 OwnedCell::Text(patient.full_name()),
                 OwnedCell::DateTime(s.session_date),
                 OwnedCell::Integer(note.duration_minutes),
-                text(note.mood),
-                OwnedCell::from(note.therapist_summary),
+                OwnedCell::from(Some(note.mood.clone()).filter(|m| !m.is_empty())),
+                OwnedCell::from(note.therapist_summary.clone()),
             ];
-            for list in &lists {
-                row.push(match *list {
-                    "key_topics" => text(note.key_topics.join("; ")),
-                    "strategies" => text(note.strategies.join("; ")),
-                    "risk_flags" => text(
-                        note.risk_flags
-                            .iter()
-                            .map(|f| f.text.as_str())
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    ),
-                    "action_items" => text(note.action_items.join("; ")),
-                    "transcript" => OwnedCell::from(note.transcript.clone()),
-                    _ => OwnedCell::Null,
-                });
-            }
+            row.extend(optional.iter().map(|(_, _, _, cell)| cell(&note)));
             row
         })
         .collect();

@@ -193,14 +193,20 @@ pub fn severity_bands(instrument: &str) -> &'static [(i32, &'static str)] {
 impl Assessment {
     /// The published severity band of the score, for the instruments the engine knows.
     pub fn severity(&self) -> Option<&'static str> {
-        if self.score < 0 {
-            return None;
-        }
-        severity_bands(&self.instrument)
-            .iter()
-            .find(|(top, _)| self.score <= *top)
-            .map(|(_, band)| *band)
+        severity_of(&self.instrument, self.score)
     }
+}
+
+/// The published severity band of `score` on `instrument`, for the instruments the engine
+/// knows; none for a score outside the instrument's range.
+pub fn severity_of(instrument: &str, score: i32) -> Option<&'static str> {
+    if score < 0 {
+        return None;
+    }
+    severity_bands(instrument)
+        .iter()
+        .find(|(top, _)| score <= *top)
+        .map(|(_, band)| *band)
 }
 
 /// A diagnosis with its ICD-10 code.

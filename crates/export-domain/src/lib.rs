@@ -17,7 +17,7 @@ pub use audit::{GENESIS_HASH, chain_hash, to_hex};
 pub use clinical::{
     ActionItem, Assessment, Diagnosis, ExtractedNotes, Goal, GoalListing, GoalsPage, Practice,
     RiskFlag, SessionListing, SessionsPage, Strategy, TherapistPatient, TherapySession,
-    TranscriptSegment, TreatmentPlan, User, full_name, severity_bands,
+    TranscriptSegment, TreatmentPlan, User, full_name, severity_bands, severity_of,
 };
 pub use records::{
     AuditEntry, ExportJob, ExportTemplate, NewAuditEntry, Notification, NotificationPreference,

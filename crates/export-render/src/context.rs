@@ -181,15 +181,7 @@ impl TrendLine {
     /// The trend of `instrument` through `scores` (in date order); `None` without a score.
     pub fn new(instrument: &str, scores: &[(NaiveDate, i32)]) -> Option<TrendLine> {
         let (&(first_date, first), &(last_date, last)) = (scores.first()?, scores.last()?);
-        let severity = |score: i32| {
-            export_domain::severity_bands(instrument)
-                .iter()
-                .find(|(top, _)| score >= 0 && score <= *top)
-                .map_or_else(
-                    || score.to_string(),
-                    |(_, band)| format!("{score} ({band})"),
-                )
-        };
+        let severity = |score: i32| scored(score, export_domain::severity_of(instrument, score));
         let title = format!("{instrument} total score");
         let description = if scores.len() == 1 {
             format!(
@@ -268,10 +260,15 @@ pub struct OutcomeLine {
 impl AssessmentLine {
     /// The score with its severity, as a cell prints it: "12 (moderate)".
     pub fn scored(&self) -> String {
-        match &self.severity {
-            Some(severity) => format!("{} ({severity})", self.score),
-            None => self.score.to_string(),
-        }
+        scored(self.score, self.severity.as_deref())
+    }
+}
+
+/// A score with its severity, as documents print it: "12 (moderate)", or "12" without one.
+pub fn scored(score: i32, severity: Option<&str>) -> String {
+    match severity {
+        Some(severity) => format!("{score} ({severity})"),
+        None => score.to_string(),
     }
 }
 
@@ -388,11 +385,10 @@ pub struct FullRecordContext {
     pub diagnoses: Vec<DiagnosisLine>,
     pub goals: Vec<GoalLine>,
     pub sessions: Vec<SessionLine>,
-    /// Each session's notes (summary, topics, strategies, risk flags, action items, the
-    /// transcript when asked for), when the request includes them.
+    /// Each session's notes (summary, topics, strategies, risk flags, action items, and the
+    /// transcript only when the `transcripts` section asks for it), when the request includes
+    /// them.
     pub notes: Vec<SessionNoteContext>,
-    /// Whether the notes carry their transcripts (the `transcripts` section, off unless asked).
-    pub include_transcripts: bool,
     /// The risk history of the period: every flag, oldest first.
     pub risk_flags: Vec<RiskLine>,
     pub assessments: Vec<AssessmentLine>,

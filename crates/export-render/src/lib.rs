@@ -30,7 +30,7 @@ pub use context::{
     AssessmentLine, AssessmentRow, AssessmentTable, DiagnosisLine, DocumentHeader,
     FullRecordContext, GoalLine, OutcomeLine, ProgressReportContext, RiskLine, SessionLine,
     SessionNoteContext, SessionNotesContext, TimelineEntry, TreatmentSummaryContext, TrendLine,
-    TrendPoint, capitalized, print_date, print_date_time, sentence,
+    TrendPoint, capitalized, print_date, print_date_time, scored, sentence,
 };
 pub use csv::{CsvRenderer, looks_like_formula};
 pub use document::{

@@ -918,8 +918,15 @@ pub mod samples {
             diagnoses: vec![diagnosis()],
             goals: vec![goal()],
             sessions: vec![session()],
-            notes: session_notes().sessions,
-            include_transcripts: false,
+            // A full record carries transcripts only when asked for them.
+            notes: session_notes()
+                .sessions
+                .into_iter()
+                .map(|note| SessionNoteContext {
+                    transcript: None,
+                    ..note
+                })
+                .collect(),
             risk_flags: vec![risk()],
             assessments: vec![assessment()],
             timeline: vec![crate::TimelineEntry {

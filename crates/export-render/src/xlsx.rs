@@ -61,17 +61,17 @@ impl XlsxChart {
     /// The name of the sheet the chart and its numbers stand on.
     pub const SHEET: &'static str = "Chart";
 
-    /// Adds a sheet with the chart and the `points` it draws (label, value), when there are 1 to
-    /// `most_rows` of them. The points are copied onto that sheet (a short table: the numbers
-    /// behind the picture) because the data sheet is written in constant-memory mode, which keeps
-    /// no cells for a chart to cache, and a chart without cached labels shows numbers in most
-    /// readers.
+    /// Adds a sheet with the chart and the `points` it draws (label, value), when there are any
+    /// (the caller draws no chart over more than `most_rows` rows). The points are copied onto
+    /// that sheet (a short table: the numbers behind the picture) because the data sheet is
+    /// written in constant-memory mode, which keeps no cells for a chart to cache, and a chart
+    /// without cached labels shows numbers for them in most readers.
     fn draw(
         &self,
         workbook: &mut Workbook,
         points: &[(String, Option<f64>)],
     ) -> Result<(), XlsxError> {
-        if points.is_empty() || points.len() as u64 > self.most_rows {
+        if points.is_empty() {
             return Ok(());
         }
         let header = Format::new().set_bold();

@@ -231,6 +231,20 @@ fn json_of_no_rows_is_an_empty_array() {
     assert_eq!(out.into_inner(), b"[]");
 }
 
+/// The rows of `sheet`, each its cells as text joined by `|`.
+fn sheet_lines(workbook: &mut Xlsx<Cursor<Vec<u8>>>, sheet: &str) -> Vec<String> {
+    let range = workbook.worksheet_range(sheet).unwrap();
+    range
+        .rows()
+        .map(|r| {
+            r.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
 #[test]
 fn xlsx_reads_back_typed_with_header() {
     let bytes = render(
@@ -249,16 +263,7 @@ fn xlsx_reads_back_typed_with_header() {
         .collect();
     // Headers for people; the machine names, kinds and meanings in the data dictionary.
     assert_eq!(header, ["ID", "Patient", "Note", "Score", "Done", "On"]);
-    let dictionary = workbook.worksheet_range("Data dictionary").unwrap();
-    let entries: Vec<String> = dictionary
-        .rows()
-        .map(|r| {
-            r.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("|")
-        })
-        .collect();
+    let entries = sheet_lines(&mut workbook, "Data dictionary");
     assert_eq!(
         entries,
         [
@@ -476,18 +481,9 @@ fn an_xlsx_chart_is_drawn_only_over_few_rows_of_columns_it_has() {
         let bytes = render(&renderer, sample());
         let mut workbook: Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(bytes)).unwrap();
         let names = workbook.sheet_names();
-        let chart_cells = names.contains(&"Chart".to_owned()).then(|| {
-            let range = workbook.worksheet_range("Chart").unwrap();
-            range
-                .rows()
-                .map(|r| {
-                    r.iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("|")
-                })
-                .collect::<Vec<_>>()
-        });
+        let chart_cells = names
+            .contains(&"Chart".to_owned())
+            .then(|| sheet_lines(&mut workbook, "Chart"));
         (names, chart_cells)
     };
     // Four rows, a numeric column: the chart's sheet holds the labels and values it draws (a

@@ -270,18 +270,24 @@ pub fn docx_text(bytes: &[u8]) -> String {
 /// The rows of a workbook's first sheet as calamine reads them, each row's cells joined by
 /// commas; the header row first.
 pub fn xlsx_rows(bytes: &[u8]) -> Vec<String> {
+    xlsx_sheet(bytes, None)
+        .iter()
+        .map(|cells| cells.join(","))
+        .collect()
+}
+
+/// The cells of a workbook's sheet `name` (the first when `None`) as calamine reads them, row by
+/// row, as text.
+pub fn xlsx_sheet(bytes: &[u8], name: Option<&str>) -> Vec<Vec<String>> {
     use calamine::Reader;
     let mut book: calamine::Xlsx<_> =
         calamine::open_workbook_from_rs(std::io::Cursor::new(bytes.to_vec()))
             .expect("calamine opens the workbook");
-    let sheet = book.sheet_names()[0].clone();
-    let range = book.worksheet_range(&sheet).expect("the first sheet reads");
+    let sheet = name.map_or_else(|| book.sheet_names()[0].clone(), str::to_owned);
+    let range = book.worksheet_range(&sheet).expect("the sheet reads");
     range
         .rows()
-        .map(|row| {
-            let cells: Vec<String> = row.iter().map(ToString::to_string).collect();
-            cells.join(",")
-        })
+        .map(|row| row.iter().map(ToString::to_string).collect())
         .collect()
 }
 

@@ -207,7 +207,7 @@ impl<'f> Layout<'f> {
     /// alternative text as a caption, kept with the chart's end.
     fn chart(&mut self, chart: &crate::Chart) {
         let scene = crate::chart::scene(chart, self.flow.width());
-        let caption = self.chart_height(chart) - 10.0 - scene.height;
+        let caption = self.caption_height(chart);
         self.flow.skip(6.0);
         let pieces = scene.pieces();
         // A piece with the caption if it is the last, otherwise with the next piece's start.
@@ -224,11 +224,27 @@ impl<'f> Layout<'f> {
             self.flow.fresh = false;
         }
         self.flow.skip(4.0);
-        // A bar chart prints its labels and values as text already; a line its summary.
-        if chart.kind == ChartKind::Line {
-            self.paragraph(std::iter::once(caption_span(chart)), None, CAPTION, 0.0);
-        } else {
-            self.flow.skip(CAPTION.after);
+        self.caption(chart);
+    }
+
+    /// A chart's caption: a line chart's alternative text (its summary); a bar chart prints its
+    /// labels and values as text already, so only the space after it.
+    fn caption(&mut self, chart: &Chart) {
+        match chart.kind {
+            ChartKind::Line => {
+                self.paragraph(std::iter::once(caption_span(chart)), None, CAPTION, 0.0)
+            }
+            ChartKind::Bars => self.flow.skip(CAPTION.after),
+        }
+    }
+
+    /// The height [`caption`](Self::caption) takes at the current width.
+    fn caption_height(&mut self, chart: &Chart) -> f32 {
+        match chart.kind {
+            ChartKind::Line => {
+                self.measure_paragraph(std::iter::once(caption_span(chart)), CAPTION)
+            }
+            ChartKind::Bars => CAPTION.after,
         }
     }
 
@@ -239,8 +255,7 @@ impl<'f> Layout<'f> {
         let half = (self.flow.width() - GAP) / 2.0;
         let scenes = charts.map(|chart| crate::chart::scene(chart, half));
         self.flow.right = left + half;
-        let captions = charts
-            .map(|chart| self.measure_paragraph(std::iter::once(caption_span(chart)), CAPTION));
+        let captions = charts.map(|chart| self.caption_height(chart));
         self.flow.right = right;
         let drawn = scenes.iter().map(|s| s.height).fold(0.0, f32::max);
         let caption = captions.into_iter().fold(0.0, f32::max);
@@ -255,7 +270,7 @@ impl<'f> Layout<'f> {
             self.flow.right = x + half;
             self.flow.y = top - drawn - 4.0;
             self.flow.fresh = false;
-            self.paragraph(std::iter::once(caption_span(chart)), None, CAPTION, 0.0);
+            self.caption(chart);
             bottom = f32::min(bottom, self.flow.y);
         }
         self.flow.left = left;
@@ -266,13 +281,7 @@ impl<'f> Layout<'f> {
     /// The height of a chart with its caption.
     fn chart_height(&mut self, chart: &crate::Chart) -> f32 {
         let scene = crate::chart::scene(chart, self.flow.width());
-        let caption = match chart.kind {
-            ChartKind::Line => {
-                self.measure_paragraph(std::iter::once(caption_span(chart)), CAPTION)
-            }
-            ChartKind::Bars => CAPTION.after,
-        };
-        6.0 + scene.height + 4.0 + caption
+        6.0 + scene.height + 4.0 + self.caption_height(chart)
     }
 
     /// The height of a danger callout, its frame included.
